@@ -1,0 +1,412 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// This file holds Kafka's RecordBatch v2 codec: the byte layout of every
+// batch in a segment's .log file, and of a Batch being built.
+//
+//	baseOffset           int64   0  (not covered by the CRC)
+//	batchLength          int32   8  (bytes after this field)
+//	partitionLeaderEpoch int32  12  (not covered by the CRC)
+//	magic                int8   16  (2)
+//	crc                  uint32 17  (CRC-32C of attributes..end)
+//	attributes           int16  21
+//	lastOffsetDelta      int32  23
+//	baseTimestamp        int64  27
+//	maxTimestamp         int64  35
+//	producerId           int64  43
+//	producerEpoch        int16  51
+//	baseSequence         int32  53
+//	recordCount          int32  57
+//	records                     61
+//
+// Each record is: length varint, attributes int8, timestampDelta varlong,
+// offsetDelta varint, keyLength varint (-1: null), key, valueLength varint,
+// value, headerCount varint, then per header keyLength varint, key,
+// valueLength varint, value. Varints are zigzag, as encoding/binary's.
+
+const (
+	batchHeaderSize = 61
+	// batchOverhead is the part of the header that batchLength does not
+	// count (baseOffset and batchLength).
+	batchOverhead = 12
+	batchMagic    = 2
+
+	offBaseOffset      = 0
+	offLength          = 8
+	offLeaderEpoch     = 12
+	offMagic           = 16
+	offCRC             = 17
+	offAttributes      = 21
+	offLastOffsetDelta = 23
+	offBaseTimestamp   = 27
+	offMaxTimestamp    = 35
+	offProducerID      = 43
+	offProducerEpoch   = 51
+	offBaseSequence    = 53
+	offRecordCount     = 57
+
+	// attribute bits
+	attrCompressionMask = 0x07
+	attrTimestampType   = 0x08 // 0: CreateTime
+	attrTransactional   = 0x10
+	attrControl         = 0x20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Batch builds a RecordBatch v2 in memory for Partition.AppendBatch: the
+// embedded-log fast path. Add encodes each record straight into one
+// reusable buffer, so a warm Batch allocates nothing per record; Reset
+// empties it for reuse. A Batch is not safe for concurrent use.
+//
+// Records added with Add carry the time of the batch's first Add (one
+// clock read per batch); AddRecord keeps a record's own Timestamp.
+type Batch struct {
+	buf      []byte // header (batchHeaderSize bytes) then the records
+	count    int
+	baseTime int64 // ms of the first record; valid when count > 0
+	maxTime  int64
+	sealed   bool // header and CRC are up to date with buf
+
+	// producer identity for idempotence; -1 when not idempotent
+	producerID    int64
+	producerEpoch int16
+	baseSequence  int32
+	attributes    int16
+}
+
+// Add appends a record with the given key, value and headers. A nil key is
+// Kafka's null key. The slices are copied; the caller may reuse them.
+func (b *Batch) Add(key, value []byte, headers ...Header) {
+	if b.count == 0 {
+		b.start(time.Now().UnixMilli())
+	}
+	b.add(0, key, value, headers)
+}
+
+// AddRecord appends r's key, value, headers and timestamp (zero: the
+// batch's time). r's other fields are ignored.
+func (b *Batch) AddRecord(r *Record) {
+	var ts int64
+	if !r.Timestamp.IsZero() {
+		ts = r.Timestamp.UnixMilli()
+	}
+	if b.count == 0 {
+		if ts == 0 {
+			ts = time.Now().UnixMilli()
+		}
+		b.start(ts)
+	}
+	delta := int64(0)
+	if ts != 0 {
+		delta = ts - b.baseTime
+	}
+	b.add(delta, r.Key, r.Value, r.Headers)
+}
+
+// Len returns the number of records in the batch.
+func (b *Batch) Len() int { return b.count }
+
+// Size returns the encoded size of the batch in bytes, as it will be
+// written to the log.
+func (b *Batch) Size() int {
+	if b.count == 0 {
+		return 0
+	}
+	return len(b.buf)
+}
+
+// Reset empties the batch, keeping its buffer for reuse.
+func (b *Batch) Reset() {
+	b.count = 0
+	b.sealed = false
+	if b.buf != nil {
+		b.buf = b.buf[:batchHeaderSize]
+	}
+}
+
+func (b *Batch) start(ts int64) {
+	if cap(b.buf) < batchHeaderSize {
+		b.buf = make([]byte, batchHeaderSize, 16*KiB)
+	}
+	b.buf = b.buf[:batchHeaderSize]
+	b.baseTime = ts
+	b.maxTime = ts
+	if b.producerID == 0 && b.producerEpoch == 0 && b.baseSequence == 0 {
+		b.producerID, b.producerEpoch, b.baseSequence = -1, -1, -1
+	}
+}
+
+func (b *Batch) add(tsDelta int64, key, value []byte, headers []Header) {
+	b.sealed = false
+	b.buf = appendRecord(b.buf, tsDelta, int64(b.count), key, value, headers)
+	if t := b.baseTime + tsDelta; t > b.maxTime {
+		b.maxTime = t
+	}
+	b.count++
+}
+
+// seal writes the header and CRC; the baseOffset field is left for the
+// partition to fill.
+func (b *Batch) seal() []byte {
+	if !b.sealed {
+		putBatchHeader(b.buf, batchHeader{
+			Length:          int32(len(b.buf) - batchOverhead),
+			Magic:           batchMagic,
+			Attributes:      b.attributes,
+			LastOffsetDelta: int32(b.count - 1),
+			BaseTimestamp:   b.baseTime,
+			MaxTimestamp:    b.maxTime,
+			ProducerID:      b.producerID,
+			ProducerEpoch:   b.producerEpoch,
+			BaseSequence:    b.baseSequence,
+			Count:           int32(b.count),
+		})
+		b.sealed = true
+	}
+	return b.buf
+}
+
+// batchHeader is the decoded fixed part of a RecordBatch v2.
+type batchHeader struct {
+	BaseOffset      int64
+	Length          int32
+	LeaderEpoch     int32
+	Magic           int8
+	CRC             uint32
+	Attributes      int16
+	LastOffsetDelta int32
+	BaseTimestamp   int64
+	MaxTimestamp    int64
+	ProducerID      int64
+	ProducerEpoch   int16
+	BaseSequence    int32
+	Count           int32
+}
+
+// Size is the number of bytes the whole batch occupies in the log.
+func (h *batchHeader) Size() int64 { return int64(h.Length) + batchOverhead }
+
+// LastOffset is the offset of the batch's last record.
+func (h *batchHeader) LastOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) }
+
+// Compression is the codec in the attributes.
+func (h *batchHeader) Compression() Compression {
+	return Compression(h.Attributes & attrCompressionMask)
+}
+
+// putBatchHeader writes h into b[:batchHeaderSize] and computes the CRC
+// over b[offAttributes:]; b must hold the whole batch.
+func putBatchHeader(b []byte, h batchHeader) {
+	be := binary.BigEndian
+	be.PutUint64(b[offBaseOffset:], uint64(h.BaseOffset))
+	be.PutUint32(b[offLength:], uint32(h.Length))
+	be.PutUint32(b[offLeaderEpoch:], uint32(h.LeaderEpoch))
+	b[offMagic] = byte(h.Magic)
+	be.PutUint16(b[offAttributes:], uint16(h.Attributes))
+	be.PutUint32(b[offLastOffsetDelta:], uint32(h.LastOffsetDelta))
+	be.PutUint64(b[offBaseTimestamp:], uint64(h.BaseTimestamp))
+	be.PutUint64(b[offMaxTimestamp:], uint64(h.MaxTimestamp))
+	be.PutUint64(b[offProducerID:], uint64(h.ProducerID))
+	be.PutUint16(b[offProducerEpoch:], uint16(h.ProducerEpoch))
+	be.PutUint32(b[offBaseSequence:], uint32(h.BaseSequence))
+	be.PutUint32(b[offRecordCount:], uint32(h.Count))
+	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], crcTable))
+}
+
+// parseBatchHeader decodes the fixed header from b, which must hold at
+// least batchHeaderSize bytes. It checks only what the header alone can
+// show; checkBatch verifies the CRC.
+func parseBatchHeader(b []byte) (batchHeader, error) {
+	be := binary.BigEndian
+	h := batchHeader{
+		BaseOffset:      int64(be.Uint64(b[offBaseOffset:])),
+		Length:          int32(be.Uint32(b[offLength:])),
+		LeaderEpoch:     int32(be.Uint32(b[offLeaderEpoch:])),
+		Magic:           int8(b[offMagic]),
+		CRC:             be.Uint32(b[offCRC:]),
+		Attributes:      int16(be.Uint16(b[offAttributes:])),
+		LastOffsetDelta: int32(be.Uint32(b[offLastOffsetDelta:])),
+		BaseTimestamp:   int64(be.Uint64(b[offBaseTimestamp:])),
+		MaxTimestamp:    int64(be.Uint64(b[offMaxTimestamp:])),
+		ProducerID:      int64(be.Uint64(b[offProducerID:])),
+		ProducerEpoch:   int16(be.Uint16(b[offProducerEpoch:])),
+		BaseSequence:    int32(be.Uint32(b[offBaseSequence:])),
+		Count:           int32(be.Uint32(b[offRecordCount:])),
+	}
+	switch {
+	case h.Magic != batchMagic:
+		return h, fmt.Errorf("magic %d, want %d", h.Magic, batchMagic)
+	case h.Length < batchHeaderSize-batchOverhead:
+		return h, fmt.Errorf("batch length %d is shorter than a header", h.Length)
+	case h.BaseOffset < 0:
+		return h, fmt.Errorf("negative base offset %d", h.BaseOffset)
+	case h.Count < 0 || h.LastOffsetDelta < 0 || h.Count > h.LastOffsetDelta+1:
+		return h, fmt.Errorf("record count %d does not fit last offset delta %d", h.Count, h.LastOffsetDelta)
+	case h.Count > h.Length: // every record takes at least a byte
+		return h, fmt.Errorf("record count %d exceeds batch length %d", h.Count, h.Length)
+	}
+	return h, nil
+}
+
+// checkBatch verifies the CRC of a whole batch b (header included).
+func checkBatch(b []byte, h *batchHeader) error {
+	if got := crc32.Checksum(b[offAttributes:], crcTable); got != h.CRC {
+		return fmt.Errorf("crc mismatch: stored %08x, computed %08x", h.CRC, got)
+	}
+	return nil
+}
+
+// isZeroHeader reports whether b (a header's worth of bytes) is all zero:
+// the preallocated tail of an active segment, which reads as its end.
+func isZeroHeader(b []byte) bool {
+	for _, c := range b[:batchOverhead] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// recordSize returns the size of a record's body (after its length varint).
+func recordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
+	n := 1 + varintLen(tsDelta) + varintLen(offsetDelta)
+	n += bytesLen(key) + bytesLen(value)
+	n += varintLen(int64(len(headers)))
+	for i := range headers {
+		n += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key)
+		n += bytesLen(headers[i].Value)
+	}
+	return n
+}
+
+// appendRecord appends one encoded record to dst.
+func appendRecord(dst []byte, tsDelta, offsetDelta int64, key, value []byte, headers []Header) []byte {
+	size := recordSize(tsDelta, offsetDelta, key, value, headers)
+	dst = binary.AppendVarint(dst, int64(size))
+	dst = append(dst, 0) // record attributes: unused
+	dst = binary.AppendVarint(dst, tsDelta)
+	dst = binary.AppendVarint(dst, offsetDelta)
+	dst = appendBytes(dst, key)
+	dst = appendBytes(dst, value)
+	dst = binary.AppendVarint(dst, int64(len(headers)))
+	for i := range headers {
+		dst = binary.AppendVarint(dst, int64(len(headers[i].Key)))
+		dst = append(dst, headers[i].Key...)
+		dst = appendBytes(dst, headers[i].Value)
+	}
+	return dst
+}
+
+func appendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(b)))
+	return append(dst, b...)
+}
+
+func bytesLen(b []byte) int {
+	if b == nil {
+		return 1
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
+// varintLen is the length of v as a zigzag varint.
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+var errShortRecord = errors.New("record runs past the end of its batch")
+
+// recordDecoder walks the records of one batch.
+type recordDecoder struct {
+	b   []byte // remaining record bytes
+	err error
+}
+
+func (d *recordDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns the next length-prefixed field as a sub-slice of the input;
+// nil for Kafka's null (-1).
+func (d *recordDecoder) bytes() []byte {
+	n := d.varint()
+	if d.err != nil || n < 0 {
+		if n < -1 {
+			d.err = fmt.Errorf("negative field length %d", n)
+		}
+		return nil
+	}
+	if n > int64(len(d.b)) {
+		d.err = errShortRecord
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// next decodes one record into r (Key, Value, Headers, Timestamp and the
+// offset delta in Offset) and returns false at the end or on error (d.err).
+func (d *recordDecoder) next(r *Record, baseTime int64) bool {
+	if len(d.b) == 0 || d.err != nil {
+		return false
+	}
+	size := d.varint()
+	if d.err != nil {
+		return false
+	}
+	if size < 1 || size > int64(len(d.b)) {
+		d.err = fmt.Errorf("record length %d with %d bytes left", size, len(d.b))
+		return false
+	}
+	rest := d.b[size:]
+	d.b = d.b[1:size] // skip record attributes
+	ts := d.varint()
+	r.Offset = d.varint()
+	r.Key = d.bytes()
+	r.Value = d.bytes()
+	nh := d.varint()
+	if d.err == nil && (nh < 0 || nh > int64(len(d.b))) {
+		d.err = fmt.Errorf("header count %d with %d bytes left", nh, len(d.b))
+	}
+	r.Headers = nil
+	if d.err == nil && nh > 0 {
+		r.Headers = make([]Header, nh)
+		for i := range r.Headers {
+			r.Headers[i].Key = string(d.bytes())
+			r.Headers[i].Value = d.bytes()
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d stray bytes after a record", len(d.b))
+	}
+	r.Timestamp = time.UnixMilli(baseTime + ts)
+	d.b = rest
+	return d.err == nil
+}
