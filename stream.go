@@ -1,6 +1,104 @@
+// Package stream is an embeddable, in-process streaming engine modelled on
+// Apache Kafka: topics split into partitions, each partition an ordered,
+// durable, segmented log on local disk in Kafka's own RecordBatch v2
+// format. A Go service imports it the way it imports bbolt: no broker to
+// run, one directory on disk.
+//
+// # Basics
+//
+// Open a directory, create a topic, append and read:
+//
+//	s, err := stream.Open("data", nil) // nil: defaults
+//	if err != nil { ... }
+//	defer s.Close()
+//	t, err := s.CreateTopic("events", stream.TopicConfig{Partitions: 4})
+//	p, _ := t.Partition(0)
+//	off, err := p.Append(&stream.Record{Key: []byte("k"), Value: []byte("v")})
+//	recs, err := p.Read(off, 1<<20)
+//
+// A Partition is the embedded-log fast path: Append and AppendBatch assign
+// consecutive offsets; Read, Scan (a Go iterator that follows the tail)
+// and Wait read them back; OffsetForTime finds the first record at or
+// after a time, for replay. Each partition is a directory
+// DIR/topics/<topic>-<partition> of segments: a .log of record batches
+// byte for byte as Kafka writes them, a sparse .index and a .timeindex.
+// Topic configurations live in DIR/meta.db (bbolt).
+//
+// # Durability
+//
+// Options.Sync says when an append is acknowledged:
+//
+//   - SyncAlways (the default): after fsync. Concurrent appenders to a
+//     partition share one fsync (group commit), so many small appends
+//     from many goroutines cost few fsyncs. An acknowledged append
+//     survives kill -9 and power loss.
+//   - SyncPeriodic: after the write; every Options.SyncInterval a
+//     background goroutine fsyncs. An acknowledged append survives kill
+//     -9; a power loss can take the last interval.
+//   - SyncNever: after the write; the operating system flushes when it
+//     likes, and Sync or Close make everything durable.
+//
+// A record is visible to readers only below the partition's high
+// watermark: the durable end of the log under the sync policy. No reader
+// sees a record that a crash can erase. A failed write or fsync makes the
+// partition refuse writes until it is reopened (the kernel may have
+// dropped the data; retrying and acknowledging would lie).
+//
+// On Open each partition recovers: the last segment is validated from its
+// last index entry, a torn or corrupt tail is truncated and missing or
+// damaged indexes are rebuilt. A corrupt batch in a sealed segment is
+// never skipped or truncated: reads that reach it fail with a
+// *CorruptError (ErrCorrupt) naming the file and byte position.
+//
+// Retention deletes whole sealed segments, oldest first, once their newest
+// record is older than TopicConfig.Retention or the partition is larger
+// than TopicConfig.RetentionBytes; StartOffset advances. The active
+// segment is never deleted.
+//
+// # Concurrency
+//
+// Every method is safe for concurrent use. An append takes its
+// partition's lock for one short critical section (assign offsets, copy
+// the batch into the memory-mapped active segment, index it); fsync
+// happens outside it. Readers do not block appenders while they copy and
+// decode. Waiters (Wait, Scan, long polls) wake when the high watermark
+// moves, without polling.
+//
+// Lock order, outermost first: Stream.mu; Partition.syncMu and
+// Partition.finalizeMu; Partition.mu; segment.mu.
+//
+// Each background job is one goroutine started by Open and stopped by
+// Close: retention, and (under SyncPeriodic and SyncNever) the flusher
+// that fsyncs partitions and finalizes rolled segments. No goroutine
+// outlives Close.
+//
+// # Caveats
+//
+//   - One process at a time: Open takes an exclusive lock on the
+//     directory, and a second Open fails at once naming it.
+//   - Linux and other Unix systems only: the active segment is
+//     memory-mapped and preallocated.
+//   - Offsets are contiguous; there is no log compaction.
+//   - Records returned by Read and Scan share memory with their batch:
+//     holding one keeps its batch's buffer alive.
 package stream
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
 
 // Sentinel errors, matched with errors.Is. Returned errors wrap them with
 // the context a caller needs (topic, partition, offset, file, position).
@@ -43,3 +141,487 @@ var (
 	// passes.
 	ErrTimeout = errors.New("stream: timed out")
 )
+
+// Stream is an open directory of topics. Open one with Open; it is safe
+// for concurrent use, and Close releases it.
+type Stream struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *os.File  // holds the directory's exclusive flock
+	db   *bbolt.DB // meta.db
+
+	// mu guards topics and closed.
+	mu     sync.RWMutex
+	topics map[string]*Topic
+	closed bool
+
+	stop      chan struct{} // closed by Close: background jobs return
+	done      sync.WaitGroup
+	flushWake chan struct{} // a partition rolled: finalize sealed segments
+}
+
+var (
+	bucketTopics = []byte("topics")
+)
+
+// topicRecord is a topic's entry in meta.db.
+type topicRecord struct {
+	Config   TopicConfig `json:"config"`
+	Created  time.Time   `json:"created"`
+	Deleting bool        `json:"deleting,omitempty"`
+}
+
+// Open opens (creating if needed) the stream in dir, recovers every
+// partition, and starts the background jobs. A nil opts means defaults. A
+// directory already opened by another Stream, in this process or another,
+// fails at once with an error naming it.
+func Open(dir string, opts *Options) (_ *Stream, err error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	s := &Stream{
+		dir: dir, opts: o, log: o.Logger,
+		topics:    map[string]*Topic{},
+		stop:      make(chan struct{}),
+		flushWake: make(chan struct{}, 1),
+	}
+	defer func() {
+		if err != nil {
+			s.closeTopics()
+			if s.db != nil {
+				s.db.Close()
+			}
+			if s.lock != nil {
+				s.lock.Close()
+			}
+		}
+	}()
+	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketTopics)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	if err := s.loadTopics(); err != nil {
+		return nil, err
+	}
+	s.done.Add(1)
+	go s.retentionLoop()
+	if o.Sync != SyncAlways {
+		s.done.Add(1)
+		go s.flushLoop()
+	}
+	return s, nil
+}
+
+// lockDir takes an exclusive, non-blocking flock on DIR/LOCK.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("stream: directory %s is in use by another Stream (lock %s held)", dir, path)
+		}
+		return nil, fmt.Errorf("stream: lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// loadTopics opens every topic recorded in meta.db, finishing deletions a
+// crash interrupted.
+func (s *Stream) loadTopics() error {
+	recs := map[string]topicRecord{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTopics).ForEach(func(k, v []byte) error {
+			var r topicRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("topic %q: %w", k, err)
+			}
+			recs[string(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
+	}
+	names := make([]string, 0, len(recs))
+	for name := range recs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r := recs[name]
+		if r.Deleting {
+			s.log.Info("finishing interrupted topic deletion", "topic", name)
+			if err := s.removeTopicFiles(name, r.Config.Partitions); err != nil {
+				return err
+			}
+			continue
+		}
+		t, err := s.openTopic(name, r.Config)
+		if err != nil {
+			return err
+		}
+		s.topics[name] = t
+	}
+	s.warnStrayDirs()
+	return nil
+}
+
+// warnStrayDirs logs partition directories that belong to no topic. They
+// are left alone: data the stream does not know is never deleted.
+func (s *Stream) warnStrayDirs() {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "topics"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		i := strings.LastIndexByte(e.Name(), '-')
+		if i < 0 {
+			continue
+		}
+		n, err := strconv.Atoi(e.Name()[i+1:])
+		t := s.topics[e.Name()[:i]]
+		if err != nil || t == nil || n >= len(t.partitions) {
+			s.log.Warn("directory belongs to no topic; leaving it", "dir", filepath.Join(s.dir, "topics", e.Name()))
+		}
+	}
+}
+
+func (s *Stream) partitionDir(topic string, i int) string {
+	return filepath.Join(s.dir, "topics", topic+"-"+strconv.Itoa(i))
+}
+
+func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
+	t := &Topic{name: name, cfg: cfg}
+	pc := partitionConfig{
+		sync:           s.opts.Sync,
+		segmentBytes:   int64(s.opts.SegmentBytes),
+		segmentAge:     s.opts.SegmentAge,
+		indexEvery:     int64(s.opts.IndexIntervalBytes),
+		maxRecordBytes: int64(s.opts.MaxRecordBytes),
+	}
+	if cfg.SegmentBytes != 0 {
+		pc.segmentBytes = int64(cfg.SegmentBytes)
+	}
+	if s.opts.Sync != SyncAlways {
+		pc.finalizeLater = s.wakeFlusher
+	}
+	for i := range cfg.Partitions {
+		p, err := openPartition(s.partitionDir(name, i), name, int32(i), pc, s.log)
+		if err != nil {
+			for _, q := range t.partitions {
+				q.close()
+			}
+			return nil, fmt.Errorf("stream: open partition %s-%d: %w", name, i, err)
+		}
+		t.partitions = append(t.partitions, p)
+	}
+	return t, nil
+}
+
+func (s *Stream) wakeFlusher(*Partition) {
+	select {
+	case s.flushWake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the background jobs, syncs and closes every partition, and
+// releases the directory. Calls after Close return ErrClosed.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	s.done.Wait()
+	err := s.closeTopics()
+	err = errors.Join(err, s.db.Close(), s.lock.Close())
+	if err != nil {
+		return fmt.Errorf("stream: close %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Stream) closeTopics() error {
+	var errs []error
+	for _, t := range s.topics {
+		for _, p := range t.partitions {
+			errs = append(errs, p.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sync fsyncs every partition now: for SyncPeriodic and SyncNever users
+// who need a durable point.
+func (s *Stream) Sync() error {
+	parts, err := s.partitions()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, p.Sync())
+	}
+	return errors.Join(errs...)
+}
+
+// partitions returns every partition of every topic.
+func (s *Stream) partitions() ([]*Partition, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("stream: %s: %w", s.dir, ErrClosed)
+	}
+	var parts []*Partition
+	for _, t := range s.topics {
+		parts = append(parts, t.partitions...)
+	}
+	return parts, nil
+}
+
+// CreateTopic creates a topic with cfg (zero fields: defaults). It fails
+// with ErrInvalidName, ErrInvalidConfig, ErrTopicExists, or
+// ErrNotEnoughReplicas for a replication factor above the number of
+// nodes.
+func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
+	if err := validName("topic", name); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.withDefaults("TopicConfig.")
+	if err != nil {
+		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+	}
+	if cfg.ReplicationFactor > 1 {
+		return nil, fmt.Errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrClosed)
+	}
+	if _, ok := s.topics[name]; ok {
+		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrTopicExists)
+	}
+	for i := range cfg.Partitions {
+		if _, err := os.Stat(s.partitionDir(name, i)); err == nil {
+			return nil, fmt.Errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
+				name, s.partitionDir(name, i), ErrTopicExists)
+		}
+	}
+	// meta.db is the commit point: a crash after it leaves a topic whose
+	// missing partition directories Open creates.
+	rec, _ := json.Marshal(topicRecord{Config: cfg, Created: time.Now().UTC()})
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
+	}); err != nil {
+		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+	}
+	t, err := s.openTopic(name, cfg)
+	if err != nil {
+		s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketTopics).Delete([]byte(name)) })
+		s.removeTopicFiles(name, cfg.Partitions)
+		return nil, err
+	}
+	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
+		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+	}
+	s.topics[name] = t
+	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)
+	return t, nil
+}
+
+// Topic returns the named topic, or ErrUnknownTopic.
+func (s *Stream) Topic(name string) (*Topic, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrClosed)
+	}
+	t, ok := s.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrUnknownTopic)
+	}
+	return t, nil
+}
+
+// Topics returns the names of all topics, sorted. It returns nil after
+// Close.
+func (s *Stream) Topics() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	names := make([]string, 0, len(s.topics))
+	for name := range s.topics {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// DeleteTopic deletes a topic and its files. Users of its partitions get
+// ErrClosed. The deletion is crash-safe: it is first recorded in meta.db,
+// and Open finishes one a crash interrupted.
+func (s *Stream) DeleteTopic(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("stream: delete topic %s: %w", name, ErrClosed)
+	}
+	t, ok := s.topics[name]
+	if !ok {
+		return fmt.Errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
+	}
+	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
+	}); err != nil {
+		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+	}
+	delete(s.topics, name)
+	for _, p := range t.partitions {
+		p.close()
+	}
+	if err := s.removeTopicFiles(name, len(t.partitions)); err != nil {
+		return err
+	}
+	s.log.Info("deleted topic", "topic", name)
+	return nil
+}
+
+// removeTopicFiles removes the partition directories of a topic marked
+// for deletion, then its meta.db entry.
+func (s *Stream) removeTopicFiles(name string, partitions int) error {
+	for i := range partitions {
+		if err := os.RemoveAll(s.partitionDir(name, i)); err != nil {
+			return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		}
+	}
+	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
+		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTopics).Delete([]byte(name))
+	}); err != nil {
+		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// Stats is a snapshot of a Stream's size.
+type Stats struct {
+	Topics     int
+	Partitions int
+	Segments   int
+	Bytes      ByteSize // of record batches on disk
+	Records    int64    // kept records: the sum of HighWatermark - StartOffset
+}
+
+// Stats returns a snapshot of the stream's size. It is zero after Close.
+func (s *Stream) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var st Stats
+	if s.closed {
+		return st
+	}
+	st.Topics = len(s.topics)
+	for _, t := range s.topics {
+		for _, p := range t.partitions {
+			ps := p.stats()
+			st.Partitions++
+			st.Segments += ps.segments
+			st.Bytes += ByteSize(ps.bytes)
+			st.Records += p.HighWatermark() - p.StartOffset()
+		}
+	}
+	return st
+}
+
+// retentionLoop runs retention every RetentionCheckInterval until Close.
+func (s *Stream) retentionLoop() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.enforceRetention(now)
+		}
+	}
+}
+
+// enforceRetention applies every topic's retention once.
+func (s *Stream) enforceRetention(now time.Time) {
+	s.mu.RLock()
+	topics := make([]*Topic, 0, len(s.topics))
+	for _, t := range s.topics {
+		topics = append(topics, t)
+	}
+	s.mu.RUnlock()
+	for _, t := range topics {
+		for _, p := range t.partitions {
+			if _, err := p.enforceRetention(now, t.cfg.Retention, int64(t.cfg.RetentionBytes)); err != nil {
+				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
+			}
+		}
+	}
+}
+
+// flushLoop is the background flusher under SyncPeriodic and SyncNever:
+// it finalizes rolled segments when woken and, under SyncPeriodic, syncs
+// every partition each SyncInterval.
+func (s *Stream) flushLoop() {
+	defer s.done.Done()
+	var tick <-chan time.Time
+	if s.opts.Sync == SyncPeriodic {
+		t := time.NewTicker(s.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.flushWake:
+			parts, _ := s.partitions()
+			for _, p := range parts {
+				if err := p.finalizeSealed(); err != nil && !errors.Is(err, ErrClosed) {
+					s.log.Error("finalize segments", "topic", p.topic, "partition", p.id, "error", err)
+				}
+			}
+		case <-tick:
+			parts, _ := s.partitions()
+			for _, p := range parts {
+				if err := p.Sync(); err != nil && !errors.Is(err, ErrClosed) {
+					s.log.Error("periodic sync", "topic", p.topic, "partition", p.id, "error", err)
+				}
+			}
+		}
+	}
+}

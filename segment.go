@@ -1,0 +1,888 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A segment is one file of a partition's log, named by the offset of its
+// first record, with its two sparse indexes:
+//
+//	00000000000000000000.log        RecordBatch v2 batches, back to back
+//	00000000000000000000.index      (relativeOffset uint32, position uint32) every IndexIntervalBytes
+//	00000000000000000000.timeindex  (timestamp int64, relativeOffset uint32) when the max timestamp grows
+//
+// All integers are big-endian, as Kafka's. The active segment (the last
+// one) is preallocated to its full size with fallocate — so a full disk is
+// an error at roll time, never a SIGBUS on a write — and memory-mapped, so
+// an append is a copy into memory, not a system call. An all-zero header
+// marks the end of an active segment's data. Sealing trims the file to its
+// batches, syncs it and unmaps it; sealed segments are read with pread.
+//
+// The active segment keeps its offset index in memory (bounded by one
+// segment's size); sealed segments search their index files, so memory
+// stays flat as the log grows.
+type segment struct {
+	base int64  // offset of the first record; the file name
+	path string // of the .log file; indexes share its stem
+
+	// mu guards f, idx, tidx, m and closed against sealing and deletion:
+	// readers hold it shared while they touch the files or the mapping.
+	mu     sync.RWMutex
+	f      *os.File
+	idx    *os.File
+	tidx   *os.File
+	m      []byte // the writable mapping of an active segment; nil when sealed
+	closed bool
+
+	allocated int64 // bytes of the .log reserved on disk (its size while active)
+
+	// The fields below are guarded by the owning partition's mu.
+	size       int64  // bytes of whole batches in the .log
+	visible    int64  // bytes of batches below the high watermark; == size once sealed
+	next       int64  // offset after the last record
+	maxTime    int64  // largest record timestamp (ms); -1 when empty
+	maxTimeRel uint32 // relative offset of the batch holding maxTime
+	firstTime  int64  // timestamp (ms) of the first batch, for SegmentAge; -1 when empty
+	sealed     bool   // no more appends
+	finalized  bool   // sealed, trimmed, synced, indexes complete on disk
+
+	// In-memory index of the active segment, and how much of it is on disk.
+	index       []indexEntry
+	tindex      []timeEntry
+	idxDone     int   // entries of index written to the .index file
+	tidxDone    int   // entries of tindex written to the .timeindex file
+	sinceIndex  int64 // bytes appended since the last index entry
+	indexEvery  int64 // IndexIntervalBytes
+	segmentSize int64 // roll threshold
+}
+
+type indexEntry struct {
+	rel uint32 // offset - base
+	pos uint32 // byte position in .log
+}
+
+type timeEntry struct {
+	ts  int64  // max timestamp so far (ms)
+	rel uint32 // relative offset of the batch where it was reached
+}
+
+const (
+	indexEntrySize = 8
+	timeEntrySize  = 12
+)
+
+var errSegmentClosed = errors.New("segment closed")
+
+func segmentPath(dir string, base int64, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", base, ext))
+}
+
+// corruptError builds an ErrCorrupt naming the file and byte position.
+func corruptError(file string, pos int64, err error) error {
+	return &CorruptError{File: file, Position: pos, Err: err}
+}
+
+// CorruptError reports damaged data on disk: which file, at which byte
+// position, and what is wrong. It matches ErrCorrupt with errors.Is.
+type CorruptError struct {
+	File     string
+	Position int64
+	Err      error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("stream: corrupt data in %s at byte %d: %v", e.File, e.Position, e.Err)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Unwrap returns the underlying problem.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// createSegment creates the files of a new, empty active segment with room
+// for capacity bytes, maps it, and syncs the directory.
+func createSegment(dir string, base, capacity, indexEvery, segmentSize int64) (_ *segment, err error) {
+	s := &segment{
+		base: base, path: segmentPath(dir, base, ".log"),
+		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
+	}
+	defer func() {
+		if err != nil {
+			s.closeFiles()
+			os.Remove(s.path)
+			os.Remove(s.indexPath())
+			os.Remove(s.timeIndexPath())
+		}
+	}()
+	if s.f, err = os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+		return nil, err
+	}
+	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+		return nil, err
+	}
+	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+		return nil, err
+	}
+	if err = s.activate(capacity); err != nil {
+		return nil, err
+	}
+	if _, err = s.reserve(min(int64(minAllocation), int64(len(s.m)))); err != nil {
+		return nil, err
+	}
+	if err = syncDir(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// activate maps capacity bytes of the log for writing. The mapping is
+// virtual: disk space is reserved as appends reach it (reserve), so a
+// topic with many partitions does not claim SegmentBytes of disk for each.
+func (s *segment) activate(capacity int64) error {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	capacity = roundUpPage(max(capacity, fi.Size(), 1))
+	m, err := unix.Mmap(int(s.f.Fd()), 0, int(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap %s: %w", s.path, err)
+	}
+	s.m = m
+	s.allocated = fi.Size()
+	return nil
+}
+
+// minAllocation and maxAllocationStep bound how the active segment's file
+// grows: doubling from 64 KiB, at most 16 MiB at a time.
+const (
+	minAllocation     = 64 * KiB
+	maxAllocationStep = 16 * MiB
+)
+
+// reserve makes sure the bytes up to end are allocated on disk, so writes
+// through the mapping cannot fail for want of space. It reports false when
+// end is past the mapping (the caller rolls). The partition's mu is held.
+func (s *segment) reserve(end int64) (bool, error) {
+	if end > int64(len(s.m)) {
+		return false, nil
+	}
+	if end <= s.allocated {
+		return true, nil
+	}
+	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
+	want := min(max(end, s.allocated+grow), int64(len(s.m)))
+	if err := preallocate(s.f, want); err != nil {
+		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
+	}
+	s.allocated = want
+	return true, nil
+}
+
+// preallocate grows f to size bytes with every block allocated, so writes
+// through a mapping cannot fail for want of space.
+func preallocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
+		return err
+	}
+	// The file system cannot fallocate: write the zeros ourselves.
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for pos := fi.Size(); pos < size; {
+		n := min(int64(len(zeros)), size-pos)
+		if _, err := f.WriteAt(zeros[:n], pos); err != nil {
+			return err
+		}
+		pos += n
+	}
+	return nil
+}
+
+func roundUpPage(n int64) int64 {
+	const page = 4096
+	return (n + page - 1) &^ (page - 1)
+}
+
+func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
+func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
+
+// openSegment opens the files of an existing segment. next is the offset
+// after its last record when a later segment tells it (-1 when unknown:
+// the last segment, which recover scans).
+func openSegment(dir string, base, indexEvery, segmentSize int64) (_ *segment, err error) {
+	s := &segment{
+		base: base, path: segmentPath(dir, base, ".log"),
+		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
+	}
+	defer func() {
+		if err != nil {
+			s.closeFiles()
+		}
+	}()
+	if s.f, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+		return nil, err
+	}
+	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return nil, err
+	}
+	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return nil, err
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	s.size = fi.Size()
+	s.visible = s.size
+	return s, nil
+}
+
+// loadSealed prepares a finalized segment that a later segment follows:
+// its end offset is next, its newest timestamp comes from the last entry
+// of its time index. Damaged or missing indexes are rebuilt from the log.
+func (s *segment) loadSealed(next int64) error {
+	s.next, s.sealed, s.finalized = next, true, true
+	ok, err := s.indexesLookSane()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if _, err := s.rebuildIndexes(); err != nil {
+			return err
+		}
+	}
+	var b [timeEntrySize]byte
+	fi, err := s.tidx.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() >= timeEntrySize {
+		if _, err := s.tidx.ReadAt(b[:], fi.Size()-timeEntrySize); err != nil {
+			return err
+		}
+		s.maxTime = int64(binary.BigEndian.Uint64(b[:]))
+		s.maxTimeRel = binary.BigEndian.Uint32(b[8:])
+	}
+	return nil
+}
+
+// indexesLookSane checks what a sealed segment's indexes can show cheaply:
+// whole entries, a time index when there is data, and a last index entry
+// inside the log. Entries are checked again when a read uses them.
+func (s *segment) indexesLookSane() (bool, error) {
+	fi, err := s.idx.Stat()
+	if err != nil {
+		return false, err
+	}
+	ti, err := s.tidx.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fi.Size()%indexEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
+		return false, nil
+	}
+	if s.size > 0 && ti.Size() == 0 {
+		return false, nil
+	}
+	if n := fi.Size() / indexEntrySize; n > 0 {
+		e, err := readIndexEntry(s.idx, n-1)
+		if err != nil {
+			return false, err
+		}
+		if int64(e.pos) >= s.size || s.base+int64(e.rel) >= s.next {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func readIndexEntry(f *os.File, i int64) (indexEntry, error) {
+	var b [indexEntrySize]byte
+	if _, err := f.ReadAt(b[:], i*indexEntrySize); err != nil {
+		return indexEntry{}, err
+	}
+	return indexEntry{rel: binary.BigEndian.Uint32(b[:]), pos: binary.BigEndian.Uint32(b[4:])}, nil
+}
+
+func readTimeEntry(f *os.File, i int64) (timeEntry, error) {
+	var b [timeEntrySize]byte
+	if _, err := f.ReadAt(b[:], i*timeEntrySize); err != nil {
+		return timeEntry{}, err
+	}
+	return timeEntry{ts: int64(binary.BigEndian.Uint64(b[:])), rel: binary.BigEndian.Uint32(b[8:])}, nil
+}
+
+// scanResult is what a scan of a log file found.
+type scanResult struct {
+	end       int64 // position after the last valid batch
+	next      int64 // offset after the last valid batch
+	bad       error // why the scan stopped before the end of the data, if it did
+	zeroTail  bool  // the scan stopped at an all-zero header (preallocated space)
+	lastBatch batchHeader
+}
+
+// scan validates batches from pos (where a batch with base offset
+// nextOffset starts) to the end of the file, calling fn for each valid
+// one. It stops at the first batch that is torn, out of sequence or fails
+// its CRC, and reports why.
+func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)) (scanResult, error) {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return scanResult{}, err
+	}
+	fileSize := fi.Size()
+	r := scanResult{end: pos, next: nextOffset}
+	var hdr [batchHeaderSize]byte
+	var buf []byte
+	for r.end < fileSize {
+		if fileSize-r.end < batchHeaderSize {
+			if n, _ := s.f.ReadAt(hdr[:fileSize-r.end], r.end); allZero(hdr[:n]) {
+				r.zeroTail = true
+				return r, nil
+			}
+			r.bad = fmt.Errorf("torn batch header: %d bytes before end of file", fileSize-r.end)
+			return r, nil
+		}
+		if _, err := s.f.ReadAt(hdr[:], r.end); err != nil {
+			return r, err
+		}
+		if isZeroHeader(hdr[:]) {
+			r.zeroTail = true
+			return r, nil
+		}
+		h, err := parseBatchHeader(hdr[:])
+		if err != nil {
+			r.bad = err
+			return r, nil
+		}
+		if r.end+h.Size() > fileSize {
+			r.bad = fmt.Errorf("torn batch: %d bytes, %d left in file", h.Size(), fileSize-r.end)
+			return r, nil
+		}
+		if h.BaseOffset != r.next {
+			r.bad = fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, r.next)
+			return r, nil
+		}
+		if cap(buf) < int(h.Size()) {
+			buf = make([]byte, h.Size())
+		}
+		buf = buf[:h.Size()]
+		if _, err := s.f.ReadAt(buf, r.end); err != nil {
+			return r, err
+		}
+		if err := checkBatch(buf, &h); err != nil {
+			r.bad = err
+			return r, nil
+		}
+		if fn != nil {
+			fn(&h, r.end)
+		}
+		r.lastBatch = h
+		r.end += h.Size()
+		r.next = h.LastOffset() + 1
+	}
+	return r, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// noteBatch updates the in-memory indexes and stats for a batch appended
+// (or recovered) at pos. Guarded by the partition's mu.
+func (s *segment) noteBatch(h *batchHeader, pos int64) {
+	if s.firstTime < 0 {
+		s.firstTime = h.MaxTimestamp
+	}
+	rel := uint32(h.BaseOffset - s.base)
+	if h.MaxTimestamp > s.maxTime {
+		s.maxTime = h.MaxTimestamp
+		s.maxTimeRel = rel
+	}
+	if s.sinceIndex >= s.indexEvery && pos > 0 {
+		s.index = append(s.index, indexEntry{rel: rel, pos: uint32(pos)})
+		if n := len(s.tindex); n == 0 || s.tindex[n-1].ts < s.maxTime {
+			s.tindex = append(s.tindex, timeEntry{ts: s.maxTime, rel: s.maxTimeRel})
+		}
+		s.sinceIndex = 0
+	}
+	s.sinceIndex += h.Size()
+	s.size = pos + h.Size()
+	s.next = h.LastOffset() + 1
+}
+
+// recoverActive validates the last segment of a partition: it scans from
+// the last index entry that checks out (or from the start), truncates a
+// torn or corrupt tail, and rebuilds the in-memory indexes. fromStart
+// forces a scan of the whole file (a segment whose sync was not recorded).
+// It returns what it truncated, if anything.
+func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
+	s.index, s.tindex = nil, nil
+	pos, next := int64(0), s.base
+	if !fromStart {
+		pos, next, err = s.loadIndexForRecovery()
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.size = pos
+	if pos == 0 {
+		s.index, s.tindex, s.sinceIndex = s.index[:0], s.tindex[:0], 0
+		s.maxTime, s.firstTime = -1, -1
+	}
+	r, err := s.scan(pos, next, func(h *batchHeader, at int64) { s.noteBatch(h, at) })
+	if err != nil {
+		return nil, err
+	}
+	s.size, s.next, s.visible = r.end, r.next, r.end
+	if r.bad != nil {
+		truncated = corruptError(s.path, r.end, r.bad)
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() != r.end {
+		// Cut everything after the last valid batch, so the space
+		// preallocated again reads as zeros.
+		if err := s.f.Truncate(r.end); err != nil {
+			return nil, err
+		}
+	}
+	// Rewrite the index files to match what is in memory.
+	if err := s.idx.Truncate(0); err != nil {
+		return nil, err
+	}
+	if err := s.tidx.Truncate(0); err != nil {
+		return nil, err
+	}
+	s.idxDone, s.tidxDone = 0, 0
+	if err := s.flushIndexes(s.size); err != nil {
+		return nil, err
+	}
+	if s.firstTime < 0 && s.size > 0 {
+		s.firstTime = s.maxTime
+	}
+	return truncated, nil
+}
+
+// loadIndexForRecovery reads the active segment's index files into memory
+// and returns the position and offset of the last entry whose batch header
+// is valid, dropping entries after it. With no usable entry it returns the
+// start of the segment.
+func (s *segment) loadIndexForRecovery() (pos, next int64, err error) {
+	raw, err := io.ReadAll(io.NewSectionReader(s.idx, 0, 1<<31))
+	if err != nil {
+		return 0, s.base, err
+	}
+	traw, err := io.ReadAll(io.NewSectionReader(s.tidx, 0, 1<<31))
+	if err != nil {
+		return 0, s.base, err
+	}
+	var entries []indexEntry
+	for i := 0; i+indexEntrySize <= len(raw); i += indexEntrySize {
+		e := indexEntry{rel: binary.BigEndian.Uint32(raw[i:]), pos: binary.BigEndian.Uint32(raw[i+4:])}
+		if n := len(entries); n > 0 && (e.rel <= entries[n-1].rel || e.pos <= entries[n-1].pos) || e.pos == 0 {
+			break
+		}
+		entries = append(entries, e)
+	}
+	// Walk back to the last entry pointing at a batch that checks out.
+	for len(entries) > 0 {
+		e := entries[len(entries)-1]
+		if s.batchAtMatches(int64(e.pos), s.base+int64(e.rel)) {
+			break
+		}
+		entries = entries[:len(entries)-1]
+	}
+	if len(entries) == 0 {
+		return 0, s.base, nil
+	}
+	last := entries[len(entries)-1]
+	var tentries []timeEntry
+	for i := 0; i+timeEntrySize <= len(traw); i += timeEntrySize {
+		e := timeEntry{ts: int64(binary.BigEndian.Uint64(traw[i:])), rel: binary.BigEndian.Uint32(traw[i+8:])}
+		if e.rel >= last.rel {
+			break
+		}
+		if n := len(tentries); n > 0 && e.ts < tentries[n-1].ts {
+			break
+		}
+		tentries = append(tentries, e)
+	}
+	// The batches before the last entry are not scanned: take their
+	// first and newest timestamps from the indexes (the time index holds
+	// the running maximum); the scan from the entry adds the rest.
+	s.index, s.tindex = entries[:len(entries)-1], tentries
+	s.maxTime = -1
+	if n := len(tentries); n > 0 {
+		s.maxTime, s.maxTimeRel = tentries[n-1].ts, tentries[n-1].rel
+	}
+	s.firstTime = s.firstBatchTime()
+	// The scan re-adds the entry for the batch at last.pos.
+	s.sinceIndex = s.indexEvery
+	return int64(last.pos), s.base + int64(last.rel), nil
+}
+
+// batchAtMatches reports whether a valid batch with the given base offset
+// starts at pos.
+func (s *segment) batchAtMatches(pos, base int64) bool {
+	var hdr [batchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+		return false
+	}
+	h, err := parseBatchHeader(hdr[:])
+	if err != nil || h.BaseOffset != base {
+		return false
+	}
+	buf := make([]byte, h.Size())
+	if _, err := s.f.ReadAt(buf, pos); err != nil {
+		return false
+	}
+	return checkBatch(buf, &h) == nil
+}
+
+// firstBatchTime returns the max timestamp of the first batch, or -1.
+func (s *segment) firstBatchTime() int64 {
+	var hdr [batchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], 0); err != nil {
+		return -1
+	}
+	h, err := parseBatchHeader(hdr[:])
+	if err != nil {
+		return -1
+	}
+	return h.MaxTimestamp
+}
+
+// flushIndexes writes the in-memory index entries that point below upto
+// (a position whose data is on disk) to the index files. Writing entries
+// only for synced data keeps every entry on disk trustworthy after a power
+// loss. Guarded by the partition's mu.
+func (s *segment) flushIndexes(upto int64) error {
+	n := s.idxDone
+	for n < len(s.index) && int64(s.index[n].pos) < upto {
+		n++
+	}
+	if n > s.idxDone {
+		b := make([]byte, 0, (n-s.idxDone)*indexEntrySize)
+		for _, e := range s.index[s.idxDone:n] {
+			b = binary.BigEndian.AppendUint32(b, e.rel)
+			b = binary.BigEndian.AppendUint32(b, e.pos)
+		}
+		if _, err := s.idx.WriteAt(b, int64(s.idxDone)*indexEntrySize); err != nil {
+			return err
+		}
+		s.idxDone = n
+	}
+	// A time entry's batch is at or before the offset entry written with
+	// it, so entries up to the last written offset entry are covered.
+	var limit uint32
+	if s.idxDone > 0 {
+		limit = s.index[s.idxDone-1].rel
+	}
+	t := s.tidxDone
+	for t < len(s.tindex) && (s.tindex[t].rel <= limit || upto >= s.size) {
+		t++
+	}
+	if t > s.tidxDone {
+		b := make([]byte, 0, (t-s.tidxDone)*timeEntrySize)
+		for _, e := range s.tindex[s.tidxDone:t] {
+			b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
+			b = binary.BigEndian.AppendUint32(b, e.rel)
+		}
+		if _, err := s.tidx.WriteAt(b, int64(s.tidxDone)*timeEntrySize); err != nil {
+			return err
+		}
+		s.tidxDone = t
+	}
+	return nil
+}
+
+// sealLocked stops appends to the segment and completes its time index
+// with the newest timestamp, as Kafka does on roll. The partition's mu is
+// held. The in-memory indexes are immutable from here on.
+func (s *segment) sealLocked() {
+	s.sealed = true
+	if n := len(s.tindex); s.maxTime >= 0 && (n == 0 || s.tindex[n-1].ts < s.maxTime) {
+		s.tindex = append(s.tindex, timeEntry{ts: s.maxTime, rel: s.maxTimeRel})
+	}
+}
+
+// finalizeFiles completes a sealed segment on disk: it syncs the log,
+// writes the indexes in full, unmaps the log and trims it to its batches.
+// It needs no lock: a sealed segment's batches and in-memory indexes no
+// longer change, and only one goroutine finalizes a segment. The caller
+// then marks it finalized under the partition's mu (markFinalizedLocked).
+func (s *segment) finalizeFiles() error {
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	if err := s.flushIndexes(s.size + 1); err != nil {
+		return err
+	}
+	if err := s.idx.Sync(); err != nil {
+		return err
+	}
+	if err := s.tidx.Sync(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err := s.unmapLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.f.Truncate(s.size); err != nil {
+		return err
+	}
+	s.allocated = s.size
+	return s.f.Sync()
+}
+
+// markFinalizedLocked switches reads of a finalized segment to its index
+// files. The partition's mu is held.
+func (s *segment) markFinalizedLocked() {
+	s.index, s.tindex = nil, nil
+	s.visible = s.size
+	s.finalized = true
+}
+
+func (s *segment) unmapLocked() error {
+	if s.m == nil {
+		return nil
+	}
+	err := unix.Munmap(s.m)
+	s.m = nil
+	return err
+}
+
+// sync flushes the log's data to disk.
+func (s *segment) sync() error {
+	return unix.Fdatasync(int(s.f.Fd()))
+}
+
+// readAt reads len(p) bytes at pos from the mapping or the file.
+func (s *segment) readAt(p []byte, pos int64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errSegmentClosed
+	}
+	if s.m != nil {
+		if pos+int64(len(p)) > int64(len(s.m)) {
+			return io.ErrUnexpectedEOF
+		}
+		copy(p, s.m[pos:])
+		return nil
+	}
+	_, err := s.f.ReadAt(p, pos)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// lookupLocked returns the byte position of the last indexed batch whose
+// base offset is at most offset (0 when none). The partition's mu must be
+// held; a sealed segment searches its index file.
+func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
+	rel := uint32(offset - s.base)
+	if !s.finalized {
+		i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel > rel })
+		if i == 0 {
+			return 0, s.base, nil
+		}
+		return int64(s.index[i-1].pos), s.base + int64(s.index[i-1].rel), nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, errSegmentClosed
+	}
+	fi, err := s.idx.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	n := fi.Size() / indexEntrySize
+	var searchErr error
+	i := sort.Search(int(n), func(i int) bool {
+		e, err := readIndexEntry(s.idx, int64(i))
+		if err != nil {
+			searchErr = err
+			return true
+		}
+		return e.rel > rel
+	})
+	if searchErr != nil || i == 0 {
+		return 0, s.base, searchErr
+	}
+	e, err := readIndexEntry(s.idx, int64(i-1))
+	return int64(e.pos), s.base + int64(e.rel), err
+}
+
+// timeLookupLocked returns the relative offset to start searching for the
+// first record at or after ts: the batch of the last time entry below ts.
+func (s *segment) timeLookupLocked(ts int64) (int64, error) {
+	if !s.finalized {
+		i := sort.Search(len(s.tindex), func(i int) bool { return s.tindex[i].ts >= ts })
+		if i == 0 {
+			return s.base, nil
+		}
+		return s.base + int64(s.tindex[i-1].rel), nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errSegmentClosed
+	}
+	fi, err := s.tidx.Stat()
+	if err != nil {
+		return 0, err
+	}
+	var searchErr error
+	i := sort.Search(int(fi.Size()/timeEntrySize), func(i int) bool {
+		e, err := readTimeEntry(s.tidx, int64(i))
+		if err != nil {
+			searchErr = err
+			return true
+		}
+		return e.ts >= ts
+	})
+	if searchErr != nil || i == 0 {
+		return s.base, searchErr
+	}
+	e, err := readTimeEntry(s.tidx, int64(i-1))
+	return s.base + int64(e.rel), err
+}
+
+// rebuildIndexes rewrites a sealed segment's index files from its log. It
+// returns the corruption that stopped the scan, if any; the indexes then
+// cover the batches before it. The partition's mu must be held.
+func (s *segment) rebuildIndexes() (error, error) {
+	var idx []byte
+	var tidx []byte
+	var since int64
+	maxTime, maxRel := int64(-1), uint32(0)
+	var lastT int64 = -1
+	r, err := s.scan(0, s.base, func(h *batchHeader, pos int64) {
+		rel := uint32(h.BaseOffset - s.base)
+		if h.MaxTimestamp > maxTime {
+			maxTime, maxRel = h.MaxTimestamp, rel
+		}
+		if since >= s.indexEvery && pos > 0 {
+			idx = binary.BigEndian.AppendUint32(idx, rel)
+			idx = binary.BigEndian.AppendUint32(idx, uint32(pos))
+			if maxTime > lastT {
+				tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
+				tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
+				lastT = maxTime
+			}
+			since = 0
+		}
+		since += h.Size()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if maxTime > lastT {
+		tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
+		tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errSegmentClosed
+	}
+	for _, w := range []struct {
+		f *os.File
+		b []byte
+	}{{s.idx, idx}, {s.tidx, tidx}} {
+		if err := w.f.Truncate(0); err != nil {
+			return nil, err
+		}
+		if _, err := w.f.WriteAt(w.b, 0); err != nil {
+			return nil, err
+		}
+		if err := w.f.Sync(); err != nil {
+			return nil, err
+		}
+	}
+	s.maxTime, s.maxTimeRel = maxTime, maxRel
+	if r.bad != nil || (r.end < s.size && !r.zeroTail) {
+		bad := r.bad
+		if bad == nil {
+			bad = errors.New("unreadable data")
+		}
+		return corruptError(s.path, r.end, bad), nil
+	}
+	if s.sealed && r.next != s.next {
+		return corruptError(s.path, r.end, fmt.Errorf("segment ends at offset %d, the next segment starts at %d", r.next, s.next)), nil
+	}
+	return nil, nil
+}
+
+// close releases the files and the mapping. The partition must not use
+// the segment afterwards; readers that still do get errSegmentClosed.
+func (s *segment) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.unmapLocked()
+	return errors.Join(err, s.closeFiles())
+}
+
+func (s *segment) closeFiles() error {
+	var errs []error
+	for _, f := range []*os.File{s.f, s.idx, s.tidx} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// remove closes the segment and deletes its files: the log first, so a
+// crash in between leaves only index files, which Open removes.
+func (s *segment) remove() error {
+	cerr := s.close()
+	var errs []error
+	for _, p := range []string{s.path, s.indexPath(), s.timeIndexPath()} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(cerr, errors.Join(errs...))
+}
+
+// syncDir fsyncs a directory, making new and removed entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
