@@ -5,6 +5,8 @@ go 1.25.0
 require (
 	github.com/dustin/go-humanize v1.1.0
 	github.com/google/btree v1.1.3
+	github.com/klauspost/compress v1.20.3
+	github.com/pierrec/lz4/v4 v4.1.33
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.45.0
 )

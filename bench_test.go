@@ -1,0 +1,306 @@
+package stream_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/instream/stream"
+	"golang.org/x/sys/unix"
+)
+
+// The baseline every figure is compared with: a plain bufio.Writer
+// writing [len uint32][crc32c uint32][payload] frames to one file, and a
+// bufio.Reader reading them back and checking each CRC. Run the pairs in
+// one session and compare ns/record:
+//
+//	go test -run '^$' -bench 'Baseline|Append|Scan' -benchmem
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var recordSizes = []int{100, 1000}
+
+func payload(size int) []byte {
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+func reportPerRecord(b *testing.B, records int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+}
+
+// baselineWriter writes frames through a bufio.Writer; flushEvery > 0
+// flushes and fdatasyncs every flushEvery frames (the SyncAlways baseline).
+func baselineWrite(b *testing.B, size, flushEvery int) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "baseline.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 64<<10)
+	val := payload(size)
+	var hdr [8]byte
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(val)))
+		binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(val, castagnoli))
+		w.Write(hdr[:])
+		w.Write(val)
+		if flushEvery > 0 && (i+1)%flushEvery == 0 {
+			if err := w.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	reportPerRecord(b, b.N)
+}
+
+func BenchmarkBaselineWrite(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { baselineWrite(b, size, 0) })
+	}
+}
+
+// BenchmarkBaselineWriteSync fdatasyncs after every 100 frames: the
+// yardstick for SyncAlways appends of batches of 100.
+func BenchmarkBaselineWriteSync(b *testing.B) {
+	baselineWrite(b, 100, 100)
+}
+
+func BenchmarkBaselineRead(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "baseline.log")
+			f, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := bufio.NewWriter(f)
+			val := payload(size)
+			const n = 200_000
+			var hdr [8]byte
+			for range n {
+				binary.BigEndian.PutUint32(hdr[:], uint32(len(val)))
+				binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(val, castagnoli))
+				w.Write(hdr[:])
+				w.Write(val)
+			}
+			w.Flush()
+			f.Close()
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			read := 0
+			for read < b.N {
+				f, err := os.Open(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := bufio.NewReaderSize(f, 64<<10)
+				buf := make([]byte, size)
+				for read < b.N {
+					if _, err := io.ReadFull(r, hdr[:]); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+					n := binary.BigEndian.Uint32(hdr[:])
+					if _, err := io.ReadFull(r, buf[:n]); err != nil {
+						b.Fatal(err)
+					}
+					if crc32.Checksum(buf[:n], castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
+						b.Fatal("crc")
+					}
+					read++
+				}
+				f.Close()
+			}
+			reportPerRecord(b, b.N)
+		})
+	}
+}
+
+func openBench(b *testing.B, opts *stream.Options, partitions int) (*stream.Stream, *stream.Topic) {
+	b.Helper()
+	s, err := stream.Open(b.TempDir(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	t, err := s.CreateTopic("bench", stream.TopicConfig{Partitions: partitions})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, t
+}
+
+// BenchmarkAppendBatch appends batches of 100 records with SyncNever: the
+// embedded-log fast path, against BenchmarkBaselineWrite.
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+			p, _ := t.Partition(0)
+			val := payload(size)
+			var batch stream.Batch
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				batch.Reset()
+				n := min(100, b.N-done)
+				for range n {
+					batch.Add(nil, val)
+				}
+				if _, err := p.AppendBatch(&batch); err != nil {
+					b.Fatal(err)
+				}
+				done += n
+			}
+			reportPerRecord(b, b.N)
+		})
+	}
+}
+
+// BenchmarkAppend appends one record at a time with SyncNever.
+func BenchmarkAppend(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+			p, _ := t.Partition(0)
+			rec := &stream.Record{Value: payload(size)}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				rec.Timestamp = time.Time{}
+				if _, err := p.Append(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportPerRecord(b, b.N)
+		})
+	}
+}
+
+// BenchmarkScan reads a partition from the page cache with Scan, against
+// BenchmarkBaselineRead.
+func BenchmarkScan(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+			p, _ := t.Partition(0)
+			val := payload(size)
+			var batch stream.Batch
+			const n = 200_000
+			for i := 0; i < n; i += 100 {
+				batch.Reset()
+				for range 100 {
+					batch.Add(nil, val)
+				}
+				if _, err := p.AppendBatch(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for read := 0; read < b.N; {
+				ctx, cancel := context.WithCancel(context.Background())
+				for r, err := range p.Scan(ctx, 0) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					read++
+					if read == b.N || r.Offset == n-1 {
+						break
+					}
+				}
+				cancel()
+			}
+			reportPerRecord(b, b.N)
+		})
+	}
+}
+
+// BenchmarkAppendSync appends batches of 100 records under SyncAlways from
+// one goroutine: one fdatasync per batch, against
+// BenchmarkBaselineWriteSync.
+func BenchmarkAppendSync(b *testing.B) {
+	_, t := openBench(b, nil, 1)
+	p, _ := t.Partition(0)
+	val := payload(100)
+	var batch stream.Batch
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		batch.Reset()
+		n := min(100, b.N-done)
+		for range n {
+			batch.Add(nil, val)
+		}
+		if _, err := p.AppendBatch(&batch); err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	reportPerRecord(b, b.N)
+}
+
+// BenchmarkGroupCommit appends single 100-byte records under SyncAlways
+// from 1 and from 64 goroutines: group commit shares each fsync among the
+// appenders waiting for it.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, writers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			_, t := openBench(b, nil, 1)
+			p, _ := t.Partition(0)
+			val := payload(100)
+			b.SetBytes(100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := (b.N + writers - 1) / writers
+			for w := range writers {
+				n := min(per, b.N-w*per)
+				if n <= 0 {
+					break
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rec := &stream.Record{Value: val}
+					for range n {
+						if _, err := p.Append(rec); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			reportPerRecord(b, b.N)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
