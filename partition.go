@@ -58,6 +58,10 @@ type Partition struct {
 
 	hw    atomic.Int64 // high watermark: records below it are visible
 	start atomic.Int64 // log start offset: the first record kept
+
+	// syncFault, set only by tests (export_test.go), replaces the result
+	// of the next fsyncs of the active segment. Guarded by mu.
+	syncFault func() error
 }
 
 type partitionConfig struct {
@@ -291,6 +295,9 @@ func (p *Partition) errorf(format string, args ...any) error {
 // Topic returns the name of the partition's topic.
 func (p *Partition) Topic() string { return p.topic }
 
+// Dir returns the partition's directory, which holds its segment files.
+func (p *Partition) Dir() string { return p.dir }
+
 // ID returns the partition's number within its topic.
 func (p *Partition) ID() int32 { return p.id }
 
@@ -310,7 +317,7 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	}
 	h := batchHeader{LastOffsetDelta: int32(b.count - 1), MaxTimestamp: b.maxTime, Length: int32(n - batchOverhead)}
 	p.mu.Lock()
-	seg, pos, err := p.reserveLocked(n)
+	seg, pos, err := p.reserveLocked(n, b.baseTime)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
@@ -352,7 +359,7 @@ func (p *Partition) Append(recs ...*Record) (baseOffset int64, err error) {
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Count: int32(len(recs)),
 	}
 	p.mu.Lock()
-	seg, pos, err := p.reserveLocked(n)
+	seg, pos, err := p.reserveLocked(n, now)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
@@ -389,9 +396,10 @@ func (p *Partition) emptyAppend() (int64, error) {
 }
 
 // reserveLocked returns the active segment and the position where n bytes
-// go, rolling the segment first when it is full or too old. p.mu is held;
-// on error it stays held and nothing was written.
-func (p *Partition) reserveLocked(n int64) (*segment, int64, error) {
+// go, rolling the segment first when it is full or older than SegmentAge
+// at now (ms). p.mu is held; on error it stays held and nothing was
+// written.
+func (p *Partition) reserveLocked(n, now int64) (*segment, int64, error) {
 	if p.closed {
 		return nil, 0, p.errorf("%w", ErrClosed)
 	}
@@ -399,8 +407,7 @@ func (p *Partition) reserveLocked(n int64) (*segment, int64, error) {
 		return nil, 0, p.err
 	}
 	s := p.active
-	if s.size > 0 && (s.size+n > p.cfg.segmentBytes ||
-		time.Since(time.UnixMilli(s.firstTime)) > p.cfg.segmentAge) {
+	if s.size > 0 && (s.size+n > p.cfg.segmentBytes || now-s.firstTime > p.cfg.segmentAge.Milliseconds()) {
 		if err := p.rollLocked(n); err != nil {
 			return nil, 0, err
 		}
@@ -429,9 +436,6 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	base := p.leo
 	binary.BigEndian.PutUint64(dst, uint64(base))
 	h.BaseOffset = base
-	if seg.firstTime < 0 {
-		seg.firstTime = time.Now().UnixMilli()
-	}
 	seg.noteBatch(h, pos)
 	p.leo = seg.next
 	end := p.leo
@@ -472,10 +476,13 @@ func (p *Partition) syncUpTo(end int64) error {
 		p.mu.RUnlock()
 		return err
 	}
-	seg, size, leo := p.active, p.active.size, p.leo
+	seg, size, leo, fault := p.active, p.active.size, p.leo, p.syncFault
 	p.mu.RUnlock()
 
 	err := seg.sync()
+	if fault != nil {
+		err = fault()
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
