@@ -33,11 +33,6 @@ type Partition struct {
 	cfg   partitionConfig
 	log   *slog.Logger
 
-	// syncMu serializes fsyncs of the active segment: concurrent appenders
-	// queue on it, and the first one syncs for all (group commit). It is
-	// taken before mu, never while holding it.
-	syncMu sync.Mutex
-
 	// finalizeMu serializes finalizing sealed segments on disk. It is
 	// taken before mu.
 	finalizeMu sync.Mutex
@@ -50,7 +45,17 @@ type Partition struct {
 	active  *segment                // the last segment, taking appends
 	leo     int64                   // log end offset: the next offset to assign
 	durable int64                   // offsets below are durable under the sync policy
-	// Invariant: hw <= durable <= leo.
+	synced  int64                   // offsets below are fsynced
+	// Invariants: hw <= durable <= leo; synced <= leo; under SyncAlways
+	// durable == synced.
+
+	// The group commit in flight: while syncing, one goroutine fsyncs the
+	// active segment outside mu, and syncDone is closed when it ends.
+	// Appenders needing a sync wait for it, then sync whatever it missed,
+	// so one fsync serves every appender that wrote before it started.
+	syncing  bool
+	syncDone chan struct{}
+
 	recoveryPoint int64 // offsets below are in finalized segments, recorded on disk
 	err           error // sticky write or sync failure: appends refuse until reopened
 	closed        bool
@@ -112,7 +117,7 @@ func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slo
 		return nil, err
 	}
 	p.leo = p.active.next
-	p.durable = p.leo
+	p.durable, p.synced = p.leo, p.leo
 	p.hw.Store(p.leo)
 	first, _ := p.segs.Min()
 	p.start.Store(first.base)
@@ -451,33 +456,40 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 		return base, nil
 	}
 	p.mu.Unlock()
-	return base, p.waitDurable(end)
+	return base, p.syncTo(end)
 }
 
-// waitDurable returns once the records below end are fsynced. Appenders
-// queue on syncMu; whoever holds it syncs everything written so far, so
-// one fsync serves every appender waiting behind it (group commit).
-func (p *Partition) waitDurable(end int64) error {
-	p.syncMu.Lock()
-	defer p.syncMu.Unlock()
-	return p.syncUpTo(end)
-}
-
-// syncUpTo fsyncs the active segment if the records below end are not yet
-// durable. syncMu is held.
-func (p *Partition) syncUpTo(end int64) error {
-	p.mu.RLock()
-	if p.durable >= end {
-		p.mu.RUnlock()
-		return nil
+// syncTo returns once the records below end are fsynced, starting an
+// fsync unless one in flight will cover them (group commit).
+func (p *Partition) syncTo(end int64) error {
+	p.mu.Lock()
+	for {
+		if p.synced >= end {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.err != nil {
+			err := p.err
+			p.mu.Unlock()
+			return err
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return p.errorf("%w", ErrClosed)
+		}
+		if !p.syncing {
+			break
+		}
+		done := p.syncDone
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
 	}
-	if p.err != nil {
-		err := p.err
-		p.mu.RUnlock()
-		return err
-	}
+	p.syncing = true
+	done := make(chan struct{})
+	p.syncDone = done
 	seg, size, leo, fault := p.active, p.active.size, p.leo, p.syncFault
-	p.mu.RUnlock()
+	p.mu.Unlock()
 
 	err := seg.sync()
 	if fault != nil {
@@ -486,16 +498,23 @@ func (p *Partition) syncUpTo(end int64) error {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.syncing = false
+	close(done)
 	if err != nil {
 		return p.failLocked(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
+	p.synced = max(p.synced, leo)
 	if p.active == seg && !seg.sealed {
-		seg.visible = max(seg.visible, size)
+		if p.cfg.sync == SyncAlways {
+			seg.visible = max(seg.visible, size)
+		}
 		if err := seg.flushIndexes(size); err != nil {
 			return p.failLocked(err)
 		}
 	}
-	p.advanceLocked(leo)
+	if p.cfg.sync == SyncAlways {
+		p.advanceLocked(leo)
+	}
 	return nil
 }
 
@@ -541,6 +560,7 @@ func (p *Partition) rollLocked(n int64) error {
 			return p.failLocked(err)
 		}
 		old.markFinalizedLocked()
+		p.synced = max(p.synced, old.next)
 		p.advanceLocked(old.next)
 		p.recoveryPoint = s.base
 		if err := p.writeRecoveryPoint(s.base); err != nil {
@@ -610,33 +630,10 @@ func (p *Partition) Sync() error {
 	if err := p.finalizeSealed(); err != nil {
 		return err
 	}
-	p.syncMu.Lock()
-	defer p.syncMu.Unlock()
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return p.errorf("%w", ErrClosed)
-	}
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
-		return err
-	}
-	seg, size := p.active, p.active.size
-	p.mu.Unlock()
-	if err := seg.sync(); err != nil {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.failLocked(fmt.Errorf("fsync %s: %w", seg.path, err))
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.active == seg {
-		if err := seg.flushIndexes(size); err != nil {
-			return p.failLocked(err)
-		}
-	}
-	return nil
+	p.mu.RLock()
+	leo := p.leo
+	p.mu.RUnlock()
+	return p.syncTo(leo)
 }
 
 // StartOffset returns the offset of the first record kept: 0 until
@@ -1094,8 +1091,6 @@ func (p *Partition) stats() partitionStats {
 // the recovery point and releases every file. Waiters get ErrClosed.
 func (p *Partition) close() error {
 	ferr := p.finalizeSealed()
-	p.syncMu.Lock()
-	defer p.syncMu.Unlock()
 	p.finalizeMu.Lock()
 	defer p.finalizeMu.Unlock()
 	p.mu.Lock()
@@ -1104,6 +1099,12 @@ func (p *Partition) close() error {
 		return nil
 	}
 	p.closed = true
+	for p.syncing { // let the group commit in flight finish
+		done := p.syncDone
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
+	}
 	if p.waitCh != nil {
 		close(p.waitCh)
 		p.waitCh = nil
@@ -1114,7 +1115,11 @@ func (p *Partition) close() error {
 	if p.err == nil {
 		// Trim the active segment to its batches; it stays the last
 		// segment and reopens as active.
-		errs = append(errs, a.finalizeFiles())
+		if err := a.finalizeFiles(); err != nil {
+			errs = append(errs, err)
+		} else {
+			p.synced = p.leo
+		}
 		a.index, a.tindex = nil, nil
 		errs = append(errs, p.writeRecoveryPoint(a.base))
 	}

@@ -64,8 +64,8 @@
 // decode. Waiters (Wait, Scan, long polls) wake when the high watermark
 // moves, without polling.
 //
-// Lock order, outermost first: Stream.mu; Partition.syncMu and
-// Partition.finalizeMu; Partition.mu; segment.mu.
+// Lock order, outermost first: Stream.mu; Partition.finalizeMu;
+// Partition.mu; segment.mu.
 //
 // Each background job is one goroutine started by Open and stopped by
 // Close: retention, and (under SyncPeriodic and SyncNever) the flusher
