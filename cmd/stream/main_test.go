@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -253,5 +254,41 @@ func TestDemoCancelled(t *testing.T) {
 	code := run(ctx, small(t.TempDir()), &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "context canceled") {
 		t.Errorf("status %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestDemoCheck makes sure the demo's verification catches what it is
+// there to catch.
+func TestDemoCheck(t *testing.T) {
+	d := &demoRun{values: newValueSource(16), start: []int64{0, 0}, end: []int64{10, 10},
+		appended: [][]int64{{7}, {8}}} // writer 0 → partition 0, writer 1 → partition 1
+	rec := func(offset int64, id uint64, partition int) *stream.Record {
+		key := binary.BigEndian.AppendUint64(nil, id)
+		return &stream.Record{Offset: offset, Key: key, Value: bytes.Clone(d.values.value(partition, id))}
+	}
+	if _, err := d.check(0, rec(3, 3, 0)); err != nil {
+		t.Errorf("good batch record: %v", err)
+	}
+	if _, err := d.check(1, rec(8, writerSeqID(1, 0), 1)); err != nil {
+		t.Errorf("good appended record: %v", err)
+	}
+	flipped := rec(3, 3, 0)
+	flipped.Value[5] ^= 1
+	for name, tc := range map[string]struct {
+		partition int
+		r         *stream.Record
+	}{
+		"value flipped":         {0, flipped},
+		"value of other part.":  {0, rec(3, 3, 1)},
+		"batch id not offset":   {0, rec(4, 3, 0)},
+		"short key":             {0, &stream.Record{Offset: 3, Key: []byte{3}}},
+		"append at wrong place": {0, rec(6, writerSeqID(0, 0), 0)},
+		"writer of other part.": {0, rec(8, writerSeqID(1, 0), 0)},
+		"unknown writer":        {0, rec(8, writerSeqID(5, 0), 0)},
+		"unknown sequence":      {0, rec(7, writerSeqID(0, 1), 0)},
+	} {
+		if _, err := d.check(tc.partition, tc.r); err == nil {
+			t.Errorf("%s: check passed", name)
+		}
 	}
 }
