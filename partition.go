@@ -5,14 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +55,7 @@ type Partition struct {
 	err           error // sticky write or sync failure: appends refuse until reopened
 	closed        bool
 	waitCh        chan struct{} // closed when the high watermark moves; nil when nobody waits
+	producers     map[int64]*producerState // idempotent producers' recent batches, by producer ID
 
 	hw    atomic.Int64 // high watermark: records below it are visible
 	start atomic.Int64 // log start offset: the first record kept
@@ -130,169 +126,6 @@ func (p *Partition) capacity(n int64) int64 {
 	return max(p.cfg.segmentBytes, p.cfg.maxRecordBytes, n) + batchHeaderSize
 }
 
-// listSegments returns the base offsets of the .log files, sorted, after
-// removing what an interrupted deletion or roll left behind.
-func (p *Partition) listSegments() ([]int64, error) {
-	entries, err := os.ReadDir(p.dir)
-	if err != nil {
-		return nil, err
-	}
-	logs := map[int64]bool{}
-	var bases []int64
-	for _, e := range entries {
-		if base, ok := strings.CutSuffix(e.Name(), ".log"); ok {
-			if n, err := strconv.ParseInt(base, 10, 64); err == nil && len(base) == 20 {
-				logs[n] = true
-				bases = append(bases, n)
-			}
-		}
-	}
-	for _, e := range entries {
-		name := e.Name()
-		stem, ext, _ := strings.Cut(name, ".")
-		n, perr := strconv.ParseInt(stem, 10, 64)
-		orphan := (ext == "index" || ext == "timeindex") && perr == nil && !logs[n]
-		if orphan || strings.HasSuffix(name, ".deleted") || strings.HasSuffix(name, ".tmp") {
-			p.log.Info("removing leftover file", "file", name)
-			if err := os.Remove(filepath.Join(p.dir, name)); err != nil {
-				return nil, err
-			}
-		}
-	}
-	slices.Sort(bases)
-	return bases, nil
-}
-
-// recover opens the segments found on disk. Segments wholly below the
-// recovery point were finalized and are trusted (their batches are
-// checked when read); a later sealed segment is validated in full, and the
-// last one from its last good index entry. A torn or corrupt tail is
-// truncated; an unfinalized sealed segment cut short takes every later
-// segment with it, since offsets must stay contiguous.
-func (p *Partition) recover(bases []int64) error {
-	for i, base := range bases {
-		s, err := openSegment(p.dir, base, p.cfg.indexEvery, p.cfg.segmentBytes)
-		if err != nil {
-			return err
-		}
-		p.segs.ReplaceOrInsert(s)
-		if i == len(bases)-1 {
-			return p.recoverActive(s)
-		}
-		next := bases[i+1]
-		if next <= p.recoveryPoint {
-			if err := s.loadSealed(next); err != nil {
-				return err
-			}
-			continue
-		}
-		// Sealed after the last recorded sync: check every batch.
-		r, err := s.scan(0, base, nil)
-		if err != nil {
-			return err
-		}
-		if r.next == next && (r.bad == nil || r.zeroTail) {
-			if err := p.refinalize(s, r.end, next); err != nil {
-				return err
-			}
-			continue
-		}
-		why := r.bad
-		if why == nil {
-			why = fmt.Errorf("ends at offset %d, the next segment starts at %d", r.next, next)
-		}
-		p.log.Warn("truncating unsynced segment; removing the segments after it",
-			"file", s.path, "position", r.end, "reason", why)
-		for _, later := range bases[i+1:] {
-			for _, ext := range []string{".log", ".index", ".timeindex"} {
-				if err := os.Remove(segmentPath(p.dir, later, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
-		}
-		return p.recoverActive(s)
-	}
-	return nil
-}
-
-// refinalize completes a sealed segment whose finalization a crash
-// interrupted: trim, rebuild indexes, sync.
-func (p *Partition) refinalize(s *segment, end, next int64) error {
-	if err := s.f.Truncate(end); err != nil {
-		return err
-	}
-	s.size, s.visible, s.next = end, end, next
-	s.sealed, s.finalized = true, true
-	if err := s.f.Sync(); err != nil {
-		return err
-	}
-	bad, err := s.rebuildIndexes()
-	if err != nil {
-		return err
-	}
-	if bad != nil {
-		return bad
-	}
-	return nil
-}
-
-// recoverActive validates the last segment and makes it the active one.
-func (p *Partition) recoverActive(s *segment) error {
-	truncated, err := s.recoverActive(false)
-	if err != nil {
-		return err
-	}
-	if truncated != nil {
-		p.log.Warn("truncated torn tail", "error", truncated)
-	}
-	if err := s.sync(); err != nil {
-		return err
-	}
-	if err := s.activate(p.capacity(s.size)); err != nil {
-		return err
-	}
-	p.active = s
-	if p.recoveryPoint != s.base {
-		p.recoveryPoint = s.base
-		return p.writeRecoveryPoint(s.base)
-	}
-	return nil
-}
-
-func (p *Partition) readRecoveryPoint() int64 {
-	b, err := os.ReadFile(filepath.Join(p.dir, recoveryPointFile))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// writeRecoveryPoint records that the segments below offset are finalized:
-// a temporary file, synced, renamed into place.
-func (p *Partition) writeRecoveryPoint(offset int64) error {
-	path := filepath.Join(p.dir, recoveryPointFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
-		return err
-	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 func (p *Partition) errorf(format string, args ...any) error {
 	return fmt.Errorf("stream: partition %s-%d: "+format, append([]any{p.topic, p.id}, args...)...)
 }
@@ -322,10 +155,25 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	}
 	h := batchHeader{LastOffsetDelta: int32(b.count - 1), MaxTimestamp: b.maxTime, Length: int32(n - batchOverhead)}
 	p.mu.Lock()
+	if b.producerID >= 0 {
+		base, dup, err := p.checkSequenceLocked(b.producerID, b.producerEpoch, b.baseSequence, b.count)
+		if err != nil || dup {
+			p.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			// A retry of a batch the log holds: acknowledge it as the
+			// original would have been.
+			return base, p.waitAcked(base + int64(b.count))
+		}
+	}
 	seg, pos, err := p.reserveLocked(n, b.baseTime)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
+	}
+	if b.producerID >= 0 {
+		p.noteSequenceLocked(b.producerID, b.producerEpoch, b.baseSequence, b.count, p.leo)
 	}
 	dst := seg.m[pos : pos+n]
 	copy(dst, buf)
@@ -456,7 +304,18 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 		return base, nil
 	}
 	p.mu.Unlock()
-	return base, p.syncTo(end)
+	return base, p.waitAcked(end)
+}
+
+// waitAcked returns once the records below end may be acknowledged: they
+// are below the high watermark. On one node under SyncAlways that is when
+// they are fsynced; the other policies make them visible as they are
+// written. Replication adds the in-sync replicas here.
+func (p *Partition) waitAcked(end int64) error {
+	if p.cfg.sync == SyncAlways {
+		return p.syncTo(end)
+	}
+	return nil
 }
 
 // syncTo returns once the records below end are fsynced, starting an
@@ -678,357 +537,6 @@ func (p *Partition) hwChanged() (<-chan struct{}, error) {
 		p.waitCh = make(chan struct{})
 	}
 	return p.waitCh, nil
-}
-
-// Read returns records starting exactly at offset, up to about maxBytes of
-// encoded batches but always at least one record when one exists below the
-// high watermark. Reading at the high watermark returns no records; below
-// StartOffset or above HighWatermark, ErrOffsetOutOfRange.
-func (p *Partition) Read(offset int64, maxBytes int) ([]*Record, error) {
-	recs, _, err := p.read(offset, maxBytes, nil)
-	return recs, err
-}
-
-// errIndexMismatch reports an index entry that points at the wrong place;
-// the read rebuilds the segment's indexes and tries again.
-var errIndexMismatch = errors.New("index entry does not match the log")
-
-// read appends records from offset to dst, crossing segments until about
-// maxBytes are read, and returns the offset after the last one.
-func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, int64, error) {
-	got := len(dst)
-	for {
-		var used int
-		var next int64
-		var err error
-		dst, next, used, err = p.readOnce(offset, maxBytes, dst)
-		if err != nil {
-			if len(dst) > got {
-				return dst, offset, nil // the next read reports it
-			}
-			return dst, offset, err
-		}
-		maxBytes -= used
-		if next == offset || maxBytes <= 0 || next >= p.hw.Load() {
-			return dst, next, nil
-		}
-		offset = next
-	}
-}
-
-// readOnce reads from the segment holding offset.
-func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record) (_ []*Record, next int64, used int, err error) {
-	for attempt := 0; ; attempt++ {
-		p.mu.RLock()
-		if p.closed {
-			p.mu.RUnlock()
-			return dst, offset, 0, p.errorf("%w", ErrClosed)
-		}
-		hw, start := p.hw.Load(), p.start.Load()
-		if offset < start || offset > hw {
-			p.mu.RUnlock()
-			return dst, offset, 0, p.errorf("offset %d outside [%d, %d]: %w", offset, start, hw, ErrOffsetOutOfRange)
-		}
-		if offset == hw {
-			p.mu.RUnlock()
-			return dst, offset, 0, nil
-		}
-		seg := p.floorLocked(offset)
-		pos, base, err := seg.lookupLocked(offset)
-		limit := seg.visible
-		p.mu.RUnlock()
-		if err == nil {
-			dst, next, _, used, err = p.readSegment(segmentRead{
-				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
-				maxBytes: maxBytes, minTime: math.MinInt64,
-			}, dst)
-			if err == nil {
-				return dst, next, used, nil
-			}
-		}
-		switch {
-		case errors.Is(err, errSegmentClosed) && attempt < 3:
-			continue // retention or close took the segment; look again
-		case errors.Is(err, errIndexMismatch) && attempt == 0 && seg.finalized:
-			p.mu.Lock()
-			bad, rerr := seg.rebuildIndexes()
-			p.mu.Unlock()
-			p.log.Warn("rebuilt damaged index", "file", seg.indexPath(), "corrupt", bad, "error", rerr)
-			continue
-		case errors.Is(err, errIndexMismatch):
-			return dst, offset, 0, corruptError(seg.path, pos, err)
-		}
-		return dst, offset, 0, p.errorf("read at offset %d: %w", offset, err)
-	}
-}
-
-// floorLocked returns the segment holding offset.
-func (p *Partition) floorLocked(offset int64) *segment {
-	var found *segment
-	p.segs.DescendLessOrEqual(&segment{base: offset}, func(s *segment) bool {
-		found = s
-		return false
-	})
-	return found
-}
-
-// minReadChunk is the least a read fetches from a segment at once.
-const minReadChunk = 64 << 10
-
-// segmentRead is one read of records out of a segment: from offset, at
-// byte pos where a batch with base offset base starts, reading no further
-// than limit bytes and returning no record at or above hw. Batches whose
-// newest timestamp is below minTime are skipped undecoded.
-type segmentRead struct {
-	seg      *segment
-	offset   int64
-	pos      int64
-	base     int64
-	limit    int64
-	hw       int64
-	maxBytes int
-	minTime  int64
-}
-
-// readSegment decodes the records of r into dst and returns the offset
-// and byte position after the last batch it read.
-func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next, nextPos int64, used int, err error) {
-	seg := r.seg
-	chunk := func(pos, n int64) ([]byte, error) {
-		buf := make([]byte, min(r.limit-pos, n))
-		return buf, seg.readAt(buf, pos)
-	}
-	bufPos := r.pos // file position of buf[0]
-	buf, err := chunk(bufPos, int64(max(r.maxBytes, 0))+p.cfg.indexEvery+minReadChunk)
-	if err != nil {
-		return dst, r.offset, r.pos, used, err
-	}
-	next, nextPos = r.offset, r.pos
-	base := r.base
-	got := 0
-	for nextPos < r.limit && next < r.hw {
-		off := nextPos - bufPos
-		if int64(len(buf))-off < batchHeaderSize {
-			if got > 0 {
-				break
-			}
-			bufPos = nextPos
-			if buf, err = chunk(bufPos, int64(2*len(buf))); err != nil {
-				return dst, next, nextPos, used, err
-			}
-			continue
-		}
-		h, err := parseBatchHeader(buf[off:])
-		if err == nil && h.BaseOffset != base {
-			if nextPos == r.pos && r.pos != 0 {
-				return dst, next, nextPos, used, errIndexMismatch
-			}
-			err = fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, base)
-		}
-		if err == nil && nextPos+h.Size() > r.limit {
-			err = fmt.Errorf("batch of %d bytes runs past the end of the data at %d", h.Size(), r.limit)
-		}
-		if err != nil {
-			if nextPos == r.pos && r.pos != 0 {
-				return dst, next, nextPos, used, errIndexMismatch
-			}
-			return dst, next, nextPos, used, corruptError(seg.path, nextPos, err)
-		}
-		if off+h.Size() > int64(len(buf)) {
-			if got > 0 {
-				break
-			}
-			bufPos = nextPos
-			if buf, err = chunk(bufPos, max(h.Size(), int64(len(buf)))); err != nil {
-				return dst, next, nextPos, used, err
-			}
-			continue
-		}
-		batch := buf[off : off+h.Size()]
-		at := nextPos
-		nextPos += h.Size()
-		base = h.LastOffset() + 1
-		if h.LastOffset() < r.offset || h.MaxTimestamp < r.minTime {
-			next = max(next, min(base, r.hw))
-			continue
-		}
-		if err := checkBatch(batch, &h); err != nil {
-			return dst, next, at, used, corruptError(seg.path, at, err)
-		}
-		var n int
-		if dst, n, err = p.decodeBatch(batch, &h, r.offset, r.hw, dst); err != nil {
-			return dst, next, at, used, corruptError(seg.path, at, err)
-		}
-		got += n
-		used += len(batch)
-		next = min(base, r.hw)
-		if used >= r.maxBytes {
-			break
-		}
-	}
-	return dst, next, nextPos, used, nil
-}
-
-// decodeBatch appends the records of a CRC-checked batch with offsets in
-// [from, hw) to dst. The records share one allocation and point into
-// batch (or its decompressed copy).
-func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, dst []*Record) ([]*Record, int, error) {
-	if h.Attributes&attrControl != 0 {
-		return dst, 0, nil // transaction markers carry no user records
-	}
-	body := batch[batchHeaderSize:]
-	if c := h.Compression(); c != CompressNone {
-		var err error
-		if body, err = decompress(c, nil, body); err != nil {
-			return dst, 0, err
-		}
-	}
-	recs := make([]Record, h.Count)
-	d := recordDecoder{b: body}
-	n := 0
-	for i := range recs {
-		r := &recs[i]
-		if !d.next(r, h.BaseTimestamp) {
-			if d.err == nil {
-				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
-			}
-			return dst, n, d.err
-		}
-		r.Offset += h.BaseOffset
-		if r.Offset < from || r.Offset >= hw {
-			continue
-		}
-		r.Topic, r.Partition = p.topic, p.id
-		dst = append(dst, r)
-		n++
-	}
-	if len(d.b) != 0 {
-		return dst, n, fmt.Errorf("%d bytes after the last record", len(d.b))
-	}
-	return dst, n, nil
-}
-
-// scanChunk is how much a Scan reads at a time.
-const scanChunk = 1 << 20
-
-// Scan returns an iterator over the records from offset from on, which
-// follows the tail: at the high watermark it waits for more. It ends when
-// ctx is done or a read fails, yielding the error (ctx.Err() on
-// cancellation) as its last element.
-//
-//	for r, err := range p.Scan(ctx, 0) {
-//		if err != nil {
-//			break
-//		}
-//		...
-//	}
-func (p *Partition) Scan(ctx context.Context, from int64) iter.Seq2[*Record, error] {
-	return func(yield func(*Record, error) bool) {
-		var recs []*Record
-		next := from
-		for {
-			var err error
-			recs, next, err = p.read(next, scanChunk, recs[:0])
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for _, r := range recs {
-				if !yield(r, nil) {
-					return
-				}
-			}
-			if len(recs) == 0 {
-				if err := p.Wait(ctx, next); err != nil {
-					yield(nil, err)
-					return
-				}
-			} else if err := ctx.Err(); err != nil {
-				yield(nil, err)
-				return
-			}
-			clear(recs)
-		}
-	}
-}
-
-// OffsetForTime returns the offset of the first record whose timestamp is
-// at or after t, using the time index; the high watermark when there is
-// none. Kafka: ListOffsets / offsetsForTimes.
-func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
-	ts := t.UnixMilli()
-	from := p.StartOffset()
-	for attempt := 0; attempt < 3; attempt++ {
-		p.mu.RLock()
-		if p.closed {
-			p.mu.RUnlock()
-			return 0, p.errorf("%w", ErrClosed)
-		}
-		hw := p.hw.Load()
-		var seg *segment
-		p.segs.AscendGreaterOrEqual(p.floorLocked(max(from, p.start.Load())), func(s *segment) bool {
-			if s.maxTime >= ts && s.base < hw {
-				seg = s
-				return false
-			}
-			return true
-		})
-		if seg == nil {
-			p.mu.RUnlock()
-			return hw, nil
-		}
-		start, err := seg.timeLookupLocked(ts)
-		var pos, base int64
-		if err == nil {
-			pos, base, err = seg.lookupLocked(max(start, seg.base))
-		}
-		limit := seg.visible
-		p.mu.RUnlock()
-		if err != nil {
-			if errors.Is(err, errSegmentClosed) {
-				continue
-			}
-			return 0, p.errorf("time index: %w", err)
-		}
-		off, found, err := p.findTime(seg, ts, pos, base, limit, hw)
-		switch {
-		case errors.Is(err, errSegmentClosed):
-			continue
-		case err != nil:
-			return 0, err
-		case found:
-			return off, nil
-		}
-		from = seg.next // not visible in this segment yet: look further
-		if from >= hw {
-			return hw, nil
-		}
-	}
-	return p.HighWatermark(), nil
-}
-
-// findTime scans the batches of seg from pos for the first record with a
-// timestamp at or after ts.
-func (p *Partition) findTime(seg *segment, ts, pos, base, limit, hw int64) (int64, bool, error) {
-	next := base
-	for pos < limit && next < hw {
-		recs, n, npos, _, err := p.readSegment(segmentRead{
-			seg: seg, offset: next, pos: pos, base: next, limit: limit, hw: hw, minTime: ts,
-		}, nil)
-		if err != nil {
-			return 0, false, err
-		}
-		for _, r := range recs {
-			if r.Timestamp.UnixMilli() >= ts {
-				return r.Offset, true, nil
-			}
-		}
-		if npos == pos {
-			break
-		}
-		next, pos = n, npos
-	}
-	return 0, false, nil
 }
 
 // enforceRetention deletes the oldest finalized segments while they are
