@@ -54,7 +54,7 @@ type Partition struct {
 	recoveryPoint int64 // offsets below are in finalized segments, recorded on disk
 	err           error // sticky write or sync failure: appends refuse until reopened
 	closed        bool
-	waitCh        chan struct{} // closed when the high watermark moves; nil when nobody waits
+	waitCh        chan struct{}            // closed when the high watermark moves; nil when nobody waits
 	producers     map[int64]*producerState // idempotent producers' recent batches, by producer ID
 
 	hw    atomic.Int64 // high watermark: records below it are visible
