@@ -151,10 +151,11 @@ type Stream struct {
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
 
-	// mu guards topics and closed.
-	mu     sync.RWMutex
-	topics map[string]*Topic
-	closed bool
+	// mu guards topics, producers and closed.
+	mu        sync.RWMutex
+	topics    map[string]*Topic
+	producers map[*Producer]struct{} // open producers, closed by Close
+	closed    bool
 
 	stop      chan struct{} // closed by Close: background jobs return
 	done      sync.WaitGroup
@@ -352,7 +353,12 @@ func (s *Stream) Close() error {
 		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
+	producers := s.producers
+	s.producers = nil
 	s.mu.Unlock()
+	for p := range producers {
+		p.closeForStream() // before the partitions close: producers deliver what they hold
+	}
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()
