@@ -164,10 +164,11 @@ func (s *segment) activate(capacity int64) error {
 }
 
 // minAllocation and maxAllocationStep bound how the active segment's file
-// grows: doubling from 64 KiB, at most 16 MiB at a time.
+// grows: doubling from 64 KiB, at most 4 MiB at a time, since populating
+// the new pages happens under the partition's lock.
 const (
 	minAllocation     = 64 * KiB
-	maxAllocationStep = 16 * MiB
+	maxAllocationStep = 4 * MiB
 )
 
 // reserve makes sure the bytes up to end are allocated on disk, so writes
@@ -637,18 +638,8 @@ func (s *segment) sealLocked() {
 // longer change, and only one goroutine finalizes a segment. The caller
 // then marks it finalized under the partition's mu (markFinalizedLocked).
 func (s *segment) finalizeFiles() error {
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", s.path, err)
-	}
-	if err := s.flushIndexes(s.size + 1); err != nil {
-		return err
-	}
-	if err := s.idx.Sync(); err != nil {
-		return err
-	}
-	if err := s.tidx.Sync(); err != nil {
-		return err
-	}
+	// Unmap first: writing back pages that are still mapped makes the
+	// kernel write-protect each one, with a TLB shootdown per page.
 	s.mu.Lock()
 	err := s.unmapLocked()
 	s.mu.Unlock()
@@ -659,7 +650,17 @@ func (s *segment) finalizeFiles() error {
 		return err
 	}
 	s.allocated = s.size
-	return s.f.Sync()
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	// Index entries reach the disk only after the data they point to.
+	if err := s.flushIndexes(s.size + 1); err != nil {
+		return err
+	}
+	if err := s.idx.Sync(); err != nil {
+		return err
+	}
+	return s.tidx.Sync()
 }
 
 // markFinalizedLocked switches reads of a finalized segment to its index
