@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -302,5 +303,38 @@ func BenchmarkGroupCommit(b *testing.B) {
 			reportPerRecord(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// BenchmarkReadRandom reads one record at a random offset of a partition
+// of 200,000 records in 1 MiB segments: index lookup, one small read,
+// one batch decoded.
+func BenchmarkReadRandom(b *testing.B) {
+	_, t := openBench(b, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 1 << 20}, 1)
+	p, _ := t.Partition(0)
+	val := payload(100)
+	var batch stream.Batch
+	const n = 200_000
+	for i := 0; i < n; i += 100 {
+		batch.Reset()
+		for range 100 {
+			batch.Add(nil, val)
+		}
+		if _, err := p.AppendBatch(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		off := rng.Int64N(n)
+		recs, err := p.Read(off, 1)
+		if err != nil || len(recs) == 0 || recs[0].Offset != off {
+			b.Fatalf("Read(%d): %d records, %v", off, len(recs), err)
+		}
 	}
 }
