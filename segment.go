@@ -67,7 +67,6 @@ type segment struct {
 	tidxDone    int   // entries of tindex written to the .timeindex file
 	sinceIndex  int64 // bytes appended since the last index entry
 	indexEvery  int64 // IndexIntervalBytes
-	segmentSize int64 // roll threshold
 }
 
 type indexEntry struct {
@@ -116,11 +115,8 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(dir string, base, capacity, indexEvery, segmentSize int64) (_ *segment, err error) {
-	s := &segment{
-		base: base, path: segmentPath(dir, base, ".log"),
-		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
-	}
+func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
@@ -229,14 +225,17 @@ func roundUpPage(n int64) int64 {
 func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
 func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
 
-// openSegment opens the files of an existing segment. next is the offset
-// after its last record when a later segment tells it (-1 when unknown:
-// the last segment, which recover scans).
-func openSegment(dir string, base, indexEvery, segmentSize int64) (_ *segment, err error) {
-	s := &segment{
+func newSegment(dir string, base, indexEvery int64) *segment {
+	return &segment{
 		base: base, path: segmentPath(dir, base, ".log"),
-		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
+		maxTime: -1, firstTime: -1, indexEvery: indexEvery,
 	}
+}
+
+// openSegment opens the files of an existing segment; loadSealed or
+// recoverActive then reads what they hold.
+func openSegment(dir string, base, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
