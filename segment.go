@@ -61,12 +61,12 @@ type segment struct {
 	finalized  bool   // sealed, trimmed, synced, indexes complete on disk
 
 	// In-memory index of the active segment, and how much of it is on disk.
-	index       []indexEntry
-	tindex      []timeEntry
-	idxDone     int   // entries of index written to the .index file
-	tidxDone    int   // entries of tindex written to the .timeindex file
-	sinceIndex  int64 // bytes appended since the last index entry
-	indexEvery  int64 // IndexIntervalBytes
+	index      []indexEntry
+	tindex     []timeEntry
+	idxDone    int   // entries of index written to the .index file
+	tidxDone   int   // entries of tindex written to the .timeindex file
+	sinceIndex int64 // bytes appended since the last index entry
+	indexEvery int64 // IndexIntervalBytes
 }
 
 type indexEntry struct {
@@ -325,7 +325,6 @@ func readIndexEntry(f *os.File, i int64) (indexEntry, error) {
 	}
 	return indexEntry{rel: binary.BigEndian.Uint32(b[:]), pos: binary.BigEndian.Uint32(b[4:])}, nil
 }
-
 
 // scanResult is what a scan of a log file found.
 type scanResult struct {
