@@ -356,11 +356,19 @@ var errShortRecord = errors.New("record runs past the end of its batch")
 type recordDecoder struct {
 	b   []byte // remaining record bytes
 	err error
+
+	lastDelta int64     // timestamp delta of the previous record
+	lastTime  time.Time // and its time: records of a batch often share one
 }
 
 func (d *recordDecoder) varint() int64 {
 	if d.err != nil {
 		return 0
+	}
+	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and deltas
+		u := int64(d.b[0])
+		d.b = d.b[1:]
+		return u>>1 ^ -(u & 1)
 	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
@@ -425,7 +433,10 @@ func (d *recordDecoder) next(r *Record, baseTime int64) bool {
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d stray bytes after a record", len(d.b))
 	}
-	r.Timestamp = time.UnixMilli(baseTime + ts)
+	if ts != d.lastDelta || d.lastTime.IsZero() {
+		d.lastDelta, d.lastTime = ts, time.UnixMilli(baseTime+ts)
+	}
+	r.Timestamp = d.lastTime
 	d.b = rest
 	return d.err == nil
 }

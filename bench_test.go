@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,6 +155,23 @@ func openBench(b *testing.B, opts *stream.Options, partitions int) (*stream.Stre
 	return s, t
 }
 
+// appendBatches appends n records of value val in batches of 100.
+func appendBatches(b *testing.B, p *stream.Partition, n int, val []byte) {
+	b.Helper()
+	var batch stream.Batch
+	for done := 0; done < n; {
+		batch.Reset()
+		k := min(100, n-done)
+		for range k {
+			batch.Add(nil, val)
+		}
+		if _, err := p.AppendBatch(&batch); err != nil {
+			b.Fatal(err)
+		}
+		done += k
+	}
+}
+
 // BenchmarkAppendBatch appends batches of 100 records with SyncNever: the
 // embedded-log fast path, against BenchmarkBaselineWrite.
 func BenchmarkAppendBatch(b *testing.B) {
@@ -162,21 +180,10 @@ func BenchmarkAppendBatch(b *testing.B) {
 			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
 			p, _ := t.Partition(0)
 			val := payload(size)
-			var batch stream.Batch
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
-			for done := 0; done < b.N; {
-				batch.Reset()
-				n := min(100, b.N-done)
-				for range n {
-					batch.Add(nil, val)
-				}
-				if _, err := p.AppendBatch(&batch); err != nil {
-					b.Fatal(err)
-				}
-				done += n
-			}
+			appendBatches(b, p, b.N, val)
 			reportPerRecord(b, b.N)
 		})
 	}
@@ -210,18 +217,8 @@ func BenchmarkScan(b *testing.B) {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
 			p, _ := t.Partition(0)
-			val := payload(size)
-			var batch stream.Batch
 			const n = 200_000
-			for i := 0; i < n; i += 100 {
-				batch.Reset()
-				for range 100 {
-					batch.Add(nil, val)
-				}
-				if _, err := p.AppendBatch(&batch); err != nil {
-					b.Fatal(err)
-				}
-			}
+			appendBatches(b, p, n, payload(size))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -249,22 +246,10 @@ func BenchmarkScan(b *testing.B) {
 func BenchmarkAppendSync(b *testing.B) {
 	_, t := openBench(b, nil, 1)
 	p, _ := t.Partition(0)
-	val := payload(100)
-	var batch stream.Batch
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for done := 0; done < b.N; {
-		batch.Reset()
-		n := min(100, b.N-done)
-		for range n {
-			batch.Add(nil, val)
-		}
-		if _, err := p.AppendBatch(&batch); err != nil {
-			b.Fatal(err)
-		}
-		done += n
-	}
+	appendBatches(b, p, b.N, payload(100))
 	reportPerRecord(b, b.N)
 }
 
@@ -411,5 +396,28 @@ func BenchmarkProducerLatency(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 		})
+	}
+}
+
+// BenchmarkReadRandom reads one record at a random offset of a partition
+// of 200,000 records in 1 MiB segments: index lookup, one small read,
+// one batch decoded.
+func BenchmarkReadRandom(b *testing.B) {
+	_, t := openBench(b, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 1 << 20}, 1)
+	p, _ := t.Partition(0)
+	const n = 200_000
+	appendBatches(b, p, n, payload(100))
+	if err := p.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		off := rng.Int64N(n)
+		recs, err := p.Read(off, 1)
+		if err != nil || len(recs) == 0 || recs[0].Offset != off {
+			b.Fatalf("Read(%d): %d records, %v", off, len(recs), err)
+		}
 	}
 }

@@ -104,7 +104,7 @@ func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slo
 	}
 	p.recoveryPoint = p.readRecoveryPoint()
 	if len(bases) == 0 {
-		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery, cfg.segmentBytes)
+		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery)
 		if err != nil {
 			return nil, err
 		}
@@ -416,7 +416,7 @@ func (p *Partition) advanceLocked(end int64) {
 // otherwise the background flusher does it. p.mu is held.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
-	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery, p.cfg.segmentBytes)
+	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}
