@@ -624,7 +624,7 @@ func TestStreamCloseClosesProducers(t *testing.T) {
 func TestProducerCompression(t *testing.T) {
 	for c := stream.CompressNone; c <= stream.CompressZstd; c++ {
 		t.Run(c.String(), func(t *testing.T) {
-			s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+			s, dir := open(t, &stream.Options{Sync: stream.SyncNever})
 			part, _ := topic(t, s, "z", 1).Partition(0)
 			p := newProducer(t, s, stream.ProducerConfig{Compression: c, BatchBytes: 16 * stream.KiB, Linger: time.Minute})
 			const n = 1000
@@ -672,6 +672,13 @@ func TestProducerCompression(t *testing.T) {
 			}
 			if size != n {
 				t.Fatalf("%d records in batches on disk, want %d", size, n)
+			}
+			// The segments pass the Kafka-format check.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if problems, err := stream.Verify(dir); err != nil || len(problems) != 0 {
+				t.Fatalf("Verify: %v, %v", problems, err)
 			}
 		})
 	}
