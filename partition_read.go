@@ -251,8 +251,10 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 	return dst, n, nil
 }
 
-// scanChunk is how much a Scan reads at a time.
-const scanChunk = 256 << 10
+// scanChunk is how much a Scan reads at a time: small enough that, with
+// the index slack readSegment adds, its buffers stay in a size class the
+// allocator reuses, rather than large spans fetched from the OS.
+const scanChunk = 24 << 10
 
 // Scan returns an iterator over the records from offset from on, which
 // follows the tail: at the high watermark it waits for more. It ends when
