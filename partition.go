@@ -171,7 +171,7 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 			return base, p.waitAcked(base + int64(b.count))
 		}
 	}
-	seg, pos, err := p.reserveLocked(n, b.baseTime)
+	seg, pos, err := p.reserveLocked(n, time.Now().UnixMilli())
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
@@ -298,6 +298,11 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	base := p.leo
 	binary.BigEndian.PutUint64(dst, uint64(base))
 	h.BaseOffset = base
+	if seg.firstTime < 0 {
+		// SegmentAge counts from the wall clock at the first append,
+		// not from record timestamps, which may be old (a replay).
+		seg.firstTime = time.Now().UnixMilli()
+	}
 	seg.noteBatch(h, pos)
 	p.leo = seg.next
 	end := p.leo

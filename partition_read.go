@@ -70,11 +70,16 @@ func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record) (_ []*Re
 		limit := seg.visible
 		p.mu.RUnlock()
 		if err == nil {
+			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
 				maxBytes: maxBytes, minTime: math.MinInt64,
 			}, dst)
-			if err == nil {
+			// Records decoded before an error go out with the offset
+			// after them; the next read starts at the damage and
+			// reports it. (With the old offset, Scan would yield them
+			// again and again, never the error.)
+			if err == nil || len(dst) > had {
 				return dst, next, used, nil
 			}
 		}
@@ -150,9 +155,13 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 			}
 			continue
 		}
+		// The first batch came from an index entry unless the read
+		// starts at the segment's first batch (an entry damaged to
+		// position 0 is an index entry too).
+		fromIndex := nextPos == r.pos && (r.pos != 0 || r.base != seg.base)
 		h, err := parseBatchHeader(buf[off:])
 		if err == nil && h.BaseOffset != base {
-			if nextPos == r.pos && r.pos != 0 {
+			if fromIndex {
 				return dst, next, nextPos, used, errIndexMismatch
 			}
 			err = fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, base)
@@ -161,7 +170,7 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 			err = fmt.Errorf("batch of %d bytes runs past the end of the data at %d", h.Size(), r.limit)
 		}
 		if err != nil {
-			if nextPos == r.pos && r.pos != 0 {
+			if fromIndex {
 				return dst, next, nextPos, used, errIndexMismatch
 			}
 			return dst, next, nextPos, used, corruptError(seg.path, nextPos, err)
@@ -178,14 +187,18 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 		}
 		batch := buf[off : off+h.Size()]
 		at := nextPos
+		// Check the CRC before trusting the header to skip the batch:
+		// lastOffsetDelta and maxTimestamp decide the skip, and a
+		// damaged one would make OffsetForTime silently skip records
+		// or a read name the wrong batch below the high watermark.
+		if err := checkBatch(batch, &h); err != nil {
+			return dst, next, at, used, corruptError(seg.path, at, err)
+		}
 		nextPos += h.Size()
 		base = h.LastOffset() + 1
 		if h.LastOffset() < r.offset || h.MaxTimestamp < r.minTime {
 			next = max(next, min(base, r.hw))
 			continue
-		}
-		if err := checkBatch(batch, &h); err != nil {
-			return dst, next, at, used, corruptError(seg.path, at, err)
 		}
 		var n int
 		if dst, n, err = p.decodeBatch(batch, &h, r.offset, r.hw, dst); err != nil {
@@ -215,38 +228,48 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 			return dst, 0, err
 		}
 	}
+	// Offsets in this engine are contiguous (no compaction): a batch
+	// holds one record per offset of [base, last], record i at offset
+	// delta i. A CRC-valid batch that says otherwise (a writer bug or a
+	// foreign file) would make reads return records at offsets other
+	// than those asked for, so it is reported as corrupt.
+	if int64(h.Count) != int64(h.LastOffsetDelta)+1 {
+		return dst, 0, fmt.Errorf("record count %d, last offset delta %d: offsets are not contiguous", h.Count, h.LastOffsetDelta)
+	}
 	// Records below from (a read that starts inside the batch) or at the
-	// high watermark and above are decoded into scratch, not kept.
-	keep := int64(h.Count) - max(0, from-h.BaseOffset) - max(0, h.LastOffset()+1-hw)
-	recs := make([]Record, max(keep, 0))
+	// high watermark and above are decoded into scratch, not kept. On an
+	// error the records decoded so far are dropped: a batch is returned
+	// whole or not at all.
+	had := len(dst)
+	first, end := max(from, h.BaseOffset), min(hw, h.LastOffset()+1)
+	recs := make([]Record, max(end-first, 0))
 	var scratch Record
 	d := recordDecoder{b: body}
 	n := 0
-	for i := range int(h.Count) {
+	for i := range int64(h.Count) {
 		r := &scratch
-		if n < len(recs) {
-			r = &recs[n]
+		if off := h.BaseOffset + i; off >= first && off < end {
+			r = &recs[off-first]
 		}
 		if !d.next(r, h.BaseTimestamp) {
 			if d.err == nil {
 				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
 			}
-			return dst, n, d.err
+			return dst[:had], 0, d.err
 		}
-		r.Offset += h.BaseOffset
-		if r.Offset < from || r.Offset >= hw {
+		if r.Offset != i {
+			return dst[:had], 0, fmt.Errorf("record %d has offset delta %d", i, r.Offset)
+		}
+		if r == &scratch {
 			continue
 		}
-		if r == &scratch { // offsets with gaps (a compacted Kafka batch) outran keep
-			r = new(Record)
-			*r = scratch
-		}
+		r.Offset += h.BaseOffset
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
 		n++
 	}
 	if len(d.b) != 0 {
-		return dst, n, fmt.Errorf("%d bytes after the last record", len(d.b))
+		return dst[:had], 0, fmt.Errorf("%d bytes after the last record", len(d.b))
 	}
 	return dst, n, nil
 }
@@ -303,6 +326,7 @@ func (p *Partition) Scan(ctx context.Context, from int64) iter.Seq2[*Record, err
 func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 	ts := t.UnixMilli()
 	from := p.StartOffset()
+	var distrust *segment // a segment whose indexes failed a check: search it from its start
 	for attempt := 0; attempt < 3; attempt++ {
 		p.mu.RLock()
 		if p.closed {
@@ -322,25 +346,42 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 			p.mu.RUnlock()
 			return hw, nil
 		}
-		start, err := seg.timeLookupLocked(ts)
-		var pos, base int64
-		if err == nil {
+		start, entryTS, err := seg.timeLookupLocked(ts)
+		pos, base := int64(0), seg.base
+		if err == nil && seg == distrust {
+			start, entryTS = seg.base, -1
+		} else if err == nil {
 			pos, base, err = seg.lookupLocked(max(start, seg.base))
 		}
 		limit := seg.visible
 		p.mu.RUnlock()
-		if err != nil {
-			if errors.Is(err, errSegmentClosed) {
-				continue
-			}
-			return 0, p.errorf("time index: %w", err)
+		if err == nil && entryTS >= 0 && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
+			err = errIndexMismatch
 		}
-		off, found, err := p.findTime(seg, ts, pos, base, limit, hw)
+		var off int64
+		var found bool
+		if err == nil {
+			off, found, err = p.findTime(seg, ts, pos, base, limit, hw)
+		}
 		switch {
 		case errors.Is(err, errSegmentClosed):
 			continue
+		case errors.Is(err, errIndexMismatch) && seg != distrust:
+			// A damaged index entry: rebuild a sealed segment's index
+			// files (an active one's in-memory index is rebuilt on the
+			// next Open), and search this segment from its start, at
+			// most once per segment since from only grows.
+			if seg.finalized {
+				p.mu.Lock()
+				bad, rerr := seg.rebuildIndexes()
+				p.mu.Unlock()
+				p.log.Warn("rebuilt damaged index", "file", seg.timeIndexPath(), "corrupt", bad, "error", rerr)
+			}
+			distrust = seg
+			attempt-- // not a lost race: do not count it
+			continue
 		case err != nil:
-			return 0, err
+			return 0, p.errorf("time index: %w", err)
 		case found:
 			return off, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,7 +57,7 @@ type segment struct {
 	next       int64  // offset after the last record
 	maxTime    int64  // largest record timestamp (ms); -1 when empty
 	maxTimeRel uint32 // relative offset of the batch holding maxTime
-	firstTime  int64  // timestamp (ms) of the first batch, for SegmentAge; -1 when empty
+	firstTime  int64  // when the first batch was appended (ms; after recovery, its timestamp), for SegmentAge; -1 when empty
 	sealed     bool   // no more appends
 	finalized  bool   // sealed, trimmed, synced, indexes complete on disk
 
@@ -119,6 +120,9 @@ func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, er
 	s := newSegment(dir, base, indexEvery)
 	defer func() {
 		if err != nil {
+			// Unmap too: a failed reserve (a full disk) would leave the
+			// mapping of the removed file behind, one per failed roll.
+			s.unmapLocked()
 			s.closeFiles()
 			os.Remove(s.path)
 			os.Remove(s.indexPath())
@@ -282,8 +286,49 @@ func (s *segment) loadSealed(next int64) error {
 		if _, err := s.tidx.ReadAt(b[:], fi.Size()-timeEntrySize); err != nil {
 			return err
 		}
-		s.maxTime = int64(binary.BigEndian.Uint64(b[:]))
-		s.maxTimeRel = binary.BigEndian.Uint32(b[8:])
+		ts, rel := int64(binary.BigEndian.Uint64(b[:])), binary.BigEndian.Uint32(b[8:])
+		// The last time entry is the segment's newest timestamp, which
+		// OffsetForTime uses to pick a segment and retention to expire
+		// it. Check it against the log: its batch must have that max
+		// timestamp, and the last batch (a genuine but earlier entry,
+		// from a cut or reordered file, passes the first test) none
+		// newer. When the headers themselves do not chain, the log is
+		// damaged, not the index: keep the index, and let reads report
+		// the damage.
+		find := func(target int64) (h batchHeader, found, indexBad bool) {
+			if pos, base, err := s.lookupLocked(target); err == nil {
+				if h, ok := s.headerFor(pos, base, s.size, target); ok {
+					return h, true, false
+				}
+			}
+			h, ok := s.headerFor(0, s.base, s.size, target)
+			return h, ok, ok // found from the start but not from the index: the index is wrong
+		}
+		target := s.base + int64(rel)
+		indexBad := target >= s.next
+		var last batchHeader
+		if !indexBad {
+			entry, okEntry, badEntry := find(target)
+			l, okLast, badLast := find(s.next - 1)
+			last = l
+			indexBad = badEntry || badLast ||
+				okEntry && (entry.BaseOffset != target || entry.MaxTimestamp != ts) ||
+				okLast && (last.LastOffset() != s.next-1 || last.MaxTimestamp > ts)
+		}
+		if indexBad {
+			bad, err := s.rebuildIndexes()
+			if err != nil {
+				return err
+			}
+			if bad != nil {
+				// The rebuilt index stops at damage in the log, and so
+				// does its maxTime; keep the segment findable for the
+				// times past it, where reads report the damage.
+				s.maxTime = max(s.maxTime, ts, last.MaxTimestamp)
+			}
+			return nil // rebuildIndexes set maxTime
+		}
+		s.maxTime, s.maxTimeRel = ts, rel
 	}
 	return nil
 }
@@ -504,6 +549,13 @@ func (s *segment) loadIndexForRecovery() (pos, next int64, err error) {
 		if n := len(entries); n > 0 && (e.rel <= entries[n-1].rel || e.pos <= entries[n-1].pos) || e.pos == 0 {
 			break
 		}
+		// The entries before the last serve reads of the active
+		// segment, whose in-memory index cannot be rebuilt: check each
+		// points at a batch header with its offset (a header read, no
+		// CRC); the scan from the last good entry re-adds the rest.
+		if !s.headerAtMatches(int64(e.pos), s.base+int64(e.rel)) {
+			break
+		}
 		entries = append(entries, e)
 	}
 	// Walk back to the last entry pointing at a batch that checks out.
@@ -529,6 +581,20 @@ func (s *segment) loadIndexForRecovery() (pos, next int64, err error) {
 		}
 		tentries = append(tentries, e)
 	}
+	// The newest time entry gives the segment's maxTime: check it
+	// against its batch, and scan the whole segment when it is wrong.
+	if n := len(tentries); n > 0 {
+		e := tentries[n-1]
+		pos, base := int64(0), s.base
+		for _, ie := range entries {
+			if ie.rel <= e.rel {
+				pos, base = int64(ie.pos), s.base+int64(ie.rel)
+			}
+		}
+		if !s.batchMaxTimeIs(pos, base, math.MaxInt64, s.base+int64(e.rel), e.ts) {
+			return 0, s.base, nil
+		}
+	}
 	// The batches before the last entry are not scanned: take their
 	// first and newest timestamps from the indexes (the time index holds
 	// the running maximum); the scan from the entry adds the rest.
@@ -541,6 +607,17 @@ func (s *segment) loadIndexForRecovery() (pos, next int64, err error) {
 	// The scan re-adds the entry for the batch at last.pos.
 	s.sinceIndex = s.indexEvery
 	return int64(last.pos), s.base + int64(last.rel), nil
+}
+
+// headerAtMatches reports whether a batch header with the given base
+// offset starts at pos (the CRC is not checked).
+func (s *segment) headerAtMatches(pos, base int64) bool {
+	var hdr [batchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+		return false
+	}
+	h, err := parseBatchHeader(hdr[:])
+	return err == nil && h.BaseOffset == base
 }
 
 // batchAtMatches reports whether a valid batch with the given base offset
@@ -726,21 +803,30 @@ func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
 		return 0, s.base, nil
 	}
 	e := m[(i-1)*indexEntrySize:]
-	return int64(binary.BigEndian.Uint32(e[4:])), s.base + int64(binary.BigEndian.Uint32(e)), nil
+	pos, erel := int64(binary.BigEndian.Uint32(e[4:])), binary.BigEndian.Uint32(e)
+	if pos >= s.size || erel > rel {
+		// A damaged entry: past the data (a read there would size
+		// its buffer negative) or after the offset sought.
+		return 0, 0, errIndexMismatch
+	}
+	return pos, s.base + int64(erel), nil
 }
 
-// timeLookupLocked returns the offset to start searching from for the
-// first record at or after ts: the batch of the last time entry below ts.
-func (s *segment) timeLookupLocked(ts int64) (int64, error) {
+// timeLookupLocked returns the offset to start searching for the first
+// record at or after ts: the batch of the last time entry below ts, and
+// that entry's timestamp (-1 when no entry is below ts: search from the
+// segment's start). The caller checks the entry against the log with
+// batchMaxTimeIs before trusting it.
+func (s *segment) timeLookupLocked(ts int64) (start, entryTS int64, err error) {
 	if !s.finalized {
 		i := sort.Search(len(s.tindex), func(i int) bool { return s.tindex[i].ts >= ts })
 		if i == 0 {
-			return s.base, nil
+			return s.base, -1, nil
 		}
-		return s.base + int64(s.tindex[i-1].rel), nil
+		return s.base + int64(s.tindex[i-1].rel), s.tindex[i-1].ts, nil
 	}
 	if err := s.rlockIndexes(); err != nil {
-		return 0, err
+		return 0, -1, err
 	}
 	defer s.mu.RUnlock()
 	m := s.tidxMap
@@ -748,9 +834,49 @@ func (s *segment) timeLookupLocked(ts int64) (int64, error) {
 		return int64(binary.BigEndian.Uint64(m[i*timeEntrySize:])) >= ts
 	})
 	if i == 0 {
-		return s.base, nil
+		return s.base, -1, nil
 	}
-	return s.base + int64(binary.BigEndian.Uint32(m[(i-1)*timeEntrySize+8:])), nil
+	e := m[(i-1)*timeEntrySize:]
+	start, entryTS = s.base+int64(binary.BigEndian.Uint32(e[8:])), int64(binary.BigEndian.Uint64(e))
+	if start >= s.next {
+		return 0, -1, errIndexMismatch
+	}
+	return start, entryTS, nil
+}
+
+// batchMaxTimeIs reports whether the batch with base offset target has
+// max timestamp ts, walking batch headers from pos, where a batch with
+// base offset base starts, no further than limit. A time index entry
+// (ts, rel) names the batch where the running maximum ts was reached, so
+// this checks an entry against the log: a damaged entry would otherwise
+// make OffsetForTime start its search too late and silently return a
+// later offset than the right one.
+func (s *segment) batchMaxTimeIs(pos, base, limit, target, ts int64) bool {
+	h, ok := s.headerFor(pos, base, limit, target)
+	return ok && h.BaseOffset == target && h.MaxTimestamp == ts
+}
+
+// headerFor returns the header of the batch holding offset target,
+// walking batch headers (without CRC) from pos, where a batch with base
+// offset base starts, no further than limit. It reports false when the
+// walk meets anything but a chain of headers.
+func (s *segment) headerFor(pos, base, limit, target int64) (batchHeader, bool) {
+	var hdr [batchHeaderSize]byte
+	for pos+batchHeaderSize <= limit && base <= target {
+		if err := s.readAt(hdr[:], pos); err != nil {
+			return batchHeader{}, false
+		}
+		h, err := parseBatchHeader(hdr[:])
+		if err != nil || h.BaseOffset != base {
+			return batchHeader{}, false
+		}
+		if h.LastOffset() >= target {
+			return h, true
+		}
+		pos += h.Size()
+		base = h.LastOffset() + 1
+	}
+	return batchHeader{}, false
 }
 
 // rlockIndexes read-locks s.mu with the index files of a finalized

@@ -1,0 +1,503 @@
+package stream_test
+
+// Crash tests: a child process (this test binary, re-executed) appends to
+// a partition and reports every acknowledged append on stdout; the parent
+// kills it with SIGKILL at a random moment, reopens the directory and
+// checks that nothing acknowledged was lost, that offsets are contiguous
+// and that appends continue where the log ends. Stdout is a pipe read by
+// the parent, so an ack line, once written, survives the kill: a write of
+// less than PIPE_BUF bytes to a pipe is atomic.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/instream/stream"
+)
+
+const (
+	crashEnvDir       = "STREAM_CRASH_CHILD_DIR"
+	crashEnvSync      = "STREAM_CRASH_CHILD_SYNC"
+	crashEnvSegment   = "STREAM_CRASH_CHILD_SEGMENT_BYTES"
+	crashEnvAppenders = "STREAM_CRASH_CHILD_APPENDERS"
+	crashEnvSeed      = "STREAM_CRASH_CHILD_SEED"
+	crashTopic        = "crash"
+)
+
+// recordsSum is a checksum of the contents (key, value, headers) of recs,
+// in order, with lengths so that moving a byte between fields changes it.
+func recordsSum(recs []*stream.Record) uint32 {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	var n [8]byte
+	field := func(b []byte) {
+		l := int64(len(b))
+		if b == nil {
+			l = -1
+		}
+		binary.BigEndian.PutUint64(n[:], uint64(l))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	for _, r := range recs {
+		field(r.Key)
+		field(r.Value)
+		binary.BigEndian.PutUint64(n[:], uint64(len(r.Headers)))
+		h.Write(n[:])
+		for _, hd := range r.Headers {
+			field([]byte(hd.Key))
+			field(hd.Value)
+		}
+	}
+	return h.Sum32()
+}
+
+// crashRecords makes 1 to max records of varied shape from rng.
+func crashRecords(rng *rand.Rand, tag string, max int) []*stream.Record {
+	recs := make([]*stream.Record, 1+rng.IntN(max))
+	for i := range recs {
+		r := &stream.Record{Value: make([]byte, rng.IntN(300))}
+		for j := range r.Value {
+			r.Value[j] = byte(rng.Uint32())
+		}
+		copy(r.Value, fmt.Sprintf("%s-%d|", tag, i))
+		if rng.IntN(3) > 0 {
+			r.Key = []byte(fmt.Sprintf("k%d", rng.IntN(100)))
+		}
+		if rng.IntN(4) == 0 {
+			r.Headers = []stream.Header{{Key: "h", Value: []byte(tag)}, {Key: "nil"}}
+		}
+		recs[i] = r
+	}
+	return recs
+}
+
+func crashOptions(sync stream.SyncPolicy, segmentBytes stream.ByteSize) *stream.Options {
+	return &stream.Options{
+		Sync:               sync,
+		SegmentBytes:       segmentBytes,
+		IndexIntervalBytes: 512,
+		// No retention: every acknowledged record must stay.
+		DefaultTopic: stream.TopicConfig{Retention: -1},
+	}
+}
+
+func openCrashPartition(dir string, opts *stream.Options) (*stream.Stream, *stream.Partition, error) {
+	s, err := stream.Open(dir, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := s.Topic(crashTopic)
+	if errors.Is(err, stream.ErrUnknownTopic) {
+		t, err = s.CreateTopic(crashTopic, stream.TopicConfig{Retention: -1})
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	p, err := t.Partition(0)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, p, nil
+}
+
+// TestCrashChild is the child process of the crash tests; it does nothing
+// unless run by one of them. It appends until killed, printing
+// "ACK base count checksum" for every acknowledged append.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashEnvDir)
+	if dir == "" {
+		t.Skip("child process of the crash tests")
+	}
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
+		os.Exit(3)
+	}
+	policy, _ := strconv.Atoi(os.Getenv(crashEnvSync))
+	segBytes, _ := strconv.ParseInt(os.Getenv(crashEnvSegment), 10, 64)
+	appenders, _ := strconv.Atoi(os.Getenv(crashEnvAppenders))
+	seed, _ := strconv.ParseUint(os.Getenv(crashEnvSeed), 10, 64)
+	_, p, err := openCrashPartition(dir, crashOptions(stream.SyncPolicy(policy), stream.ByteSize(segBytes)))
+	if err != nil {
+		fail("open: %v", err)
+	}
+	var outMu sync.Mutex
+	ack := func(base int64, recs []*stream.Record) {
+		line := fmt.Sprintf("ACK %d %d %d\n", base, len(recs), recordsSum(recs))
+		outMu.Lock()
+		defer outMu.Unlock()
+		if _, err := os.Stdout.WriteString(line); err != nil {
+			fail("write ack: %v", err)
+		}
+	}
+	// The first append after recovery must land at the high watermark.
+	hw := p.HighWatermark()
+	first := crashRecords(rand.New(rand.NewPCG(seed, 0)), "first", 3)
+	base, err := p.Append(first...)
+	if err != nil {
+		fail("first append: %v", err)
+	}
+	if base != hw {
+		fail("first append after recovery at offset %d, high watermark was %d", base, hw)
+	}
+	ack(base, first)
+	for w := range appenders {
+		go func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(w+1)))
+			var b stream.Batch
+			for seq := 0; ; seq++ {
+				tag := fmt.Sprintf("s%d-w%d-%d", seed, w, seq)
+				recs := crashRecords(rng, tag, 20)
+				var base int64
+				var err error
+				if rng.IntN(2) == 0 {
+					base, err = p.Append(recs...)
+				} else {
+					b.Reset()
+					for _, r := range recs {
+						b.Add(r.Key, r.Value, r.Headers...)
+					}
+					base, err = p.AppendBatch(&b)
+				}
+				if err != nil {
+					fail("append: %v", err)
+				}
+				ack(base, recs)
+			}
+		}()
+	}
+	select {} // until killed
+}
+
+// ackedAppend is one append the child acknowledged.
+type ackedAppend struct {
+	base  int64
+	count int
+	sum   uint32
+}
+
+// runCrashChild starts a child appending to dir, kills it with SIGKILL
+// after its first ack plus a random delay, and returns what it
+// acknowledged.
+func runCrashChild(t *testing.T, dir string, policy stream.SyncPolicy, segBytes stream.ByteSize, appenders int, seed uint64, delay time.Duration) []ackedAppend {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(),
+		crashEnvDir+"="+dir,
+		crashEnvSync+"="+strconv.Itoa(int(policy)),
+		crashEnvSegment+"="+strconv.FormatInt(int64(segBytes), 10),
+		crashEnvAppenders+"="+strconv.Itoa(appenders),
+		crashEnvSeed+"="+strconv.FormatUint(seed, 10),
+	)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	firstAck := make(chan struct{})
+	readDone := make(chan []ackedAppend, 1)
+	go func() {
+		var acks []ackedAppend
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var a ackedAppend
+			if _, err := fmt.Sscanf(sc.Text(), "ACK %d %d %d", &a.base, &a.count, &a.sum); err != nil {
+				continue // not an ack (test framework output)
+			}
+			if len(acks) == 0 {
+				close(firstAck)
+			}
+			acks = append(acks, a)
+		}
+		readDone <- acks
+	}()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-firstAck:
+		// Kill at a random moment into the run: that is the test.
+		select {
+		case <-time.After(delay):
+		case <-timeout.C:
+		}
+	case <-timeout.C:
+		t.Errorf("child made no acknowledged append in 20s")
+	case acks := <-readDone:
+		// The child exited (or closed stdout) before acknowledging.
+		cmd.Wait()
+		t.Fatalf("child exited without an ack (%v): %s", acks, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill child: %v", err)
+	}
+	var acks []ackedAppend
+	select {
+	case acks = <-readDone:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("child's stdout still open 20s after SIGKILL")
+	}
+	werr := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(werr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die of SIGKILL: %v; stderr:\n%s", werr, stderr.String())
+	}
+	return acks
+}
+
+// checkAfterCrash reopens dir and checks every acknowledged append (want,
+// by base offset) against the log; then it appends one record, which must
+// land at the high watermark, and adds it to want.
+func checkAfterCrash(t *testing.T, dir string, opts *stream.Options, want map[int64]ackedAppend, rng *rand.Rand) {
+	t.Helper()
+	s, p, err := openCrashPartition(dir, opts)
+	if err != nil {
+		t.Fatalf("reopen after SIGKILL: %v", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
+	start, hw := p.StartOffset(), p.HighWatermark()
+	if start != 0 {
+		t.Errorf("StartOffset = %d, want 0 (no retention)", start)
+	}
+	var recs []*stream.Record
+	if hw > start {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		next := start
+		for r, err := range p.Scan(ctx, start) {
+			if err != nil {
+				t.Fatalf("scan at offset %d of [%d, %d): %v (corrupt: %v)", next, start, hw, err, errors.Is(err, stream.ErrCorrupt))
+			}
+			if r.Offset != next {
+				t.Fatalf("scan: offset %d, want %d (offsets must be contiguous)", r.Offset, next)
+			}
+			recs = append(recs, r)
+			next++
+			if next == hw {
+				break
+			}
+		}
+		cancel()
+	}
+	var maxAcked int64 = -1
+	for _, a := range want {
+		end := a.base + int64(a.count)
+		maxAcked = max(maxAcked, end-1)
+		if end > hw {
+			t.Errorf("acknowledged append [%d, %d) is past the high watermark %d: lost", a.base, end, hw)
+			continue
+		}
+		if got := recordsSum(recs[a.base-start : end-start]); got != a.sum {
+			t.Errorf("acknowledged append [%d, %d): content checksum %d, want %d", a.base, end, got, a.sum)
+		}
+	}
+	if hw < maxAcked+1 {
+		t.Errorf("HighWatermark %d, last acknowledged offset %d", hw, maxAcked)
+	}
+	one := crashRecords(rng, "parent", 2)
+	base, err := p.Append(one...)
+	if err != nil {
+		t.Fatalf("append after recovery: %v", err)
+	}
+	if base != hw {
+		t.Fatalf("append after recovery at offset %d, want the high watermark %d", base, hw)
+	}
+	want[base] = ackedAppend{base: base, count: len(one), sum: recordsSum(one)}
+}
+
+func TestCrashSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	cases := []struct {
+		name      string
+		sync      stream.SyncPolicy
+		segBytes  stream.ByteSize
+		appenders int
+		rounds    int
+	}{
+		{"SyncAlways", stream.SyncAlways, 0, 1, 12},
+		{"SyncAlways/4KiBSegments/4Appenders", stream.SyncAlways, 4 * stream.KiB, 4, 12},
+		// A process crash leaves the page cache (and the mapped active
+		// segment) to the kernel: acknowledged appends survive kill -9
+		// without fsync too.
+		{"SyncNever/4KiBSegments/3Appenders", stream.SyncNever, 4 * stream.KiB, 3, 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			if s := os.Getenv("STREAM_CRASH_SEED"); s != "" {
+				seed, _ = strconv.ParseUint(s, 10, 64)
+			}
+			t.Logf("seed %d (rerun with STREAM_CRASH_SEED=%d)", seed, seed)
+			rng := rand.New(rand.NewPCG(seed, 0))
+			dir := t.TempDir()
+			opts := crashOptions(c.sync, c.segBytes)
+			want := map[int64]ackedAppend{}
+			for round := range c.rounds {
+				delay := time.Duration(rng.IntN(150)) * time.Millisecond
+				acks := runCrashChild(t, dir, c.sync, c.segBytes, c.appenders, rng.Uint64(), delay)
+				for _, a := range acks {
+					if old, ok := want[a.base]; ok {
+						t.Fatalf("round %d: offset %d acknowledged twice (%+v, then %+v)", round, a.base, old, a)
+					}
+					want[a.base] = a
+				}
+				checkAfterCrash(t, dir, opts, want, rng)
+				if t.Failed() {
+					t.Fatalf("round %d (killed after %v, %d acks this round)", round, delay, len(acks))
+				}
+			}
+			var records int
+			for _, a := range want {
+				records += a.count
+			}
+			logs, _ := filepath.Glob(filepath.Join(dir, "topics", crashTopic+"-0", "*.log"))
+			t.Logf("%d rounds: %d acknowledged appends, %d records, %d segments", c.rounds, len(want), records, len(logs))
+			if len(want) <= 2*c.rounds {
+				t.Errorf("only %d appends acknowledged in %d rounds: the children did too little to test anything", len(want), c.rounds)
+			}
+		})
+	}
+}
+
+// TestDiskFull fills a small tmpfs: the append that cannot get space must
+// fail with an error (ENOSPC), not acknowledge and not die of SIGBUS on
+// the mapped segment; everything acknowledged before reads back, before
+// and after a reopen, and appends work again once space is freed.
+func TestDiskFull(t *testing.T) {
+	// Large segments: the active segment's file grows by preallocation
+	// (64 KiB, doubling) until the file system is full. Small ones: rolls
+	// create new, preallocated segments until one cannot be created.
+	for _, segBytes := range []stream.ByteSize{64 * stream.MiB, 64 * stream.KiB} {
+		t.Run("SegmentBytes="+segBytes.String(), func(t *testing.T) { testDiskFull(t, segBytes) })
+	}
+}
+
+func testDiskFull(t *testing.T, segBytes stream.ByteSize) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a 1 MiB tmpfs to fill (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	opts := &stream.Options{SegmentBytes: segBytes, DefaultTopic: stream.TopicConfig{Retention: -1}}
+	s, p, err := openCrashPartition(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Runs before the unmount: the last stream opened is closed.
+	t.Cleanup(func() { s.Close() })
+	rng := rand.New(rand.NewPCG(1, 2))
+	var acked [][]*stream.Record
+	var appendErr error
+	for i := 0; i < 10000 && appendErr == nil; i++ {
+		recs := crashRecords(rng, fmt.Sprint(i), 16)
+		hw := p.HighWatermark()
+		var base int64
+		base, appendErr = p.Append(recs...)
+		if appendErr != nil {
+			if got := p.HighWatermark(); got != hw {
+				t.Errorf("failed append moved the high watermark from %d to %d", hw, got)
+			}
+			break
+		}
+		if base != hw {
+			t.Fatalf("append at %d, want %d", base, hw)
+		}
+		acked = append(acked, recs)
+	}
+	if appendErr == nil {
+		t.Fatalf("10000 appends fit in a 1 MiB file system")
+	}
+	if !errors.Is(appendErr, syscall.ENOSPC) {
+		t.Errorf("append on a full disk: %v, want an error wrapping ENOSPC", appendErr)
+	}
+	t.Logf("disk full after %d appends: %v", len(acked), appendErr)
+	check := func(p *stream.Partition) {
+		t.Helper()
+		off := int64(0)
+		for i, recs := range acked {
+			got, err := p.Read(off, 1) // at least one batch: this one
+			if err != nil {
+				t.Fatalf("read acknowledged append %d at %d: %v", i, off, err)
+			}
+			if len(got) < len(recs) || recordsSum(got[:len(recs)]) != recordsSum(recs) {
+				t.Fatalf("acknowledged append %d at %d reads back different", i, off)
+			}
+			off += int64(len(recs))
+		}
+		if hw := p.HighWatermark(); hw != off {
+			t.Fatalf("HighWatermark %d, want %d", hw, off)
+		}
+	}
+	check(p)
+	// Still full: another append fails the same way, and nothing moves.
+	if _, err := p.Append(crashRecords(rng, "again", 16)...); err == nil {
+		t.Errorf("append on a still-full disk succeeded")
+	}
+	check(p)
+	if err := s.Close(); err != nil {
+		t.Logf("close on a full disk: %v", err)
+	}
+	// Reopen on the full disk, then free space and append again.
+	s, p, err = openCrashPartition(dir, opts)
+	if err != nil {
+		t.Fatalf("reopen on a full disk: %v", err)
+	}
+	check(p)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size=8m"); err != nil {
+		t.Fatalf("grow the tmpfs: %v", err)
+	}
+	s, p, err = openCrashPartition(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(p)
+	recs := crashRecords(rng, "after", 16)
+	hw := p.HighWatermark()
+	if base, err := p.Append(recs...); err != nil || base != hw {
+		t.Fatalf("append after freeing space: %d, %v; want %d", base, err, hw)
+	}
+	acked = append(acked, recs)
+	check(p)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing of the directory is still mapped: a failed roll must not
+	// leak the new segment's mapping (nor keep the file system busy).
+	if maps, err := os.ReadFile("/proc/self/maps"); err == nil {
+		for _, line := range strings.Split(string(maps), "\n") {
+			if strings.Contains(line, dir) {
+				t.Errorf("still mapped after Close: %s", line)
+			}
+		}
+	}
+}
