@@ -37,7 +37,6 @@ import (
 	"github.com/instream/stream"
 )
 
-
 // fixCRCs gives every chunk of data that has magic 2 at byte 16 a valid
 // CRC, walking chunks by their length fields.
 func fixCRCs(data []byte) {
