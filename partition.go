@@ -435,10 +435,7 @@ func (p *Partition) rollLocked(n int64) error {
 		old.markFinalizedLocked()
 		p.synced = max(p.synced, old.next)
 		p.advanceLocked(old.next)
-		p.recoveryPoint = s.base
-		if err := p.writeRecoveryPoint(s.base); err != nil {
-			return p.failLocked(err)
-		}
+		p.recordRecoveryPoint(s.base)
 		return nil
 	}
 	p.cfg.finalizeLater(p)
@@ -489,10 +486,7 @@ func (p *Partition) finalizeSealed() error {
 		return true
 	})
 	if point != p.recoveryPoint {
-		p.recoveryPoint = point
-		if err := p.writeRecoveryPoint(point); err != nil {
-			return p.failLocked(err)
-		}
+		p.recordRecoveryPoint(point)
 	}
 	return nil
 }
@@ -643,7 +637,7 @@ func (p *Partition) close() error {
 			p.synced = p.leo
 		}
 		a.index, a.tindex = nil, nil
-		errs = append(errs, p.writeRecoveryPoint(a.base))
+		p.recordRecoveryPoint(a.base)
 	}
 	p.segs.Ascend(func(s *segment) bool {
 		errs = append(errs, s.close())

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,10 +48,11 @@ func (p *Partition) listSegments() ([]int64, error) {
 
 // recover opens the segments found on disk. Segments wholly below the
 // recovery point were finalized and are trusted (their batches are
-// checked when read); a later sealed segment is validated in full, and the
-// last one from its last good index entry. A torn or corrupt tail is
-// truncated; an unfinalized sealed segment cut short takes every later
-// segment with it, since offsets must stay contiguous.
+// checked when read); a later sealed segment is validated in full and
+// trimmed of preallocated zeros, and the last one is validated from its
+// last good index entry, its torn or corrupt tail truncated. Only the
+// last segment is ever truncated: damage before it stays, for reads to
+// report.
 func (p *Partition) recover(bases []int64) error {
 	for i, base := range bases {
 		s, err := openSegment(p.dir, base, p.cfg.indexEvery)
@@ -70,12 +70,17 @@ func (p *Partition) recover(bases []int64) error {
 			}
 			continue
 		}
-		// Sealed after the last recorded sync: check every batch.
+		// Sealed after the last recorded finalization: check every
+		// batch. A crash between roll and finalization leaves the
+		// preallocated zeros after the batches, which are trimmed.
+		// Anything else is damage, and damage in a segment that a later
+		// one follows is never truncated (nor the later ones removed):
+		// reads that reach it report ErrCorrupt.
 		r, err := s.scan(0, base, nil)
 		if err != nil {
 			return err
 		}
-		if r.next == next && (r.bad == nil || r.zeroTail) {
+		if r.next == next && r.bad == nil && (!r.zeroTail || s.zeroFrom(r.end)) {
 			if err := p.refinalize(s, r.end, next); err != nil {
 				return err
 			}
@@ -85,16 +90,10 @@ func (p *Partition) recover(bases []int64) error {
 		if why == nil {
 			why = fmt.Errorf("ends at offset %d, the next segment starts at %d", r.next, next)
 		}
-		p.log.Warn("truncating unsynced segment; removing the segments after it",
-			"file", s.path, "position", r.end, "reason", why)
-		for _, later := range bases[i+1:] {
-			for _, ext := range []string{".log", ".index", ".timeindex"} {
-				if err := os.Remove(segmentPath(p.dir, later, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
+		p.log.Error("damaged segment: reads that reach the damage report it", "file", s.path, "position", r.end, "reason", why)
+		if err := s.loadSealed(next); err != nil {
+			return err
 		}
-		return p.recoverActive(s)
 	}
 	return nil
 }
@@ -140,8 +139,7 @@ func (p *Partition) recoverActive(s *segment) error {
 		return err
 	}
 	if p.recoveryPoint != s.base {
-		p.recoveryPoint = s.base
-		return p.writeRecoveryPoint(s.base)
+		p.recordRecoveryPoint(s.base)
 	}
 	return nil
 }
@@ -158,8 +156,19 @@ func (p *Partition) readRecoveryPoint() int64 {
 	return n
 }
 
-// writeRecoveryPoint records that the segments below offset are finalized:
-// a temporary file, synced, renamed into place.
+// recordRecoveryPoint notes that the segments below offset are
+// finalized, in memory and on disk. Failing to write the file (a full
+// disk) is logged, not fatal: a stale recovery point only makes the next
+// Open validate more segments.
+func (p *Partition) recordRecoveryPoint(offset int64) {
+	p.recoveryPoint = offset
+	if err := p.writeRecoveryPoint(offset); err != nil {
+		p.log.Warn("could not record the recovery point; the next Open checks more segments", "error", err)
+	}
+}
+
+// writeRecoveryPoint writes the recovery point file: a temporary file,
+// synced, renamed into place, the directory synced.
 func (p *Partition) writeRecoveryPoint(offset int64) error {
 	path := filepath.Join(p.dir, recoveryPointFile)
 	tmp := path + ".tmp"
@@ -177,5 +186,8 @@ func (p *Partition) writeRecoveryPoint(offset int64) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(p.dir)
 }

@@ -188,7 +188,13 @@ func (s *segment) reserve(end int64) (bool, error) {
 	}
 	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
 	want := min(max(end, s.allocated+grow), int64(len(s.m)))
-	if err := preallocate(s.f, want); err != nil {
+	err := preallocate(s.f, want)
+	if err != nil && want > end {
+		// A nearly full disk may still hold what this append needs.
+		want = end
+		err = preallocate(s.f, want)
+	}
+	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
 	}
 	// Fault the new pages in now, in one call, instead of one page fault
@@ -441,6 +447,24 @@ func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)
 		r.next = h.LastOffset() + 1
 	}
 	return r, nil
+}
+
+// zeroFrom reports whether the log file holds only zeros from pos to its
+// end: the untrimmed preallocated tail of a segment.
+func (s *segment) zeroFrom(pos int64) bool {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return false
+	}
+	buf := make([]byte, 64<<10)
+	for pos < fi.Size() {
+		n := min(int64(len(buf)), fi.Size()-pos)
+		if _, err := s.f.ReadAt(buf[:n], pos); err != nil || !allZero(buf[:n]) {
+			return false
+		}
+		pos += n
+	}
+	return true
 }
 
 func allZero(b []byte) bool {

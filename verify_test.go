@@ -136,3 +136,41 @@ func flipByte(t *testing.T, path string, pos int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestDamageBeforeTheLastSegmentIsNeverTruncated: with the recovery
+// point lost, Open validates every segment; damage found in one that a
+// later segment follows must not cost the later ones (nor the damaged
+// one's tail): reads report it instead.
+func TestDamageBeforeTheLastSegmentIsNeverTruncated(t *testing.T) {
+	dir, pdir := writeClosed(t, 300)
+	logs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	if err := os.Remove(filepath.Join(pdir, "recovery-point")); err != nil {
+		t.Fatal(err)
+	}
+	sf, err := stream.OpenSegmentFile(logs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim stream.SegmentBatch
+	for b := range sf.Batches() {
+		victim = b // the last batch of the segment
+	}
+	sf.Close()
+	flipByte(t, logs[1], victim.Position+victim.Size-2)
+
+	s := reopen(t, dir, nil)
+	p := existing(t, s, "t", 0)
+	if hw := p.HighWatermark(); hw != 300 {
+		t.Fatalf("high watermark %d after reopen, want 300", hw)
+	}
+	after, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	if len(after) != len(logs) {
+		t.Fatalf("%d segments after reopen, want %d", len(after), len(logs))
+	}
+	_, err = p.Read(victim.BaseOffset, 1)
+	var ce *stream.CorruptError
+	if !errors.As(err, &ce) || ce.File != logs[1] || ce.Position != victim.Position {
+		t.Fatalf("Read of the damaged batch: %v, want a CorruptError at %s:%d", err, logs[1], victim.Position)
+	}
+	checkValues(t, readAll(t, p, victim.LastOffset+1), int(victim.LastOffset+1))
+}
