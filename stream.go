@@ -140,6 +140,13 @@ var (
 	// ErrTimeout is returned when a delivery or an operation's deadline
 	// passes.
 	ErrTimeout = errors.New("stream: timed out")
+	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
+	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
+	// members.
+	ErrGroupNotEmpty = errors.New("stream: consumer group has members")
+	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
+	// does not exist.
+	ErrUnknownGroup = errors.New("stream: unknown consumer group")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -159,6 +166,8 @@ type Stream struct {
 	stop      chan struct{} // closed by Close: background jobs return
 	done      sync.WaitGroup
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
+
+	groups groupRegistry // consumer groups and consumers, closed by Close
 }
 
 var (
@@ -353,6 +362,7 @@ func (s *Stream) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()
