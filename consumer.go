@@ -641,7 +641,9 @@ func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record
 			return herr
 		}
 		if c.g != nil && len(recs) > 0 {
-			if err := c.Commit(ctx); err != nil {
+			// Accepted records are committed even when ctx has just
+			// ended.
+			if err := c.Commit(context.WithoutCancel(ctx)); err != nil {
 				if !errors.Is(err, ErrFenced) {
 					return err
 				}
@@ -654,9 +656,10 @@ func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record
 // ReadToEnd is the offline batch loader: it reads the consumer's
 // partitions from their positions up to the high watermarks they had when
 // it was called, partition by partition, and stops there without waiting
-// for more. Positions advance with each record yielded, so a Commit after
-// the loop (or after breaking out of it) saves exactly what was read, and
-// the next run continues from there.
+// for more. Positions advance with each record yielded (a record counts
+// as read once the loop body has it), so a Commit after the loop, or
+// after breaking out of it, saves exactly what was read, and the next run
+// continues from there.
 //
 // A group member first syncs with its group as Poll does (run the loader
 // as the group's only member to get every partition; use StartAt
@@ -696,10 +699,10 @@ func (c *Consumer) ReadToEnd(ctx context.Context) iter.Seq2[*Record, error] {
 					break
 				}
 				for _, r := range recs {
+					c.advance(tp, r.Offset+1)
 					if !yield(r, nil) {
 						return
 					}
-					c.advance(tp, r.Offset+1)
 				}
 				c.advance(tp, next)
 			}
