@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -451,12 +452,17 @@ type owners struct {
 	t     *testing.T
 	mu    sync.Mutex
 	owner map[stream.TopicPartition]string
-	lost  map[stream.TopicPartition]string // owned by an evicted member that has not heard yet
+	lost  map[lostPartition]bool // owned by an evicted member that has not heard yet
 	log   []string
 }
 
 func newOwners(t *testing.T) *owners {
-	return &owners{t: t, owner: map[stream.TopicPartition]string{}, lost: map[stream.TopicPartition]string{}}
+	return &owners{t: t, owner: map[stream.TopicPartition]string{}, lost: map[lostPartition]bool{}}
+}
+
+type lostPartition struct {
+	tp     stream.TopicPartition
+	member string
 }
 
 // evicted records that the group evicted name: its ownership ended, and
@@ -467,7 +473,7 @@ func (o *owners) evicted(name string) {
 	for tp, n := range o.owner {
 		if n == name {
 			delete(o.owner, tp)
-			o.lost[tp] = name
+			o.lost[lostPartition{tp, name}] = true
 		}
 	}
 }
@@ -489,8 +495,8 @@ func (o *owners) config(name string, cfg stream.ConsumerConfig) stream.ConsumerC
 		defer o.mu.Unlock()
 		o.log = append(o.log, fmt.Sprintf("%s-%v", name, tps))
 		for _, tp := range tps {
-			if o.lost[tp] == name {
-				delete(o.lost, tp)
+			if o.lost[lostPartition{tp, name}] {
+				delete(o.lost, lostPartition{tp, name})
 				continue
 			}
 			if o.owner[tp] != name {
@@ -1164,3 +1170,133 @@ func TestStreamCloseClosesConsumers(t *testing.T) {
 		t.Errorf("NewConsumer after Close: %v", err)
 	}
 }
+
+// TestGroupStress has members join, leave and get evicted while writers
+// append. Every record must be processed at least once; duplicates are
+// counted and reported (at-least-once redelivers what was processed but
+// not committed when a partition moved). No partition is ever processed
+// by two members at once, nor owned by two.
+func TestGroupStress(t *testing.T) {
+	for _, a := range []stream.Assignor{stream.RangeAssignor, stream.CooperativeStickyAssignor} {
+		t.Run(a.Name(), func(t *testing.T) { groupStress(t, a) })
+	}
+}
+
+func groupStress(t *testing.T, assignor stream.Assignor) {
+	checkNoLeaks(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+	const partitions, writers, perWriter = 4, 2, 3000
+	tp := topic(t, s, "t", partitions)
+	g := group(t, s, "g", stream.GroupConfig{
+		Topics: []string{"t"}, Assignor: assignor, StartAt: stream.StartEarliest,
+		SessionTimeout: 200 * time.Millisecond, CommitInterval: 20 * time.Millisecond,
+	})
+	o := newOwners(t)
+	var (
+		mu         sync.Mutex
+		seen       = map[string]int{}
+		processing = map[int32]string{}
+		dups       int
+		all        = make(chan struct{})
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				p := part(t, tp, i%partitions)
+				if _, err := p.Append(&stream.Record{Value: fmt.Appendf(nil, "w%d-%d", w, i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	evictions, leaves := 0, 0
+	var statsMu sync.Mutex
+	worker := func(w int) {
+		defer wg.Done()
+		rng := newRand(seed + int64(w))
+		for cycle := 0; ctx.Err() == nil; cycle++ {
+			name := fmt.Sprintf("w%d.%d", w, cycle)
+			c, err := g.Join(ctx, o.config(name, stream.ConsumerConfig{FetchMaxWait: 20 * time.Millisecond, MaxPollRecords: 50}))
+			if err != nil {
+				return
+			}
+			polls := 5 + rng.IntN(40)
+			for i := 0; i < polls && ctx.Err() == nil; i++ {
+				recs, err := c.Poll(ctx)
+				if err != nil {
+					break
+				}
+				mu.Lock()
+				for _, r := range recs {
+					if cur, ok := processing[r.Partition]; ok && cur != name {
+						t.Errorf("%s processes partition %d while %s does", name, r.Partition, cur)
+					}
+					processing[r.Partition] = name
+				}
+				for _, r := range recs {
+					k := string(r.Value)
+					seen[k]++
+					if seen[k] > 1 {
+						dups++
+					}
+				}
+				for _, r := range recs {
+					delete(processing, r.Partition)
+				}
+				if len(seen) == writers*perWriter {
+					select {
+					case <-all:
+					default:
+						close(all)
+					}
+				}
+				mu.Unlock()
+				if rng.IntN(60) == 0 {
+					// Stall past the session timeout: evicted, then
+					// rejoins at the next Poll.
+					statsMu.Lock()
+					evictions++
+					statsMu.Unlock()
+					o.evicted(name)
+					select {
+					case <-time.After(400 * time.Millisecond):
+					case <-ctx.Done():
+					}
+				}
+			}
+			statsMu.Lock()
+			leaves++
+			statsMu.Unlock()
+			c.Close()
+		}
+	}
+	const members = 4
+	for w := range members {
+		wg.Add(1)
+		go worker(w)
+	}
+	select {
+	case <-all:
+	case <-time.After(2 * time.Minute):
+		mu.Lock()
+		t.Errorf("only %d of %d records processed", len(seen), writers*perWriter)
+		mu.Unlock()
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("%s: %d records, %d duplicates (at-least-once), %d leaves, %d stalls past the session timeout, generation %d",
+		assignor.Name(), len(seen), dups, leaves, evictions, g.Generation())
+	if m := g.Members(); len(m) != 0 {
+		t.Errorf("members left after every consumer closed: %v", m)
+	}
+}
+
+func newRand(seed int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 0)) }
