@@ -16,16 +16,6 @@ import (
 	"github.com/instream/stream"
 )
 
-// topic creates a topic with n partitions.
-func topic(t *testing.T, s *stream.Stream, name string, n int) *stream.Topic {
-	t.Helper()
-	tp, err := s.CreateTopic(name, stream.TopicConfig{Partitions: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tp
-}
-
 func part(t *testing.T, tp *stream.Topic, i int) *stream.Partition {
 	t.Helper()
 	p, err := tp.Partition(int32(i))

@@ -63,6 +63,10 @@ type Partition struct {
 	// syncFault, set only by tests (export_test.go), replaces the result
 	// of the next fsyncs of the active segment. Guarded by mu.
 	syncFault func() error
+	// appendFault, set only by tests (export_test.go), runs after
+	// AppendBatch wrote a batch, and an error it returns replaces the
+	// acknowledgement. Guarded by mu.
+	appendFault func() error
 }
 
 type partitionConfig struct {
@@ -100,7 +104,7 @@ func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slo
 	}
 	p.recoveryPoint = p.readRecoveryPoint()
 	if len(bases) == 0 {
-		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery, cfg.segmentBytes)
+		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +181,12 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	}
 	dst := seg.m[pos : pos+n]
 	copy(dst, buf)
-	return p.commitLocked(seg, dst, pos, &h)
+	fault := p.appendFault
+	base, err := p.commitLocked(seg, dst, pos, &h)
+	if err == nil && fault != nil {
+		err = fault()
+	}
+	return base, err
 }
 
 // Append appends recs as one batch and returns the offset of the first.
@@ -407,7 +416,7 @@ func (p *Partition) advanceLocked(end int64) {
 // otherwise the background flusher does it. p.mu is held.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
-	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery, p.cfg.segmentBytes)
+	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}

@@ -105,7 +105,7 @@ func (p *Partition) floorLocked(offset int64) *segment {
 }
 
 // minReadChunk is the least a read fetches from a segment at once.
-const minReadChunk = 64 << 10
+const minReadChunk = 4 << 10
 
 // segmentRead is one read of records out of a segment: from offset, at
 // byte pos where a batch with base offset base starts, reading no further
@@ -215,11 +215,18 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 			return dst, 0, err
 		}
 	}
-	recs := make([]Record, h.Count)
+	// Records below from (a read that starts inside the batch) or at the
+	// high watermark and above are decoded into scratch, not kept.
+	keep := int64(h.Count) - max(0, from-h.BaseOffset) - max(0, h.LastOffset()+1-hw)
+	recs := make([]Record, max(keep, 0))
+	var scratch Record
 	d := recordDecoder{b: body}
 	n := 0
-	for i := range recs {
-		r := &recs[i]
+	for i := range int(h.Count) {
+		r := &scratch
+		if n < len(recs) {
+			r = &recs[n]
+		}
 		if !d.next(r, h.BaseTimestamp) {
 			if d.err == nil {
 				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
@@ -229,6 +236,10 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 		r.Offset += h.BaseOffset
 		if r.Offset < from || r.Offset >= hw {
 			continue
+		}
+		if r == &scratch { // offsets with gaps (a compacted Kafka batch) outran keep
+			r = new(Record)
+			*r = scratch
 		}
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
@@ -241,7 +252,7 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 }
 
 // scanChunk is how much a Scan reads at a time.
-const scanChunk = 1 << 20
+const scanChunk = 256 << 10
 
 // Scan returns an iterator over the records from offset from on, which
 // follows the tail: at the high watermark it waits for more. It ends when

@@ -55,7 +55,7 @@ func (p *Partition) listSegments() ([]int64, error) {
 // segment with it, since offsets must stay contiguous.
 func (p *Partition) recover(bases []int64) error {
 	for i, base := range bases {
-		s, err := openSegment(p.dir, base, p.cfg.indexEvery, p.cfg.segmentBytes)
+		s, err := openSegment(p.dir, base, p.cfg.indexEvery)
 		if err != nil {
 			return err
 		}

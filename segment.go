@@ -43,6 +43,11 @@ type segment struct {
 	m      []byte // the writable mapping of an active segment; nil when sealed
 	closed bool
 
+	// Read-only mappings of a finalized segment's index files, made on
+	// first lookup.
+	idxMap, tidxMap []byte
+	idxMapped       bool
+
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
 
 	// The fields below are guarded by the owning partition's mu.
@@ -56,13 +61,12 @@ type segment struct {
 	finalized  bool   // sealed, trimmed, synced, indexes complete on disk
 
 	// In-memory index of the active segment, and how much of it is on disk.
-	index       []indexEntry
-	tindex      []timeEntry
-	idxDone     int   // entries of index written to the .index file
-	tidxDone    int   // entries of tindex written to the .timeindex file
-	sinceIndex  int64 // bytes appended since the last index entry
-	indexEvery  int64 // IndexIntervalBytes
-	segmentSize int64 // roll threshold
+	index      []indexEntry
+	tindex     []timeEntry
+	idxDone    int   // entries of index written to the .index file
+	tidxDone   int   // entries of tindex written to the .timeindex file
+	sinceIndex int64 // bytes appended since the last index entry
+	indexEvery int64 // IndexIntervalBytes
 }
 
 type indexEntry struct {
@@ -111,11 +115,8 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(dir string, base, capacity, indexEvery, segmentSize int64) (_ *segment, err error) {
-	s := &segment{
-		base: base, path: segmentPath(dir, base, ".log"),
-		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
-	}
+func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
@@ -164,10 +165,11 @@ func (s *segment) activate(capacity int64) error {
 }
 
 // minAllocation and maxAllocationStep bound how the active segment's file
-// grows: doubling from 64 KiB, at most 16 MiB at a time.
+// grows: doubling from 64 KiB, at most 4 MiB at a time, since populating
+// the new pages happens under the partition's lock.
 const (
 	minAllocation     = 64 * KiB
-	maxAllocationStep = 16 * MiB
+	maxAllocationStep = 4 * MiB
 )
 
 // reserve makes sure the bytes up to end are allocated on disk, so writes
@@ -223,14 +225,17 @@ func roundUpPage(n int64) int64 {
 func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
 func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
 
-// openSegment opens the files of an existing segment. next is the offset
-// after its last record when a later segment tells it (-1 when unknown:
-// the last segment, which recover scans).
-func openSegment(dir string, base, indexEvery, segmentSize int64) (_ *segment, err error) {
-	s := &segment{
+func newSegment(dir string, base, indexEvery int64) *segment {
+	return &segment{
 		base: base, path: segmentPath(dir, base, ".log"),
-		maxTime: -1, firstTime: -1, indexEvery: indexEvery, segmentSize: segmentSize,
+		maxTime: -1, firstTime: -1, indexEvery: indexEvery,
 	}
+}
+
+// openSegment opens the files of an existing segment; loadSealed or
+// recoverActive then reads what they hold.
+func openSegment(dir string, base, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
@@ -319,14 +324,6 @@ func readIndexEntry(f *os.File, i int64) (indexEntry, error) {
 		return indexEntry{}, err
 	}
 	return indexEntry{rel: binary.BigEndian.Uint32(b[:]), pos: binary.BigEndian.Uint32(b[4:])}, nil
-}
-
-func readTimeEntry(f *os.File, i int64) (timeEntry, error) {
-	var b [timeEntrySize]byte
-	if _, err := f.ReadAt(b[:], i*timeEntrySize); err != nil {
-		return timeEntry{}, err
-	}
-	return timeEntry{ts: int64(binary.BigEndian.Uint64(b[:])), rel: binary.BigEndian.Uint32(b[8:])}, nil
 }
 
 // scanResult is what a scan of a log file found.
@@ -637,18 +634,8 @@ func (s *segment) sealLocked() {
 // longer change, and only one goroutine finalizes a segment. The caller
 // then marks it finalized under the partition's mu (markFinalizedLocked).
 func (s *segment) finalizeFiles() error {
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", s.path, err)
-	}
-	if err := s.flushIndexes(s.size + 1); err != nil {
-		return err
-	}
-	if err := s.idx.Sync(); err != nil {
-		return err
-	}
-	if err := s.tidx.Sync(); err != nil {
-		return err
-	}
+	// Unmap first: writing back pages that are still mapped makes the
+	// kernel write-protect each one, with a TLB shootdown per page.
 	s.mu.Lock()
 	err := s.unmapLocked()
 	s.mu.Unlock()
@@ -659,7 +646,17 @@ func (s *segment) finalizeFiles() error {
 		return err
 	}
 	s.allocated = s.size
-	return s.f.Sync()
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", s.path, err)
+	}
+	// Index entries reach the disk only after the data they point to.
+	if err := s.flushIndexes(s.size + 1); err != nil {
+		return err
+	}
+	if err := s.idx.Sync(); err != nil {
+		return err
+	}
+	return s.tidx.Sync()
 }
 
 // markFinalizedLocked switches reads of a finalized segment to its index
@@ -707,7 +704,7 @@ func (s *segment) readAt(p []byte, pos int64) error {
 
 // lookupLocked returns the byte position of the last indexed batch whose
 // base offset is at most offset (0 when none). The partition's mu must be
-// held; a sealed segment searches its index file.
+// held; a sealed segment searches its mapped index file.
 func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
 	rel := uint32(offset - s.base)
 	if !s.finalized {
@@ -717,33 +714,22 @@ func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
 		}
 		return int64(s.index[i-1].pos), s.base + int64(s.index[i-1].rel), nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, 0, errSegmentClosed
-	}
-	fi, err := s.idx.Stat()
-	if err != nil {
+	if err := s.rlockIndexes(); err != nil {
 		return 0, 0, err
 	}
-	n := fi.Size() / indexEntrySize
-	var searchErr error
-	i := sort.Search(int(n), func(i int) bool {
-		e, err := readIndexEntry(s.idx, int64(i))
-		if err != nil {
-			searchErr = err
-			return true
-		}
-		return e.rel > rel
+	defer s.mu.RUnlock()
+	m := s.idxMap
+	i := sort.Search(len(m)/indexEntrySize, func(i int) bool {
+		return binary.BigEndian.Uint32(m[i*indexEntrySize:]) > rel
 	})
-	if searchErr != nil || i == 0 {
-		return 0, s.base, searchErr
+	if i == 0 {
+		return 0, s.base, nil
 	}
-	e, err := readIndexEntry(s.idx, int64(i-1))
-	return int64(e.pos), s.base + int64(e.rel), err
+	e := m[(i-1)*indexEntrySize:]
+	return int64(binary.BigEndian.Uint32(e[4:])), s.base + int64(binary.BigEndian.Uint32(e)), nil
 }
 
-// timeLookupLocked returns the relative offset to start searching for the
+// timeLookupLocked returns the offset to start searching from for the
 // first record at or after ts: the batch of the last time entry below ts.
 func (s *segment) timeLookupLocked(ts int64) (int64, error) {
 	if !s.finalized {
@@ -753,29 +739,74 @@ func (s *segment) timeLookupLocked(ts int64) (int64, error) {
 		}
 		return s.base + int64(s.tindex[i-1].rel), nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, errSegmentClosed
-	}
-	fi, err := s.tidx.Stat()
-	if err != nil {
+	if err := s.rlockIndexes(); err != nil {
 		return 0, err
 	}
-	var searchErr error
-	i := sort.Search(int(fi.Size()/timeEntrySize), func(i int) bool {
-		e, err := readTimeEntry(s.tidx, int64(i))
-		if err != nil {
-			searchErr = err
-			return true
-		}
-		return e.ts >= ts
+	defer s.mu.RUnlock()
+	m := s.tidxMap
+	i := sort.Search(len(m)/timeEntrySize, func(i int) bool {
+		return int64(binary.BigEndian.Uint64(m[i*timeEntrySize:])) >= ts
 	})
-	if searchErr != nil || i == 0 {
-		return s.base, searchErr
+	if i == 0 {
+		return s.base, nil
 	}
-	e, err := readTimeEntry(s.tidx, int64(i-1))
-	return s.base + int64(e.rel), err
+	return s.base + int64(binary.BigEndian.Uint32(m[(i-1)*timeEntrySize+8:])), nil
+}
+
+// rlockIndexes read-locks s.mu with the index files of a finalized
+// segment mapped (read-only, on first use: the page cache holds them, not
+// the heap). On success the caller must RUnlock.
+func (s *segment) rlockIndexes() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errSegmentClosed
+	}
+	if s.idxMapped {
+		return nil
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	if !s.closed && !s.idxMapped {
+		var err error
+		if s.idxMap, err = mapReadOnly(s.idx, indexEntrySize); err == nil {
+			s.tidxMap, err = mapReadOnly(s.tidx, timeEntrySize)
+		}
+		if err != nil {
+			s.unmapIndexesLocked()
+			s.mu.Unlock()
+			return fmt.Errorf("map indexes of %s: %w", s.path, err)
+		}
+		s.idxMapped = true
+	}
+	s.mu.Unlock()
+	return s.rlockIndexes()
+}
+
+// mapReadOnly maps the whole entries of an index file.
+func mapReadOnly(f *os.File, entry int64) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := fi.Size() / entry * entry
+	if n == 0 {
+		return nil, nil
+	}
+	return unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+}
+
+// unmapIndexesLocked drops the index mappings; s.mu is held for writing.
+func (s *segment) unmapIndexesLocked() error {
+	var errs []error
+	for _, m := range []*[]byte{&s.idxMap, &s.tidxMap} {
+		if *m != nil {
+			errs = append(errs, unix.Munmap(*m))
+			*m = nil
+		}
+	}
+	s.idxMapped = false
+	return errors.Join(errs...)
 }
 
 // rebuildIndexes rewrites a sealed segment's index files from its log. It
@@ -816,6 +847,9 @@ func (s *segment) rebuildIndexes() (error, error) {
 	if s.closed {
 		return nil, errSegmentClosed
 	}
+	if err := s.unmapIndexesLocked(); err != nil {
+		return nil, err
+	}
 	for _, w := range []struct {
 		f *os.File
 		b []byte
@@ -854,7 +888,7 @@ func (s *segment) close() error {
 	}
 	s.closed = true
 	err := s.unmapLocked()
-	return errors.Join(err, s.closeFiles())
+	return errors.Join(err, s.unmapIndexesLocked(), s.closeFiles())
 }
 
 func (s *segment) closeFiles() error {

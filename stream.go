@@ -108,6 +108,64 @@
 // consumer's ReadToEnd reads from its positions up to the high
 // watermarks of the moment and stops; Commit saves how far it got.
 //
+// # Producers
+//
+// A Producer (Stream.NewProducer) is Kafka's KafkaProducer: it routes
+// each record to a partition, batches records per partition, appends
+// whole batches and reports every record to a callback exactly once.
+//
+//	p, err := s.NewProducer(stream.ProducerConfig{}) // zero value: defaults
+//	r := &stream.Record{Topic: "events", Key: k, Value: v}
+//	err = p.Send(ctx, r)  // waits for the ack; sets r.Partition, r.Offset
+//	p.SendAsync(r, done)  // batched; done(r, err) once per record
+//	err = p.Flush(ctx)    // everything sent so far delivered
+//	err = p.Close()       // flush, then refuse sends
+//
+// ProducerConfig maps onto the Java client's settings:
+//
+//	linger.ms            Linger              5ms; NoLinger for 0
+//	batch.size           BatchBytes          64 KiB
+//	buffer.memory        BufferBytes         32 MiB; SendAsync blocks when full, never drops
+//	acks                 Acks                AcksAll (all), AcksLeader (1), AcksNone (0)
+//	enable.idempotence   DisableIdempotence  idempotent unless set
+//	compression.type     Compression         CompressNone, Gzip, Snappy, LZ4, Zstd
+//	delivery.timeout.ms  DeliveryTimeout     2m
+//	retry.backoff.ms     RetryBackoff        100ms
+//	partitioner.class    Partitioner         HashPartitioner: murmur2 of the key, sticky for none
+//
+// A partition's batch is written when it reaches BatchBytes or Linger
+// after it opened, whichever comes first; records sent while the
+// previous batch of the partition is being written and fsynced gather
+// into the next one, so many concurrent Sends share fsyncs. Callbacks run
+// in send order within a partition.
+//
+// Acks: on one node AcksAll and AcksLeader both acknowledge a record once
+// it is below the high watermark, durable under Options.Sync (fsynced
+// under SyncAlways). They will differ once partitions are replicated:
+// AcksAll waits for the in-sync replicas, AcksLeader for the leader only.
+// AcksNone calls back as soon as the record is accepted, with Offset -1,
+// as Kafka's acks=0.
+//
+// Failures: a failed append is retried every RetryBackoff until
+// DeliveryTimeout, then the records fail with ErrTimeout wrapping the
+// last error. Errors retrying cannot fix fail the record at once, alone:
+// ErrRecordTooLarge, ErrUnknownTopic (also for a partition out of range
+// from ManualPartitioner), ErrInvalidConfig. A missing topic is created
+// with Options.DefaultTopic when Options.AutoCreateTopics is set.
+//
+// Idempotence (Kafka's KIP-98) is on by default: each producer gets an ID
+// from meta.db and numbers its records per partition in the batch
+// headers, so a batch retried after a lost acknowledgement is answered
+// with its original offsets instead of being appended twice; partitions
+// rebuild what they know of producers from the log on Open.
+//
+// Compressed batches are Kafka's: the codec in the batch attributes, the
+// header in the clear, the CRC over the compressed records. Reads
+// decompress transparently.
+//
+// TypedProducer and Decode send and read Go values through a Codec (JSON,
+// String, Bytes, or your own), as Kafka's serializers.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its
@@ -121,16 +179,19 @@
 // ConsumerGroup.mu; Stream.mu; Partition.finalizeMu; Partition.mu;
 // segment.mu. Consumer.mu is taken with no group lock held, before
 // Partition locks. User callbacks (OnAssigned, OnRevoked, Run's handler)
-// run with no lock of the package held except Consumer.pollMu.
+// run with no lock of the package held except Consumer.pollMu. A
+// Producer's locks (its mu and each partition accumulator's) are never
+// held while taking any other.
 //
-// Each consumer group has one coordinator goroutine, started by
-// Stream.ConsumerGroup, that evicts members whose session expired.
-//
-// Each background job is one goroutine started by Open (or
-// Stream.ConsumerGroup) and stopped by Close, which first closes every
-// consumer and group: retention, and (under SyncPeriodic and SyncNever) the flusher
-// that fsyncs partitions and finalizes rolled segments. No goroutine
-// outlives Close.
+// Each background job is one goroutine started by Open and stopped by
+// Close: retention, and (under SyncPeriodic and SyncNever) the flusher
+// that fsyncs partitions and finalizes rolled segments. Each consumer
+// group has one coordinator goroutine, started by Stream.ConsumerGroup,
+// that evicts members whose session expired. A Producer runs one
+// goroutine per partition with batches to write, while it has some.
+// Stream.Close first closes open producers (they deliver what they hold),
+// then consumers (they commit and leave) and groups, and waits for them
+// all. No goroutine outlives Close.
 //
 // # Caveats
 //
@@ -218,10 +279,11 @@ type Stream struct {
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
 
-	// mu guards topics and closed.
-	mu     sync.RWMutex
-	topics map[string]*Topic
-	closed bool
+	// mu guards topics, producers and closed.
+	mu        sync.RWMutex
+	topics    map[string]*Topic
+	producers map[*Producer]struct{} // open producers, closed by Close
+	closed    bool
 
 	stop      chan struct{} // closed by Close: background jobs return
 	done      sync.WaitGroup
@@ -421,7 +483,12 @@ func (s *Stream) Close() error {
 		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
+	producers := s.producers
+	s.producers = nil
 	s.mu.Unlock()
+	for p := range producers {
+		p.closeForStream() // before the partitions close: producers deliver what they hold
+	}
 	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
 	close(s.stop)
 	s.done.Wait()

@@ -1046,3 +1046,46 @@ func TestStats(t *testing.T) {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
+
+// TestMemoryStaysFlat checks that the heap does not grow with the bytes in
+// the log: sealed segments keep their indexes on disk (mapped on use), so
+// what a partition holds in memory grows with its segment count, by a few
+// hundred bytes each, not with its data.
+func TestMemoryStaysFlat(t *testing.T) {
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 256 << 10, IndexIntervalBytes: 512})
+	p := partition(t, s, "t", stream.TopicConfig{})
+	val := bytes.Repeat([]byte("v"), 100)
+	var b stream.Batch
+	write := func(mib int) {
+		for written := 0; written < mib<<20; written += b.Size() {
+			b.Reset()
+			for range 100 {
+				b.Add(nil, val)
+			}
+			if _, err := p.AppendBatch(&b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	write(8)
+	// Read everything once, so sealed segments' indexes are in use.
+	readAll(t, p, 0)
+	before := heap()
+	write(48)
+	readAll(t, p, 0)
+	after := heap()
+	st := s.Stats()
+	t.Logf("heap %d KiB before, %d KiB after %v more in %d segments", before>>10, after>>10, st.Bytes, st.Segments)
+	if grew := int64(after) - int64(before); grew > 4<<20 {
+		t.Fatalf("heap grew by %d KiB while the log grew by 48 MiB", grew>>10)
+	}
+}

@@ -1,0 +1,138 @@
+package stream_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/instream/stream"
+)
+
+// writeClosed writes n records to a partition with small segments and
+// closes the stream, returning the directory and the partition directory.
+func writeClosed(t *testing.T, n int) (dir, pdir string) {
+	t.Helper()
+	dir = t.TempDir()
+	s, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 2 << 10, IndexIntervalBytes: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := partition(t, s, "t", stream.TopicConfig{})
+	appendN(t, p, 0, n)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, p.Dir()
+}
+
+func TestVerifyCleanDirectory(t *testing.T) {
+	dir, _ := writeClosed(t, 300)
+	problems, err := stream.Verify(dir)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("Verify = %v, %v; want no problems", problems, err)
+	}
+}
+
+func TestVerifyRefusesADirectoryInUse(t *testing.T) {
+	_, dir := open(t, nil)
+	if _, err := stream.Verify(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Verify of an open directory: %v, want an error naming it", err)
+	}
+}
+
+func TestVerifyFindsFlippedBytes(t *testing.T) {
+	dir, pdir := writeClosed(t, 300)
+	logs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	victim := logs[1]
+	// Find the second batch of the victim and flip a byte in its value.
+	sf, err := stream.OpenSegmentFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var second stream.SegmentBatch
+	i := 0
+	for b, err := range sf.Batches() {
+		if err != nil || b.Err != nil {
+			t.Fatal(err, b.Err)
+		}
+		if i++; i == 2 {
+			second = b
+			break
+		}
+	}
+	sf.Close()
+	flipByte(t, victim, second.Position+second.Size-3)
+	idx := strings.TrimSuffix(logs[2], ".log") + ".index"
+	flipByte(t, idx, 5)
+
+	problems, err := stream.Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawLog, sawIndex bool
+	for _, p := range problems {
+		if !errors.Is(p, stream.ErrCorrupt) {
+			t.Errorf("problem %v is not ErrCorrupt", p)
+		}
+		switch {
+		case p.File == victim && p.Position == second.Position:
+			sawLog = true
+		case p.File == idx && p.Position == 0:
+			sawIndex = true
+		default:
+			t.Errorf("unexpected problem: %v", p)
+		}
+	}
+	if !sawLog || !sawIndex {
+		t.Fatalf("problems %v: want the flipped batch of %s at %d and the index %s", problems, victim, second.Position, idx)
+	}
+}
+
+func TestSegmentFileDump(t *testing.T) {
+	_, pdir := writeClosed(t, 50)
+	logs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	next := int64(0)
+	for _, l := range logs {
+		sf, err := stream.OpenSegmentFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pos int64
+		for b, err := range sf.Batches() {
+			if err != nil || b.Err != nil {
+				t.Fatal(err, b.Err)
+			}
+			if b.BaseOffset != next || b.Position != pos || b.Count != 1 || b.ProducerID != -1 || b.Compression != stream.CompressNone {
+				t.Fatalf("batch %+v, want offset %d at %d", b, next, pos)
+			}
+			recs, err := sf.Records(b)
+			if err != nil || len(recs) != 1 || recs[0].Offset != next || string(recs[0].Value) != string(value(int(next))) {
+				t.Fatalf("Records = %v, %v", recs, err)
+			}
+			next, pos = b.LastOffset+1, pos+b.Size
+		}
+		sf.Close()
+	}
+	if next != 50 {
+		t.Fatalf("dumped %d records, want 50", next)
+	}
+}
+
+func flipByte(t *testing.T, path string, pos int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, pos); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, pos); err != nil {
+		t.Fatal(err)
+	}
+}
