@@ -245,9 +245,12 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 			groupCh, resync = ch, false
 		}
-		recs, wait, err := c.fetch(expired)
+		recs, wait, again, err := c.fetch(expired)
 		if err != nil || recs != nil {
 			return recs, err
+		}
+		if again {
+			continue
 		}
 		if expired {
 			return []*Record{}, nil
@@ -291,18 +294,23 @@ func (c *Consumer) checkPolling() error {
 // fetch reads ahead on every partition and, once FetchMinBytes are
 // buffered (or on the final call, any), hands records out round robin.
 // Otherwise it returns the channels to wait on: each partition's next
-// high-watermark move. When data arrived meanwhile, it returns no
-// channels and no records, and Poll fetches again.
-func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, err error) {
+// high-watermark move; or again when data arrived meanwhile.
+func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	buffered := 0
+	for _, st := range c.parts {
+		buffered += st.bufBytes
+	}
 	total := 0
 	want := max(readAhead, c.cfg.FetchMinBytes)
 	for _, tp := range c.order {
 		st := c.parts[tp]
-		if st.bufBytes < want/2 && st.p.HighWatermark() > st.end {
+		// Read ahead when the buffer runs low, and whenever the whole is
+		// short of FetchMinBytes (so the wait below is for new data).
+		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && st.p.HighWatermark() > st.end {
 			if err := c.refillLocked(tp, st, want-st.bufBytes); err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 		}
 		total += st.bufBytes
@@ -311,20 +319,20 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, err
 		}
 	}
 	if total >= c.cfg.FetchMinBytes || final && total > 0 {
-		return c.takeLocked(), nil, nil
+		return c.takeLocked(), nil, false, nil
 	}
 	for _, tp := range c.order {
 		st := c.parts[tp]
 		ch, err := st.p.hwChanged()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if st.p.HighWatermark() > st.end {
-			return nil, nil, nil // arrived meanwhile
+			return nil, nil, true, nil // arrived meanwhile
 		}
 		wait = append(wait, ch)
 	}
-	return nil, wait, nil
+	return nil, wait, false, nil
 }
 
 // refillLocked reads about n more bytes of records into st's buffer.

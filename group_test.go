@@ -1290,3 +1290,42 @@ func groupStress(t *testing.T, assignor stream.Assignor) {
 }
 
 func newRand(seed int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 0)) }
+
+// FetchMinBytes above the read-ahead: Poll gathers across many reads
+// without spinning, and returns once enough is there.
+func TestFetchMinBytesLarge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := stream.Open(t.TempDir(), &stream.Options{Sync: stream.SyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		tp := topic(t, s, "t", 1)
+		p := part(t, tp, 0)
+		val := make([]byte, 100<<10)
+		for range 12 { // 1.2 MiB
+			p.Append(&stream.Record{Value: val})
+		}
+		c, _ := s.NewConsumer(stream.ConsumerConfig{FetchMinBytes: 2 << 20, FetchMaxWait: time.Minute, MaxPollRecords: 1000})
+		c.Assign(tpOf("t", 0))
+		done := make(chan int)
+		go func() {
+			recs, _ := c.Poll(context.Background())
+			done <- len(recs)
+		}()
+		synctest.Wait() // durably blocked: not spinning
+		for range 9 {
+			p.Append(&stream.Record{Value: val})
+		}
+		synctest.Wait()
+		select {
+		case n := <-done:
+			if n != 21 {
+				t.Fatalf("got %d records, want 21", n)
+			}
+		default:
+			t.Fatal("Poll did not return at FetchMinBytes")
+		}
+		c.Close()
+	})
+}
