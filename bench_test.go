@@ -433,3 +433,193 @@ func BenchmarkReadRandom(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConsumerPoll reads 100-byte records from the page cache with a
+// group-less Consumer's Poll, against BenchmarkBaselineRead/100B.
+func BenchmarkConsumerPoll(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+	p, _ := t.Partition(0)
+	val := payload(100)
+	var batch stream.Batch
+	const n = 200_000
+	for i := 0; i < n; i += 100 {
+		batch.Reset()
+		for range 100 {
+			batch.Add(nil, val)
+		}
+		if _, err := p.AppendBatch(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := s.NewConsumer(stream.ConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "bench", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for read := 0; read < b.N; {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		read += len(recs)
+		if len(recs) > 0 && recs[len(recs)-1].Offset == n-1 {
+			if err := c.Seek(tp, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportPerRecord(b, b.N)
+}
+
+// BenchmarkEndToEndLatency appends one record at a time with SyncNever
+// while a consumer long-polls, and reports the append→Poll-return latency
+// percentiles.
+func BenchmarkEndToEndLatency(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+	p, _ := t.Partition(0)
+	c, err := s.NewConsumer(stream.ConsumerConfig{FetchMaxWait: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Assign(stream.TopicPartition{Topic: "bench", Partition: 0}); err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan time.Time)
+	go func() {
+		for {
+			recs, err := c.Poll(context.Background())
+			if err != nil {
+				close(got)
+				return
+			}
+			if len(recs) > 0 {
+				got <- time.Now()
+			}
+		}
+	}()
+	rec := &stream.Record{Value: payload(100)}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		rec.Timestamp = time.Time{}
+		start := time.Now()
+		if _, err := p.Append(rec); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, (<-got).Sub(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	c.Close()
+	<-got
+}
+
+// BenchmarkRebalance measures how long a group of 8 polling members takes
+// to settle when a ninth joins or leaves: from Join (or Close) until every
+// partition is owned again under the new assignment.
+func BenchmarkRebalance(b *testing.B) {
+	for _, a := range []stream.Assignor{stream.RangeAssignor, stream.CooperativeStickyAssignor} {
+		b.Run(a.Name(), func(b *testing.B) {
+			s, _ := openBench(b, &stream.Options{Sync: stream.SyncNever}, 32)
+			g, err := s.ConsumerGroup("g", stream.GroupConfig{Topics: []string{"bench"}, Assignor: a})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var mu sync.Mutex
+			owned, newcomer := 0, false
+			settled := make(chan struct{}, 1)
+			check := func() {
+				if owned == 32 && newcomer {
+					select {
+					case settled <- struct{}{}:
+					default:
+					}
+				}
+			}
+			cfg := func(isNew bool) stream.ConsumerConfig {
+				return stream.ConsumerConfig{
+					FetchMaxWait: time.Minute,
+					OnAssigned: func(_ context.Context, tps []stream.TopicPartition) {
+						mu.Lock()
+						defer mu.Unlock()
+						owned += len(tps)
+						if isNew {
+							newcomer = true
+						}
+						check()
+					},
+					OnRevoked: func(_ context.Context, tps []stream.TopicPartition) {
+						mu.Lock()
+						defer mu.Unlock()
+						owned -= len(tps)
+					},
+				}
+			}
+			var wg sync.WaitGroup
+			run := func(c *stream.Consumer) {
+				defer wg.Done()
+				for {
+					if _, err := c.Poll(context.Background()); err != nil {
+						return
+					}
+				}
+			}
+			var members []*stream.Consumer
+			for range 8 {
+				c, err := g.Join(context.Background(), cfg(false))
+				if err != nil {
+					b.Fatal(err)
+				}
+				members = append(members, c)
+				wg.Add(1)
+				go run(c)
+			}
+			wait := func() {
+				select {
+				case <-settled:
+				case <-time.After(time.Minute):
+					b.Fatal("the group did not settle")
+				}
+			}
+			mu.Lock()
+			newcomer = true
+			mu.Unlock()
+			wait()
+			b.ResetTimer()
+			for range b.N {
+				mu.Lock()
+				newcomer = false
+				mu.Unlock()
+				c, err := g.Join(context.Background(), cfg(true))
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Add(1)
+				go run(c)
+				wait()
+				mu.Lock()
+				newcomer = true
+				mu.Unlock()
+				c.Close()
+				wait()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/rebalance")
+			for _, c := range members {
+				c.Close()
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -247,6 +249,183 @@ func (c TopicConfig) withDefaults(prefix string) (TopicConfig, error) {
 
 func configError(field string, v any) error {
 	return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+}
+
+// StartOffset says where a consumer group member starts reading a
+// partition for which the group has no usable committed offset: nothing
+// committed yet, or a committed offset retention has deleted. It is
+// Kafka's auto.offset.reset.
+type StartOffset int
+
+const (
+	// StartLatest starts at the high watermark: only records appended
+	// from now on. It is the zero value and the default, as Kafka's
+	// auto.offset.reset=latest.
+	StartLatest StartOffset = iota
+	// StartEarliest starts at the partition's StartOffset: every record
+	// still kept. Kafka: auto.offset.reset=earliest.
+	StartEarliest
+)
+
+func (s StartOffset) String() string {
+	switch s {
+	case StartLatest:
+		return "latest"
+	case StartEarliest:
+		return "earliest"
+	}
+	return fmt.Sprintf("StartOffset(%d)", int(s))
+}
+
+// GroupConfig configures a consumer group. Zero fields take the documented
+// defaults; Stream.ConsumerGroup never writes to the caller's struct.
+type GroupConfig struct {
+	// Topics are the topics every member of the group consumes; each must
+	// exist. A group opened with no Topics is an admin handle (Committed,
+	// Lag, ResetOffsets) that members cannot Join. Kafka: the consumer's
+	// subscribe() list.
+	Topics []string
+	// Assignor decides which member owns which partition. Default
+	// RangeAssignor. Kafka: partition.assignment.strategy.
+	Assignor Assignor
+	// SessionTimeout evicts a member that has not called Poll for this
+	// long; its partitions move to the others. A static member
+	// (ConsumerConfig.InstanceID) that closes keeps its partitions for
+	// this long. Default 10s. Kafka: session.timeout.ms together with
+	// max.poll.interval.ms.
+	SessionTimeout time.Duration
+	// StartAt is where a member starts on a partition with no usable
+	// committed offset. Default StartLatest. Kafka: auto.offset.reset.
+	StartAt StartOffset
+	// CommitInterval is the auto-commit period: Poll commits the
+	// positions of the records returned so far once this long has passed
+	// since the last auto-commit, and a member commits before its
+	// partitions are revoked and when it closes. Default 5s; negative:
+	// manual commits only (Commit, CommitOffsets, Run). Kafka:
+	// auto.commit.interval.ms and enable.auto.commit.
+	CommitInterval time.Duration
+}
+
+// Defaults of GroupConfig and ConsumerConfig.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultCommitInterval = 5 * time.Second
+	DefaultMaxPollRecords = 500
+	DefaultFetchMinBytes  = 1
+	DefaultFetchMaxBytes  = 50 * MiB
+	DefaultFetchMaxWait   = 500 * time.Millisecond
+)
+
+func (c GroupConfig) withDefaults() (GroupConfig, error) {
+	c.Topics = slices.Clone(c.Topics)
+	seen := make(map[string]bool, len(c.Topics))
+	for _, t := range c.Topics {
+		if err := validName("topic", t); err != nil || seen[t] {
+			return c, configError("GroupConfig.Topics", c.Topics)
+		}
+		seen[t] = true
+	}
+	slices.Sort(c.Topics)
+	if c.Assignor == nil {
+		c.Assignor = RangeAssignor
+	}
+	if c.SessionTimeout < 0 {
+		return c, configError("GroupConfig.SessionTimeout", c.SessionTimeout)
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.StartAt != StartLatest && c.StartAt != StartEarliest {
+		return c, configError("GroupConfig.StartAt", c.StartAt)
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
+	return c, nil
+}
+
+// equal reports whether two configurations with defaults filled in are
+// the same.
+func (c GroupConfig) equal(d GroupConfig) bool {
+	return slices.Equal(c.Topics, d.Topics) && c.Assignor.Name() == d.Assignor.Name() &&
+		c.SessionTimeout == d.SessionTimeout && c.StartAt == d.StartAt && c.CommitInterval == d.CommitInterval
+}
+
+// ConsumerConfig configures a Consumer, either a group member
+// (ConsumerGroup.Join) or a group-less one (Stream.NewConsumer). Zero
+// fields take the documented defaults; the caller's struct is never
+// written to.
+type ConsumerConfig struct {
+	// MaxPollRecords bounds the records one Poll returns. Default 500.
+	// Kafka: max.poll.records.
+	MaxPollRecords int
+	// FetchMinBytes is how many bytes of records (keys, values and
+	// headers) Poll waits for before returning, up to FetchMaxWait.
+	// Default 1: return as soon as any record is there. Kafka:
+	// fetch.min.bytes.
+	FetchMinBytes int
+	// FetchMaxBytes bounds the bytes of records one Poll returns; a
+	// single larger record is still returned. Default 50 MiB. Kafka:
+	// fetch.max.bytes.
+	FetchMaxBytes ByteSize
+	// FetchMaxWait bounds how long Poll waits for FetchMinBytes; then it
+	// returns what it has, possibly an empty slice and a nil error.
+	// Default 500ms. Kafka: fetch.max.wait.ms.
+	FetchMaxWait time.Duration
+	// OnAssigned runs in Poll after the member receives partitions, with
+	// the partitions it gained; their positions are set when it runs.
+	// Kafka: ConsumerRebalanceListener.onPartitionsAssigned.
+	OnAssigned func(context.Context, []TopicPartition)
+	// OnRevoked runs in Poll (or Close) before partitions leave the
+	// member, with the partitions it loses: the place to commit. After an
+	// eviction it runs at the next Poll for partitions already lost, and
+	// commits in it fail with ErrFenced. Kafka:
+	// ConsumerRebalanceListener.onPartitionsRevoked and
+	// onPartitionsLost.
+	OnRevoked func(context.Context, []TopicPartition)
+	// InstanceID makes the member static: when it closes it keeps its
+	// partitions for GroupConfig.SessionTimeout, and a member joining
+	// with the same InstanceID within that time gets them back without a
+	// rebalance. A second live member with the same InstanceID fences the
+	// first (its Poll returns ErrFenced). Default "" (dynamic). Kafka:
+	// group.instance.id.
+	InstanceID string
+}
+
+func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
+	if c.MaxPollRecords < 0 {
+		return c, configError("ConsumerConfig.MaxPollRecords", c.MaxPollRecords)
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = DefaultMaxPollRecords
+	}
+	if c.FetchMinBytes < 0 {
+		return c, configError("ConsumerConfig.FetchMinBytes", c.FetchMinBytes)
+	}
+	if c.FetchMinBytes == 0 {
+		c.FetchMinBytes = DefaultFetchMinBytes
+	}
+	if c.FetchMaxBytes < 0 {
+		return c, configError("ConsumerConfig.FetchMaxBytes", c.FetchMaxBytes)
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if int64(c.FetchMinBytes) > int64(c.FetchMaxBytes) {
+		return c, configError("ConsumerConfig.FetchMinBytes", fmt.Sprintf("%d (above FetchMaxBytes %d)", c.FetchMinBytes, c.FetchMaxBytes))
+	}
+	if c.FetchMaxWait < 0 {
+		return c, configError("ConsumerConfig.FetchMaxWait", c.FetchMaxWait)
+	}
+	if c.FetchMaxWait == 0 {
+		c.FetchMaxWait = DefaultFetchMaxWait
+	}
+	if c.InstanceID != "" {
+		if err := validName("instance", c.InstanceID); err != nil {
+			return c, configError("ConsumerConfig.InstanceID", fmt.Sprintf("%q", c.InstanceID))
+		}
+	}
+	return c, nil
 }
 
 // Acks says when a producer reports a record delivered. It mirrors the

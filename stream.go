@@ -55,6 +55,59 @@
 // than TopicConfig.RetentionBytes; StartOffset advances. The active
 // segment is never deleted.
 //
+// # Consumer groups
+//
+// A Consumer reads records with Poll, the pull loop: up to
+// ConsumerConfig.MaxPollRecords, round robin across its partitions so a
+// busy one never starves the others, waiting up to FetchMaxWait for
+// FetchMinBytes (then an empty slice and a nil error), woken by appends,
+// never past the high watermark. A group-less consumer (NewConsumer)
+// reads the partitions it Assigns from positions it Seeks; a position
+// outside the log is ErrOffsetOutOfRange, never silently clamped.
+//
+// A ConsumerGroup shares the partitions of its topics among its members
+// and keeps their committed offsets (the next offset to read) in meta.db:
+//
+//	g, err := s.ConsumerGroup("workers", stream.GroupConfig{Topics: []string{"jobs"}})
+//	c, err := g.Join(ctx, stream.ConsumerConfig{})
+//	defer c.Close()
+//	err = c.Run(ctx, func(ctx context.Context, r *stream.Record) error {
+//		return process(r) // committed once accepted
+//	})
+//
+// Join returns at once. Partitions move at each member's next Poll: the
+// GroupConfig.Assignor computes a target assignment at every rebalance
+// (join, leave, eviction), a moving partition is first revoked by its
+// owner (auto-commit, then OnRevoked, in that member's Poll) — or its
+// owner closes or is evicted — and only then does its new owner receive it
+// (OnAssigned). No partition ever has two owners. RangeAssignor and
+// RoundRobinAssignor are eager (every member revokes everything at each
+// rebalance, as Kafka's eager protocol); CooperativeStickyAssignor revokes
+// only the partitions that move (KIP-429). A member that does not Poll
+// for GroupConfig.SessionTimeout is evicted and rejoins at its next Poll;
+// a static member (ConsumerConfig.InstanceID) that closes keeps its
+// partitions for SessionTimeout, and coming back with the same ID within
+// it gets them back without a rebalance.
+//
+// Delivery is at least once. Poll auto-commits the positions of the
+// records returned so far every GroupConfig.CommitInterval, and members
+// commit before revoking and on Close (CommitInterval < 0: only Commit,
+// CommitOffsets and Run commit). Run commits each batch its handler
+// accepted; when the handler fails it commits up to the failed record,
+// rewinds to it and returns the error. Commits are fenced: only the
+// current owner of a partition can commit it, so a member evicted or
+// rebalanced away gets ErrFenced and changes nothing. Committed offsets
+// never move backwards by themselves; only CommitOffsets and
+// ResetOffsets move one back. A member starts where its group committed,
+// or by GroupConfig.StartAt when nothing is committed or retention
+// passed the committed offset (logged).
+//
+// Administration: Stream.Groups, Stream.DeleteGroup, ConsumerGroup.Lag,
+// Committed, ResetOffsets and ResetOffsetsToTime (the last three need a
+// group without members: ErrGroupNotEmpty). For offline loading, a
+// consumer's ReadToEnd reads from its positions up to the high
+// watermarks of the moment and stops; Commit saves how far it got.
+//
 // # Producers
 //
 // A Producer (Stream.NewProducer) is Kafka's KafkaProducer: it routes
@@ -122,16 +175,23 @@
 // decode. Waiters (Wait, Scan, long polls) wake when the high watermark
 // moves, without polling.
 //
-// Lock order, outermost first: Stream.mu; Partition.finalizeMu;
-// Partition.mu; segment.mu. A Producer's locks (its mu and each
-// partition accumulator's) are never held while taking any other.
+// Lock order, outermost first: Consumer.pollMu; the groups registry;
+// ConsumerGroup.mu; Stream.mu; Partition.finalizeMu; Partition.mu;
+// segment.mu. Consumer.mu is taken with no group lock held, before
+// Partition locks. User callbacks (OnAssigned, OnRevoked, Run's handler)
+// run with no lock of the package held except Consumer.pollMu. A
+// Producer's locks (its mu and each partition accumulator's) are never
+// held while taking any other.
 //
 // Each background job is one goroutine started by Open and stopped by
 // Close: retention, and (under SyncPeriodic and SyncNever) the flusher
-// that fsyncs partitions and finalizes rolled segments. A Producer runs
-// one goroutine per partition with batches to write, while it has some;
-// Producer.Close, or Stream.Close (which closes open producers first),
-// waits for them. No goroutine outlives Close.
+// that fsyncs partitions and finalizes rolled segments. Each consumer
+// group has one coordinator goroutine, started by Stream.ConsumerGroup,
+// that evicts members whose session expired. A Producer runs one
+// goroutine per partition with batches to write, while it has some.
+// Stream.Close first closes open producers (they deliver what they hold),
+// then consumers (they commit and leave) and groups, and waits for them
+// all. No goroutine outlives Close.
 //
 // # Caveats
 //
@@ -201,6 +261,13 @@ var (
 	// ErrTimeout is returned when a delivery or an operation's deadline
 	// passes.
 	ErrTimeout = errors.New("stream: timed out")
+	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
+	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
+	// members.
+	ErrGroupNotEmpty = errors.New("stream: consumer group has members")
+	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
+	// does not exist.
+	ErrUnknownGroup = errors.New("stream: unknown consumer group")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -221,6 +288,8 @@ type Stream struct {
 	stop      chan struct{} // closed by Close: background jobs return
 	done      sync.WaitGroup
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
+
+	groups groupRegistry // consumer groups and consumers, closed by Close
 }
 
 var (
@@ -420,6 +489,7 @@ func (s *Stream) Close() error {
 	for p := range producers {
 		p.closeForStream() // before the partitions close: producers deliver what they hold
 	}
+	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()

@@ -1,0 +1,831 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Consumer reads records from partitions: either as a member of a
+// ConsumerGroup (ConsumerGroup.Join), which assigns it partitions and
+// keeps its committed offsets, or on its own (Stream.NewConsumer), reading
+// the partitions it is given with Assign from positions it sets with Seek.
+//
+// Poll is the pull loop; Run wraps it with commits. One goroutine should
+// Poll at a time; every other method is safe to call from any goroutine,
+// including from OnAssigned and OnRevoked (except Close).
+type Consumer struct {
+	s   *Stream
+	g   *ConsumerGroup // nil: group-less
+	cfg ConsumerConfig
+	log *slog.Logger
+
+	// pollMu is held by Poll, by ReadToEnd's group sync and by Close's
+	// revocation: one of them at a time. It is taken before
+	// ConsumerGroup.mu and Consumer.mu.
+	pollMu sync.Mutex
+
+	closing chan struct{} // closed by Close: a waiting Poll returns
+
+	// mu guards the fields below. It is taken after ConsumerGroup.mu is
+	// released, and before Partition locks (fetches read under it).
+	mu       sync.Mutex
+	memberID string
+	parts    map[TopicPartition]*fetchState // assigned partitions
+	order    []TopicPartition               // keys of parts, sorted
+	rr       int                            // where the next Poll starts its round robin
+	closed   bool                           // Close began: Poll refuses
+	left     bool                           // Close ended: everything refuses
+	autoNext time.Time                      // next auto-commit
+}
+
+// fetchState is the consumer's state for one assigned partition.
+type fetchState struct {
+	p   *Partition
+	pos int64 // the next offset Poll returns
+	// Records read ahead: offsets in [pos, end), in order. Invariant:
+	// buf empty implies pos == end.
+	buf      []*Record
+	bufBytes int
+	end      int64
+	// committed is the offset this consumer last knew committed, -1 if
+	// none; Commit skips partitions at it.
+	committed int64
+}
+
+func (st *fetchState) seek(off int64) {
+	clear(st.buf)
+	st.buf, st.bufBytes = st.buf[:0], 0
+	st.pos, st.end = off, off
+}
+
+// readAhead is how many bytes of records a consumer reads ahead per
+// partition, at least.
+const readAhead = 256 << 10
+
+// recordBytes is a record's share of FetchMinBytes and FetchMaxBytes.
+func recordBytes(r *Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// NewConsumer returns a consumer in no group: give it partitions with
+// Assign and positions with Seek. It cannot commit. cfg's zero fields
+// take defaults; OnAssigned, OnRevoked and InstanceID are for group
+// members and ignored.
+func (s *Stream) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	return newConsumer(s, nil, cfg)
+}
+
+func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("stream: new consumer: %w", err)
+	}
+	if g == nil {
+		c.OnAssigned, c.OnRevoked, c.InstanceID = nil, nil, ""
+	}
+	cons := &Consumer{
+		s: s, g: g, cfg: c, log: s.log,
+		closing: make(chan struct{}),
+		parts:   map[TopicPartition]*fetchState{},
+	}
+	if g != nil {
+		cons.log = g.log
+		if g.cfg.CommitInterval > 0 {
+			cons.autoNext = time.Now().Add(g.cfg.CommitInterval)
+		}
+	}
+	if err := s.groups.addConsumer(cons); err != nil {
+		return nil, err
+	}
+	return cons, nil
+}
+
+var errNoGroup = errors.New("stream: the consumer is in no group; commits need ConsumerGroup.Join")
+
+// MemberID returns the consumer's member ID in its group ("" for a
+// group-less consumer). It changes when the member rejoins after an
+// eviction.
+func (c *Consumer) MemberID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.memberID
+}
+
+// Assign sets the partitions of a group-less consumer, replacing the
+// previous set. A partition it already had keeps its position; a new one
+// starts at the partition's StartOffset (Seek to HighWatermark to read
+// only new records). Group members get partitions from their group and
+// cannot Assign.
+func (c *Consumer) Assign(tps ...TopicPartition) error {
+	if c.g != nil {
+		return fmt.Errorf("stream: Assign on a member of group %s: partitions come from the group", c.g.id)
+	}
+	ps := make(map[TopicPartition]*Partition, len(tps))
+	for _, tp := range tps {
+		p, err := c.s.partition(tp)
+		if err != nil {
+			return fmt.Errorf("stream: assign: %w", err)
+		}
+		ps[tp] = p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left || c.closed {
+		return fmt.Errorf("stream: assign: %w", ErrClosed)
+	}
+	parts := make(map[TopicPartition]*fetchState, len(ps))
+	for tp, p := range ps {
+		if st := c.parts[tp]; st != nil {
+			parts[tp] = st
+			continue
+		}
+		st := &fetchState{p: p, committed: -1}
+		st.seek(p.StartOffset())
+		parts[tp] = st
+	}
+	c.parts = parts
+	c.order = slices.SortedFunc(maps.Keys(parts), compareTopicPartition)
+	return nil
+}
+
+// Assignment returns the partitions the consumer holds now, sorted. A
+// group member holds a partition from its OnAssigned to its OnRevoked.
+func (c *Consumer) Assignment() []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.order)
+}
+
+// Position returns the next offset Poll returns from tp.
+func (c *Consumer) Position(tp TopicPartition) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left {
+		return 0, fmt.Errorf("stream: position: %w", ErrClosed)
+	}
+	st := c.parts[tp]
+	if st == nil {
+		return 0, fmt.Errorf("stream: position of %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
+	}
+	return st.pos, nil
+}
+
+// Seek sets the next offset Poll returns from tp, which must be assigned.
+// An offset outside [StartOffset, HighWatermark] fails with
+// ErrOffsetOutOfRange and changes nothing.
+func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left {
+		return fmt.Errorf("stream: seek: %w", ErrClosed)
+	}
+	st := c.parts[tp]
+	if st == nil {
+		return fmt.Errorf("stream: seek %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
+	}
+	if start, hw := st.p.StartOffset(), st.p.HighWatermark(); offset < start || offset > hw {
+		return fmt.Errorf("stream: seek %s-%d to %d outside [%d, %d]: %w", tp.Topic, tp.Partition, offset, start, hw, ErrOffsetOutOfRange)
+	}
+	st.seek(offset)
+	return nil
+}
+
+// Poll returns the next records of the consumer's partitions: up to
+// MaxPollRecords and about FetchMaxBytes, taken round robin across the
+// partitions that have some, starting one partition further at each call,
+// so a busy partition never starves the others. It waits until
+// FetchMinBytes are there or FetchMaxWait passes, and then returns what
+// there is: possibly an empty slice and a nil error. It wakes when a
+// partition's high watermark moves, and returns only records below it.
+// Positions advance past the records returned.
+//
+// For a group member, Poll is also where the group happens: it keeps the
+// member alive (SessionTimeout), auto-commits every CommitInterval,
+// revokes partitions that move away (auto-commit, then OnRevoked), and
+// takes partitions that reach the member (OnAssigned). A member that was
+// evicted rejoins under a new member ID (OnRevoked first reports what it
+// lost). A static member whose InstanceID another consumer took gets
+// ErrFenced.
+//
+// A group-less consumer whose position is outside the log (retention
+// passed it) gets ErrOffsetOutOfRange and must Seek; a group member is
+// reset by GroupConfig.StartAt and the reset is logged. Poll returns
+// ctx.Err() when ctx ends and ErrClosed after Close.
+func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if err := c.checkPolling(); err != nil {
+		return nil, err
+	}
+	if c.g != nil {
+		defer func() { c.g.pollDone(c.MemberID()) }()
+	}
+	timer := time.NewTimer(c.cfg.FetchMaxWait)
+	defer timer.Stop()
+	expired, resync := false, true
+	var groupCh <-chan struct{}
+	var cases []reflect.SelectCase
+	for {
+		if c.g != nil && resync {
+			ch, err := c.syncGroup(ctx)
+			if err != nil {
+				return nil, err
+			}
+			groupCh, resync = ch, false
+		}
+		recs, wait, again, err := c.fetch(expired)
+		if err != nil || recs != nil {
+			return recs, err
+		}
+		if again {
+			continue
+		}
+		if expired {
+			return []*Record{}, nil
+		}
+		if c.g == nil && len(wait) == 0 && len(c.Assignment()) == 0 {
+			return nil, errors.New("stream: poll: no partitions assigned; call Assign")
+		}
+		// Wait for any of: a high watermark, the group, the timer, ctx,
+		// Close.
+		cases = append(cases[:0],
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.closing)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(groupCh)},
+		)
+		for _, ch := range wait {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		switch i, _, _ := reflect.Select(cases); i {
+		case 0:
+			return nil, ctx.Err()
+		case 1:
+			return nil, fmt.Errorf("stream: poll: %w", ErrClosed)
+		case 2:
+			expired = true
+		case 3:
+			resync = true
+		}
+	}
+}
+
+func (c *Consumer) checkPolling() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("stream: poll: %w", ErrClosed)
+	}
+	return nil
+}
+
+// fetch reads ahead on every partition and, once FetchMinBytes are
+// buffered (or on the final call, any), hands records out round robin.
+// Otherwise it returns the channels to wait on: each partition's next
+// high-watermark move; or again when data arrived meanwhile.
+func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	buffered := 0
+	for _, st := range c.parts {
+		buffered += st.bufBytes
+	}
+	total := 0
+	want := max(readAhead, c.cfg.FetchMinBytes)
+	for _, tp := range c.order {
+		st := c.parts[tp]
+		// Read ahead when the buffer runs low, and whenever the whole is
+		// short of FetchMinBytes (so the wait below is for new data).
+		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && st.p.HighWatermark() > st.end {
+			if err := c.refillLocked(tp, st, want-st.bufBytes); err != nil {
+				return nil, nil, false, err
+			}
+		}
+		total += st.bufBytes
+		if len(st.buf) > 0 && st.bufBytes == 0 {
+			total++ // empty records count as present
+		}
+	}
+	if total >= c.cfg.FetchMinBytes || final && total > 0 {
+		return c.takeLocked(), nil, false, nil
+	}
+	for _, tp := range c.order {
+		st := c.parts[tp]
+		ch, err := st.p.hwChanged()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if st.p.HighWatermark() > st.end {
+			return nil, nil, true, nil // arrived meanwhile
+		}
+		wait = append(wait, ch)
+	}
+	return nil, wait, false, nil
+}
+
+// refillLocked reads about n more bytes of records into st's buffer.
+func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error {
+	before := len(st.buf)
+	buf, next, err := st.p.read(st.end, n, st.buf)
+	if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) == 0 {
+		if c.g == nil {
+			return fmt.Errorf("stream: poll %s-%d at position %d: %w", tp.Topic, tp.Partition, st.pos, err)
+		}
+		st.seek(c.g.resolve(tp, st.p, st.pos, true))
+		buf, next, err = st.p.read(st.end, n, st.buf)
+	}
+	if err != nil {
+		if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) > 0 {
+			return nil // hand out what is buffered; the next read reports it
+		}
+		return fmt.Errorf("stream: poll %s-%d: %w", tp.Topic, tp.Partition, err)
+	}
+	st.buf, st.end = buf, next
+	for _, r := range buf[before:] {
+		st.bufBytes += recordBytes(r)
+	}
+	if len(st.buf) == 0 {
+		st.pos = st.end
+	}
+	return nil
+}
+
+// takeLocked hands out buffered records round robin: each pass gives
+// every partition with records an equal share of what is left.
+func (c *Consumer) takeLocked() []*Record {
+	n := len(c.order)
+	start := c.rr % n
+	c.rr = start + 1
+	maxRecs, maxBytes := c.cfg.MaxPollRecords, int(min(c.cfg.FetchMaxBytes, 1<<40))
+	out := make([]*Record, 0, min(maxRecs, 1024))
+	bytes := 0
+	for {
+		ready := 0
+		for _, tp := range c.order {
+			if len(c.parts[tp].buf) > 0 {
+				ready++
+			}
+		}
+		if ready == 0 || len(out) >= maxRecs || bytes >= maxBytes {
+			return out
+		}
+		quota := (maxRecs - len(out) + ready - 1) / ready
+		for i := range n {
+			st := c.parts[c.order[(start+i)%n]]
+			k := 0
+			for k < len(st.buf) && k < quota && len(out) < maxRecs && (bytes < maxBytes || len(out) == 0) {
+				r := st.buf[k]
+				b := recordBytes(r)
+				if len(out) > 0 && bytes+b > maxBytes {
+					bytes = maxBytes
+					break
+				}
+				out = append(out, r)
+				bytes += b
+				st.bufBytes -= b
+				k++
+			}
+			if k == 0 {
+				continue
+			}
+			st.pos = st.buf[k-1].Offset + 1
+			clear(st.buf[:k])
+			st.buf = st.buf[k:]
+			if len(st.buf) == 0 {
+				st.buf, st.bufBytes, st.pos = nil, 0, st.end
+			}
+		}
+	}
+}
+
+// syncGroup is a member's step of the group protocol at Poll: heartbeat,
+// rejoin after an eviction, revoke (auto-commit, OnRevoked, release),
+// acquire (positions, OnAssigned), auto-commit. It returns a channel
+// closed when the group changes again.
+func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
+	for {
+		id := c.MemberID()
+		res, err := c.g.heartbeat(c, id)
+		if err != nil {
+			return nil, err
+		}
+		if res.lost {
+			if lost := c.dropPartitions(nil); len(lost) > 0 {
+				c.log.Warn("member was evicted; its partitions are lost", "member", id, "partitions", len(lost))
+				c.onRevoked(ctx, lost)
+			}
+			newID, err := c.g.join(c)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			c.memberID = newID
+			c.mu.Unlock()
+			continue
+		}
+		if len(res.revoke) > 0 {
+			if c.g.cfg.CommitInterval > 0 {
+				if err := c.commitPositions(ctx, res.revoke); err != nil {
+					c.log.Error("auto-commit before revoking", "member", id, "error", err)
+				}
+			}
+			c.onRevoked(ctx, res.revoke)
+			c.dropPartitions(res.revoke)
+			c.g.release(id, res.revoke, res.gen)
+		}
+		if added := c.g.acquire(id); len(added) > 0 {
+			pos, committed, err := c.g.startPositions(added)
+			if err != nil {
+				c.g.release(id, added, 0)
+				return nil, err
+			}
+			c.addPartitions(added, pos, committed)
+			c.onAssigned(ctx, added)
+		}
+		if iv := c.g.cfg.CommitInterval; iv > 0 {
+			now := time.Now()
+			c.mu.Lock()
+			due := !now.Before(c.autoNext)
+			if due {
+				c.autoNext = now.Add(iv)
+			}
+			c.mu.Unlock()
+			if due {
+				if err := c.commitPositions(ctx, nil); err != nil && !errors.Is(err, ErrFenced) {
+					c.log.Error("auto-commit", "member", id, "error", err)
+				}
+			}
+		}
+		return res.changed, nil
+	}
+}
+
+func (c *Consumer) onRevoked(ctx context.Context, tps []TopicPartition) {
+	if c.cfg.OnRevoked != nil {
+		c.cfg.OnRevoked(ctx, slices.Clone(tps))
+	}
+}
+
+func (c *Consumer) onAssigned(ctx context.Context, tps []TopicPartition) {
+	if c.cfg.OnAssigned != nil {
+		c.cfg.OnAssigned(ctx, slices.Clone(tps))
+	}
+}
+
+// dropPartitions removes tps (nil: all) from the assignment and returns
+// those it held.
+func (c *Consumer) dropPartitions(tps []TopicPartition) []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tps == nil {
+		tps = c.order
+	}
+	var dropped []TopicPartition
+	for _, tp := range tps {
+		if _, ok := c.parts[tp]; ok {
+			delete(c.parts, tp)
+			dropped = append(dropped, tp)
+		}
+	}
+	c.order = slices.SortedFunc(maps.Keys(c.parts), compareTopicPartition)
+	return dropped
+}
+
+func (c *Consumer) addPartitions(tps []TopicPartition, pos, committed map[TopicPartition]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		p, err := c.s.partition(tp)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		st := &fetchState{p: p, committed: -1}
+		if off, ok := committed[tp]; ok {
+			st.committed = off
+		}
+		st.seek(pos[tp])
+		c.parts[tp] = st
+	}
+	c.order = slices.SortedFunc(maps.Keys(c.parts), compareTopicPartition)
+}
+
+// Commit commits, for every partition the member holds, the position: the
+// offset after the last record Poll returned (or the offset Seek set). It
+// never moves a committed offset backwards: a partition whose committed
+// offset is at or past its position is left alone. A member that was
+// evicted or rebalanced away gets ErrFenced and nothing changes.
+// Group-less consumers cannot commit.
+func (c *Consumer) Commit(ctx context.Context) error {
+	return c.commitPositions(ctx, nil)
+}
+
+// commitPositions commits the positions of tps (nil: all held).
+func (c *Consumer) commitPositions(ctx context.Context, tps []TopicPartition) error {
+	if c.g == nil {
+		return errNoGroup
+	}
+	c.mu.Lock()
+	if tps == nil {
+		tps = c.order
+	}
+	offs := map[TopicPartition]OffsetAndMetadata{}
+	for _, tp := range tps {
+		if st := c.parts[tp]; st != nil && st.pos > st.committed {
+			offs[tp] = OffsetAndMetadata{Offset: st.pos}
+		}
+	}
+	c.mu.Unlock()
+	return c.commit(ctx, offs, true)
+}
+
+// CommitOffsets commits offs (for each partition, the next offset to
+// read) as given, which may move a committed offset backwards. Every
+// partition must be held by the member, else ErrFenced and nothing
+// changes. The commit is one meta.db transaction.
+func (c *Consumer) CommitOffsets(ctx context.Context, offs map[TopicPartition]int64) error {
+	m := make(map[TopicPartition]OffsetAndMetadata, len(offs))
+	for tp, off := range offs {
+		m[tp] = OffsetAndMetadata{Offset: off}
+	}
+	return c.CommitWithMetadata(ctx, m)
+}
+
+// CommitWithMetadata is CommitOffsets with a metadata string per
+// partition (Kafka's OffsetAndMetadata), read back with
+// ConsumerGroup.CommittedWithMetadata. Generation and Time are set by the
+// group.
+func (c *Consumer) CommitWithMetadata(ctx context.Context, offs map[TopicPartition]OffsetAndMetadata) error {
+	if c.g == nil {
+		return errNoGroup
+	}
+	for tp, o := range offs {
+		if o.Offset < 0 {
+			return fmt.Errorf("stream: commit %s-%d at %d: %w", tp.Topic, tp.Partition, o.Offset, ErrOffsetOutOfRange)
+		}
+	}
+	return c.commit(ctx, offs, false)
+}
+
+func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAndMetadata, implicit bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	id, left := c.memberID, c.left
+	c.mu.Unlock()
+	if left {
+		return fmt.Errorf("stream: commit: %w", ErrClosed)
+	}
+	if err := c.g.commit(id, offs, implicit); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for tp, o := range offs {
+		if st := c.parts[tp]; st != nil && (!implicit || o.Offset > st.committed) {
+			st.committed = o.Offset
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// rewind sets positions back to offs, dropping read-ahead records.
+func (c *Consumer) rewind(offs map[TopicPartition]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, off := range offs {
+		if st := c.parts[tp]; st != nil {
+			st.seek(off)
+		}
+	}
+}
+
+// Run polls and hands every record to handle, in order, until ctx ends
+// (it returns ctx.Err()), the consumer closes (ErrClosed) or handle fails.
+// A group member commits after handle has accepted each polled batch.
+// When handle returns an error for a record, Run commits up to (not
+// including) that record, rewinds the position of its partition to it
+// (and of every other partition to its first record not handled), so
+// neither a later auto-commit nor Close can skip it, and returns the
+// handler's error. A commit that fails with ErrFenced (the member was
+// evicted) is logged, and Run goes on: the group redelivers those
+// records elsewhere.
+func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
+	for {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			herr := handle(ctx, r)
+			if herr == nil {
+				continue
+			}
+			back := map[TopicPartition]int64{}
+			for _, q := range recs[i:] {
+				tp := TopicPartition{Topic: q.Topic, Partition: q.Partition}
+				if _, ok := back[tp]; !ok {
+					back[tp] = q.Offset
+				}
+			}
+			c.rewind(back)
+			if c.g != nil {
+				if err := c.Commit(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrFenced) {
+					return errors.Join(herr, err)
+				}
+			}
+			return herr
+		}
+		if c.g != nil && len(recs) > 0 {
+			// Accepted records are committed even when ctx has just
+			// ended.
+			if err := c.Commit(context.WithoutCancel(ctx)); err != nil {
+				if !errors.Is(err, ErrFenced) {
+					return err
+				}
+				c.log.Warn("commit after handling fenced; the records will be redelivered", "error", err)
+			}
+		}
+	}
+}
+
+// ReadToEnd is the offline batch loader: it reads the consumer's
+// partitions from their positions up to the high watermarks they had when
+// it was called, partition by partition, and stops there without waiting
+// for more. Positions advance with each record yielded (a record counts
+// as read once the loop body has it), so a Commit after the loop, or
+// after breaking out of it, saves exactly what was read, and the next run
+// continues from there.
+//
+// A group member first syncs with its group as Poll does (run the loader
+// as the group's only member to get every partition; use StartAt
+// StartEarliest to load everything the first time). It keeps its session
+// alive while it reads and does not take part in rebalances until its next
+// Poll. Errors end the iteration: ErrOffsetOutOfRange for a group-less
+// consumer whose position retention passed, ErrFenced for an evicted
+// member, ctx.Err().
+//
+//	for r, err := range c.ReadToEnd(ctx) {
+//		if err != nil {
+//			return err
+//		}
+//		load(r)
+//	}
+//	return c.Commit(ctx)
+func (c *Consumer) ReadToEnd(ctx context.Context) iter.Seq2[*Record, error] {
+	return func(yield func(*Record, error) bool) {
+		ends, err := c.endMarks(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for _, tp := range slices.SortedFunc(maps.Keys(ends), compareTopicPartition) {
+			end := ends[tp]
+			for {
+				if err := ctx.Err(); err != nil {
+					yield(nil, err)
+					return
+				}
+				recs, next, err := c.readUpTo(tp, end)
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				if recs == nil && next < 0 {
+					break
+				}
+				for _, r := range recs {
+					c.advance(tp, r.Offset+1)
+					if !yield(r, nil) {
+						return
+					}
+				}
+				c.advance(tp, next)
+			}
+		}
+	}
+}
+
+// endMarks syncs a member with its group and returns the high watermark
+// of every held partition.
+func (c *Consumer) endMarks(ctx context.Context) (map[TopicPartition]int64, error) {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if err := c.checkPolling(); err != nil {
+		return nil, err
+	}
+	if c.g != nil {
+		defer func() { c.g.pollDone(c.MemberID()) }()
+		if _, err := c.syncGroup(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ends := make(map[TopicPartition]int64, len(c.parts))
+	for tp, st := range c.parts {
+		ends[tp] = st.p.HighWatermark()
+		st.seek(st.pos)
+	}
+	return ends, nil
+}
+
+// readUpTo reads the next records of tp below end. It returns next < 0
+// when the position has reached end.
+func (c *Consumer) readUpTo(tp TopicPartition, end int64) ([]*Record, int64, error) {
+	c.mu.Lock()
+	st, id, left := c.parts[tp], c.memberID, c.left
+	c.mu.Unlock()
+	if left {
+		return nil, 0, fmt.Errorf("stream: read: %w", ErrClosed)
+	}
+	if st == nil {
+		return nil, -1, nil // no longer held
+	}
+	if c.g != nil && !c.g.touch(id) {
+		return nil, 0, fmt.Errorf("stream: group %s: member %s was evicted: %w", c.g.id, id, ErrFenced)
+	}
+	c.mu.Lock()
+	pos := st.pos
+	c.mu.Unlock()
+	if pos >= end {
+		return nil, -1, nil
+	}
+	recs, next, err := st.p.read(pos, scanChunk, nil)
+	if errors.Is(err, ErrOffsetOutOfRange) && c.g != nil {
+		pos = c.g.resolve(tp, st.p, pos, true)
+		c.advance(tp, pos)
+		if pos >= end {
+			return nil, -1, nil
+		}
+		recs, next, err = st.p.read(pos, scanChunk, nil)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream: read %s-%d at %d: %w", tp.Topic, tp.Partition, pos, err)
+	}
+	i := len(recs)
+	for i > 0 && recs[i-1].Offset >= end {
+		i--
+	}
+	return recs[:i], min(next, end), nil
+}
+
+// advance moves tp's position forward to off.
+func (c *Consumer) advance(tp TopicPartition, off int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.parts[tp]; st != nil && off > st.pos {
+		st.pos, st.end = off, off
+	}
+}
+
+// Close ends the consumer. A group member commits its positions (unless
+// CommitInterval < 0), runs OnRevoked for what it holds, and leaves the
+// group, which rebalances at once; a static member instead keeps its slot
+// and partitions for SessionTimeout, for a consumer with the same
+// InstanceID to take back. A Poll waiting in another goroutine returns
+// ErrClosed. Do not call Close from OnAssigned or OnRevoked.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("stream: close consumer: %w", ErrClosed)
+	}
+	c.closed = true
+	close(c.closing)
+	c.mu.Unlock()
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	var err error
+	if c.g != nil {
+		ctx := context.Background()
+		held := c.Assignment()
+		if len(held) > 0 {
+			if c.g.cfg.CommitInterval > 0 {
+				if cerr := c.commitPositions(ctx, held); cerr != nil && !errors.Is(cerr, ErrFenced) {
+					err = cerr
+				}
+			}
+			c.onRevoked(ctx, held)
+		}
+		c.g.leave(c.MemberID())
+	}
+	c.mu.Lock()
+	c.left = true
+	c.parts, c.order = map[TopicPartition]*fetchState{}, nil
+	c.mu.Unlock()
+	c.s.groups.removeConsumer(c)
+	return err
+}
