@@ -52,6 +52,7 @@ var commands = []*command{
 	topicsCommand,
 	createCommand,
 	deleteCommand,
+	dumpCommand,
 }
 
 func main() {
