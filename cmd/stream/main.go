@@ -53,6 +53,7 @@ var commands = []*command{
 	createCommand,
 	deleteCommand,
 	dumpCommand,
+	verifyCommand,
 }
 
 func main() {
