@@ -287,26 +287,20 @@ func (d *dumpJSON) batch(b stream.SegmentBatch, recs []*stream.Record) {
 	fmt.Fprintf(d.w, "\n    %s", line)
 }
 
+// end closes the batches and adds the summary: good_batches, records,
+// end (the position after the last good batch), and either zero_tail
+// (bytes of preallocated zeros after it) or damaged_at (the position of
+// the damaged batch, the last one listed).
 func (d *dumpJSON) end(sum dumpSummary, damage error) {
 	if d.n > 0 {
 		d.w.WriteString("\n  ")
 	}
-	tail := struct {
-		Batches   int   `json:"good_batches"`
-		Records   int64 `json:"records"`
-		End       int64 `json:"end"`        // position after the last good batch
-		ZeroTail  int64 `json:"zero_tail"`  // bytes of preallocated zeros after it
-		Damaged   bool  `json:"damaged"`    // the last batch listed is damaged
-		DamagedAt int64 `json:"damaged_at"` // its position, when damaged
-	}{Batches: sum.batches, Records: sum.records, End: sum.end, Damaged: damage != nil}
+	fmt.Fprintf(d.w, "],\n  \"good_batches\": %d,\n  \"records\": %d,\n  \"end\": %d,\n", sum.batches, sum.records, sum.end)
 	if damage != nil {
-		tail.DamagedAt = sum.damaged
+		fmt.Fprintf(d.w, "  \"damaged\": true,\n  \"damaged_at\": %d\n}\n", sum.damaged)
 	} else {
-		tail.ZeroTail = sum.size - sum.end
+		fmt.Fprintf(d.w, "  \"zero_tail\": %d,\n  \"damaged\": false\n}\n", sum.size-sum.end)
 	}
-	rest, _ := json.MarshalIndent(tail, "  ", "  ")
-	// Splice the summary's fields into the document after "batches".
-	fmt.Fprintf(d.w, "],\n  %s\n", strings.TrimPrefix(string(rest), "{\n  "))
 }
 
 // cause strips a *stream.CorruptError of the file name and position dump
