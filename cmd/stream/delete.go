@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/dustin/go-humanize"
 )
 
 var deleteCommand = &command{
@@ -41,8 +39,9 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	info := describeTopic(t)
-	// Measured while open, the active segments count at their
-	// preallocated size: the space deleting them frees.
+	// Count segments while the files exist. Their sizes are left out: an
+	// open active segment is preallocated, so they would not be the sizes
+	// topics prints.
 	if err := info.measure(); err != nil {
 		s.Close()
 		return err
@@ -54,12 +53,17 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := s.Close(); err != nil {
 		return err
 	}
+	records, segments, _ := info.totals()
 	if asJSON {
-		return writeJSON(stdout, info)
+		return writeJSON(stdout, struct {
+			Dir        string `json:"dir"`
+			Topic      string `json:"topic"`
+			Partitions int    `json:"partitions"`
+			Records    int64  `json:"records"`
+			Segments   int    `json:"segments"`
+		}{dir, info.Name, len(info.Partitions), records, segments})
 	}
-	records, segments, bytes := info.totals()
-	_, err = fmt.Fprintf(stdout, "deleted topic %s from %s: %s, %s, %s, %s freed\n",
-		info.Name, dir, plural(len(info.Partitions), "partition"), plural(records, "record"),
-		plural(segments, "segment"), humanize.IBytes(uint64(bytes)))
+	_, err = fmt.Fprintf(stdout, "deleted topic %s from %s: %s, %s, %s\n",
+		info.Name, dir, plural(len(info.Partitions), "partition"), plural(records, "record"), plural(segments, "segment"))
 	return err
 }
