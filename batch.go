@@ -80,6 +80,13 @@ type Batch struct {
 	producerEpoch int16
 	baseSequence  int32
 	attributes    int16
+
+	// compression, set by producers, compresses the records section when
+	// the batch is sealed; out is the sealed batch: buf, or zbuf holding
+	// the header and the compressed records.
+	compression Compression
+	zbuf        []byte
+	out         []byte
 }
 
 // Add appends a record with the given key, value and headers. A nil key is
@@ -115,7 +122,7 @@ func (b *Batch) AddRecord(r *Record) {
 func (b *Batch) Len() int { return b.count }
 
 // Size returns the encoded size of the batch in bytes, as it will be
-// written to the log.
+// written to the log before any compression.
 func (b *Batch) Size() int {
 	if b.count == 0 {
 		return 0
@@ -154,13 +161,25 @@ func (b *Batch) add(tsDelta int64, key, value []byte, headers []Header) {
 }
 
 // seal writes the header and CRC; the baseOffset field is left for the
-// partition to fill.
+// partition to fill. With a compression set, the records section is
+// compressed (unless that does not make it smaller) and the codec goes in
+// the attributes; the header stays in the clear and, as in Kafka, the CRC
+// covers the compressed bytes.
 func (b *Batch) seal() []byte {
 	if !b.sealed {
-		putBatchHeader(b.buf, batchHeader{
-			Length:          int32(len(b.buf) - batchOverhead),
+		b.out = b.buf
+		attrs := b.attributes
+		if c := b.compression; c != CompressNone {
+			z, err := compress(c, append(b.zbuf[:0], b.buf[:batchHeaderSize]...), b.buf[batchHeaderSize:])
+			if err == nil && len(z) < len(b.buf) {
+				b.out, attrs = z, attrs&^attrCompressionMask|int16(c)
+			}
+			b.zbuf = z[:0]
+		}
+		putBatchHeader(b.out, batchHeader{
+			Length:          int32(len(b.out) - batchOverhead),
 			Magic:           batchMagic,
-			Attributes:      b.attributes,
+			Attributes:      attrs,
 			LastOffsetDelta: int32(b.count - 1),
 			BaseTimestamp:   b.baseTime,
 			MaxTimestamp:    b.maxTime,
@@ -171,7 +190,7 @@ func (b *Batch) seal() []byte {
 		})
 		b.sealed = true
 	}
-	return b.buf
+	return b.out
 }
 
 // batchHeader is the decoded fixed part of a RecordBatch v2.

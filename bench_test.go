@@ -10,7 +10,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,6 +289,124 @@ func BenchmarkGroupCommit(b *testing.B) {
 			wg.Wait()
 			reportPerRecord(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkProducerSendAsync sends 100-byte records with SendAsync under
+// SyncNever, one shared callback: the producer's batching path, against
+// BenchmarkBaselineWrite/100B. The time includes delivering every record
+// (Flush).
+func BenchmarkProducerSendAsync(b *testing.B) {
+	s, _ := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+	p, err := s.NewProducer(stream.ProducerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	val := payload(100)
+	// The caller's records: a ring reused once a record's callback has
+	// run, as an application recycles its records. It is larger than the
+	// producer's buffer holds, so the sender rarely waits for a slot.
+	const ring = 1 << 19
+	recs := make([]stream.Record, min(b.N, ring))
+	var delivered atomic.Int64 // callbacks run; one partition: in send order
+	var failed sync.Once
+	done := func(r *stream.Record, err error) {
+		if err != nil {
+			failed.Do(func() { b.Error(err) })
+		}
+		delivered.Add(1)
+	}
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i >= ring {
+			for delivered.Load() <= int64(i-ring) {
+				runtime.Gosched()
+			}
+		}
+		r := &recs[i%ring]
+		*r = stream.Record{Topic: "bench", Value: val}
+		p.SendAsync(r, done)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	reportPerRecord(b, b.N)
+}
+
+// BenchmarkProducerSendAcksAll64 sends 100-byte records with Send
+// (AcksAll, SyncAlways: each Send waits for its fsync) from 1 and from 64
+// goroutines: records sent while a batch is being written and fsynced
+// share the next batch and its fsync.
+func BenchmarkProducerSendAcksAll64(b *testing.B) {
+	for _, senders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			s, _ := openBench(b, nil, 1)
+			p, err := s.NewProducer(stream.ProducerConfig{Linger: stream.NoLinger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			val := payload(100)
+			b.SetBytes(100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := (b.N + senders - 1) / senders
+			for w := range senders {
+				n := min(per, b.N-w*per)
+				if n <= 0 {
+					break
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rec := &stream.Record{Topic: "bench", Value: val}
+					for range n {
+						if err := p.Send(context.Background(), rec); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			reportPerRecord(b, b.N)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkProducerLatency measures produce-to-acknowledge latency of Send
+// with NoLinger (linger.ms=0), one record at a time, under each sync
+// policy; p50-ns and p99-ns are the percentiles.
+func BenchmarkProducerLatency(b *testing.B) {
+	for _, sync := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncNever} {
+		b.Run("sync="+sync.String(), func(b *testing.B) {
+			s, _ := openBench(b, &stream.Options{Sync: sync}, 1)
+			p, err := s.NewProducer(stream.ProducerConfig{Linger: stream.NoLinger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			rec := &stream.Record{Topic: "bench", Value: payload(100)}
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				if err := p.Send(context.Background(), rec); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 		})
 	}
 }

@@ -248,3 +248,146 @@ func (c TopicConfig) withDefaults(prefix string) (TopicConfig, error) {
 func configError(field string, v any) error {
 	return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
 }
+
+// Acks says when a producer reports a record delivered. It mirrors the
+// producer setting acks; its zero value is AcksAll, Kafka's default since
+// 3.0.
+type Acks int8
+
+const (
+	// AcksAll reports a record once every in-sync replica holds it: the
+	// partition's high watermark has passed it (acks=all, or -1). On one
+	// node that is when the record is durable under Options.Sync (after
+	// fsync under SyncAlways). It is the zero value and the default.
+	AcksAll Acks = iota
+	// AcksLeader reports a record once the partition leader has appended
+	// it (acks=1). On one node, where the leader is the only replica, it
+	// means the same as AcksAll; the two differ once partitions are
+	// replicated, where AcksLeader does not wait for the followers and a
+	// record it reported can be lost with the leader.
+	AcksLeader
+	// AcksNone reports a record as soon as the producer accepts it into
+	// a batch, before it is written, with Offset -1 (acks=0). Failures of
+	// the later append are logged to Options.Logger, not reported.
+	AcksNone
+)
+
+func (a Acks) String() string {
+	switch a {
+	case AcksAll:
+		return "all"
+	case AcksLeader:
+		return "leader"
+	case AcksNone:
+		return "none"
+	}
+	return fmt.Sprintf("Acks(%d)", int8(a))
+}
+
+// ProducerConfig configures a Producer (Stream.NewProducer). Zero fields
+// take the documented defaults; NewProducer never writes to the caller's
+// struct.
+type ProducerConfig struct {
+	// Acks says when a record counts as delivered: AcksAll (the zero
+	// value), AcksLeader or AcksNone. Kafka: acks.
+	Acks Acks
+	// Linger is how long a partition's batch waits for more records
+	// before it is written, unless it fills first. Default 5ms (Kafka's
+	// default since 4.0). Because zero means the default, linger.ms=0 is
+	// spelled NoLinger (any negative value): a batch is written as soon
+	// as the partition is free, and records arriving while the previous
+	// batch of the partition is being written share the next one. Kafka:
+	// linger.ms.
+	Linger time.Duration
+	// BatchBytes is the size at which a partition's batch is sealed and
+	// written without waiting for Linger. A record larger than this gets
+	// a batch of its own. Default 64 KiB; batches never exceed
+	// Options.MaxRecordBytes. Kafka: batch.size (16 KiB there).
+	BatchBytes ByteSize
+	// BufferBytes bounds the encoded size of the records sent but not yet
+	// delivered. When it is full, SendAsync and Send block until
+	// deliveries free room; nothing is dropped. A record larger than it
+	// fails with ErrRecordTooLarge. Default 32 MiB. Kafka: buffer.memory.
+	BufferBytes ByteSize
+	// Partitioner chooses each record's partition. Default
+	// HashPartitioner. Kafka: partitioner.class.
+	Partitioner Partitioner
+	// DeliveryTimeout bounds the time from a send to its callback:
+	// failed appends are retried every RetryBackoff until it passes, and
+	// the record then fails with ErrTimeout wrapping the last error.
+	// Default 2m. Kafka: delivery.timeout.ms.
+	DeliveryTimeout time.Duration
+	// RetryBackoff is the pause before a failed append is retried.
+	// Default 100ms. Kafka: retry.backoff.ms.
+	RetryBackoff time.Duration
+	// DisableIdempotence turns off the producer ID and sequence numbers
+	// that keep a retried batch from being appended twice. Idempotence is
+	// on by default, with any Acks. Kafka: enable.idempotence=false.
+	DisableIdempotence bool
+	// Compression compresses each batch's records with Kafka's codecs:
+	// CompressNone (the zero value), CompressGzip, CompressSnappy,
+	// CompressLZ4 or CompressZstd. A batch that does not get smaller is
+	// stored uncompressed. Kafka: compression.type.
+	Compression Compression
+}
+
+// NoLinger is ProducerConfig.Linger for Kafka's linger.ms=0: batches are
+// written without waiting for more records.
+const NoLinger time.Duration = -1
+
+// Producer defaults, named so documentation and tests can refer to them.
+const (
+	DefaultLinger          = 5 * time.Millisecond
+	DefaultBatchBytes      = 64 * KiB
+	DefaultBufferBytes     = 32 * MiB
+	DefaultDeliveryTimeout = 2 * time.Minute
+	DefaultRetryBackoff    = 100 * time.Millisecond
+)
+
+// withDefaults returns a copy of c with every zero field set to its
+// default, or an error wrapping ErrInvalidConfig naming the bad field.
+func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
+	if c.Acks < AcksAll || c.Acks > AcksNone {
+		return c, configError("ProducerConfig.Acks", c.Acks)
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	} else if c.Linger < 0 {
+		c.Linger = 0
+	}
+	if c.BatchBytes < 0 {
+		return c, configError("ProducerConfig.BatchBytes", c.BatchBytes)
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = DefaultBatchBytes
+	}
+	if c.BufferBytes < 0 {
+		return c, configError("ProducerConfig.BufferBytes", c.BufferBytes)
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
+	if c.Partitioner == nil {
+		c.Partitioner = HashPartitioner
+	}
+	if c.DeliveryTimeout < 0 {
+		return c, configError("ProducerConfig.DeliveryTimeout", c.DeliveryTimeout)
+	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if c.DeliveryTimeout < c.Linger {
+		// Kafka too requires delivery.timeout.ms >= linger.ms.
+		return c, configError("ProducerConfig.DeliveryTimeout", fmt.Sprintf("%v (less than Linger %v)", c.DeliveryTimeout, c.Linger))
+	}
+	if c.RetryBackoff < 0 {
+		return c, configError("ProducerConfig.RetryBackoff", c.RetryBackoff)
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if !c.Compression.valid() {
+		return c, configError("ProducerConfig.Compression", c.Compression)
+	}
+	return c, nil
+}

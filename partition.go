@@ -63,6 +63,10 @@ type Partition struct {
 	// syncFault, set only by tests (export_test.go), replaces the result
 	// of the next fsyncs of the active segment. Guarded by mu.
 	syncFault func() error
+	// appendFault, set only by tests (export_test.go), runs after
+	// AppendBatch wrote a batch, and an error it returns replaces the
+	// acknowledgement. Guarded by mu.
+	appendFault func() error
 }
 
 type partitionConfig struct {
@@ -177,7 +181,12 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	}
 	dst := seg.m[pos : pos+n]
 	copy(dst, buf)
-	return p.commitLocked(seg, dst, pos, &h)
+	fault := p.appendFault
+	base, err := p.commitLocked(seg, dst, pos, &h)
+	if err == nil && fault != nil {
+		err = fault()
+	}
+	return base, err
 }
 
 // Append appends recs as one batch and returns the offset of the first.

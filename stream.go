@@ -55,6 +55,64 @@
 // than TopicConfig.RetentionBytes; StartOffset advances. The active
 // segment is never deleted.
 //
+// # Producers
+//
+// A Producer (Stream.NewProducer) is Kafka's KafkaProducer: it routes
+// each record to a partition, batches records per partition, appends
+// whole batches and reports every record to a callback exactly once.
+//
+//	p, err := s.NewProducer(stream.ProducerConfig{}) // zero value: defaults
+//	r := &stream.Record{Topic: "events", Key: k, Value: v}
+//	err = p.Send(ctx, r)  // waits for the ack; sets r.Partition, r.Offset
+//	p.SendAsync(r, done)  // batched; done(r, err) once per record
+//	err = p.Flush(ctx)    // everything sent so far delivered
+//	err = p.Close()       // flush, then refuse sends
+//
+// ProducerConfig maps onto the Java client's settings:
+//
+//	linger.ms            Linger              5ms; NoLinger for 0
+//	batch.size           BatchBytes          64 KiB
+//	buffer.memory        BufferBytes         32 MiB; SendAsync blocks when full, never drops
+//	acks                 Acks                AcksAll (all), AcksLeader (1), AcksNone (0)
+//	enable.idempotence   DisableIdempotence  idempotent unless set
+//	compression.type     Compression         CompressNone, Gzip, Snappy, LZ4, Zstd
+//	delivery.timeout.ms  DeliveryTimeout     2m
+//	retry.backoff.ms     RetryBackoff        100ms
+//	partitioner.class    Partitioner         HashPartitioner: murmur2 of the key, sticky for none
+//
+// A partition's batch is written when it reaches BatchBytes or Linger
+// after it opened, whichever comes first; records sent while the
+// previous batch of the partition is being written and fsynced gather
+// into the next one, so many concurrent Sends share fsyncs. Callbacks run
+// in send order within a partition.
+//
+// Acks: on one node AcksAll and AcksLeader both acknowledge a record once
+// it is below the high watermark, durable under Options.Sync (fsynced
+// under SyncAlways). They will differ once partitions are replicated:
+// AcksAll waits for the in-sync replicas, AcksLeader for the leader only.
+// AcksNone calls back as soon as the record is accepted, with Offset -1,
+// as Kafka's acks=0.
+//
+// Failures: a failed append is retried every RetryBackoff until
+// DeliveryTimeout, then the records fail with ErrTimeout wrapping the
+// last error. Errors retrying cannot fix fail the record at once, alone:
+// ErrRecordTooLarge, ErrUnknownTopic (also for a partition out of range
+// from ManualPartitioner), ErrInvalidConfig. A missing topic is created
+// with Options.DefaultTopic when Options.AutoCreateTopics is set.
+//
+// Idempotence (Kafka's KIP-98) is on by default: each producer gets an ID
+// from meta.db and numbers its records per partition in the batch
+// headers, so a batch retried after a lost acknowledgement is answered
+// with its original offsets instead of being appended twice; partitions
+// rebuild what they know of producers from the log on Open.
+//
+// Compressed batches are Kafka's: the codec in the batch attributes, the
+// header in the clear, the CRC over the compressed records. Reads
+// decompress transparently.
+//
+// TypedProducer and Decode send and read Go values through a Codec (JSON,
+// String, Bytes, or your own), as Kafka's serializers.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its
@@ -65,12 +123,15 @@
 // moves, without polling.
 //
 // Lock order, outermost first: Stream.mu; Partition.finalizeMu;
-// Partition.mu; segment.mu.
+// Partition.mu; segment.mu. A Producer's locks (its mu and each
+// partition accumulator's) are never held while taking any other.
 //
 // Each background job is one goroutine started by Open and stopped by
 // Close: retention, and (under SyncPeriodic and SyncNever) the flusher
-// that fsyncs partitions and finalizes rolled segments. No goroutine
-// outlives Close.
+// that fsyncs partitions and finalizes rolled segments. A Producer runs
+// one goroutine per partition with batches to write, while it has some;
+// Producer.Close, or Stream.Close (which closes open producers first),
+// waits for them. No goroutine outlives Close.
 //
 // # Caveats
 //
@@ -151,10 +212,11 @@ type Stream struct {
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
 
-	// mu guards topics and closed.
-	mu     sync.RWMutex
-	topics map[string]*Topic
-	closed bool
+	// mu guards topics, producers and closed.
+	mu        sync.RWMutex
+	topics    map[string]*Topic
+	producers map[*Producer]struct{} // open producers, closed by Close
+	closed    bool
 
 	stop      chan struct{} // closed by Close: background jobs return
 	done      sync.WaitGroup
@@ -352,7 +414,12 @@ func (s *Stream) Close() error {
 		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
+	producers := s.producers
+	s.producers = nil
 	s.mu.Unlock()
+	for p := range producers {
+		p.closeForStream() // before the partitions close: producers deliver what they hold
+	}
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()

@@ -1,0 +1,315 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The producer's accumulator: one per partition a producer sends to. Sends
+// encode their records into the partition's open batch; a batch is sealed
+// when it reaches BatchBytes, when Linger has passed since it opened, or
+// when Flush, Close or a full buffer asks; sealed batches wait in the
+// ready queue. A drain goroutine, started when a batch is sealed and none
+// runs, appends the ready batches one at a time, in order (retrying each
+// as ProducerConfig says), runs their callbacks, and ends when the queue
+// is empty. One batch of a partition at a time keeps records in order
+// through retries, and lets records that arrive while a batch is being
+// written (and, under SyncAlways, fsynced) gather into the next one:
+// producer-side group commit.
+
+// accumulator gathers the records a producer sends to one partition.
+type accumulator struct {
+	p             *Producer
+	t             *Topic
+	topic         string
+	id            int32
+	part          *Partition
+	numPartitions int
+
+	// mu guards the fields below.
+	mu       sync.Mutex
+	open     *producerBatch   // taking records; nil when none
+	ready    []*producerBatch // sealed, oldest first, waiting for the drain goroutine
+	draining bool             // a drain goroutine runs for this partition
+	timer    *time.Timer      // fires Linger after the open batch opened
+	sealed   uint64           // batches sealed so far
+
+	completed atomic.Uint64 // batches whose callbacks have run; at most sealed
+
+	// Idempotence state, used only by the drain goroutine (one at a
+	// time, handed over under mu): the producer ID and epoch this
+	// partition sees, and the sequence number of the next batch's first
+	// record.
+	pid     int64
+	epoch   int16
+	nextSeq int32
+	lastErr error // the last append error, for batches that expire unsent
+}
+
+// producerBatch is a batch being gathered or delivered, with the records
+// waiting for its acknowledgement.
+type producerBatch struct {
+	batch   Batch
+	recs    []pendingRecord // nil done for AcksNone: nothing to report
+	bytes   int64           // buffer room its records reserved
+	created time.Time       // when it opened: Linger and DeliveryTimeout count from here
+	nowMs   int64           // created in ms: the Timestamp of records sent without one
+}
+
+type pendingRecord struct {
+	r    *Record
+	done func(*Record, error)
+}
+
+var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
+
+// add encodes r (with timestamp ts in ms, 0 for none) into the open batch
+// and keeps done for its acknowledgement. It returns the timestamp the
+// record got, or ErrClosed.
+func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) (int64, error) {
+	p := a.p
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p.closed.Load() {
+		return 0, p.errClosed()
+	}
+	b := a.open
+	if b != nil && int64(len(b.batch.buf))+size > p.maxBatch {
+		a.sealLocked() // full: r starts the next batch
+		b = nil
+	}
+	if b == nil {
+		b = batchPool.Get().(*producerBatch)
+		b.created = time.Now()
+		b.nowMs = b.created.UnixMilli()
+		a.open = b
+		if l := p.cfg.Linger; l > 0 {
+			if a.timer == nil {
+				a.timer = time.AfterFunc(l, a.lingerExpired)
+			} else {
+				a.timer.Reset(l)
+			}
+		}
+	}
+	if ts == 0 {
+		ts = b.nowMs
+	}
+	if b.batch.count == 0 {
+		b.batch.start(ts)
+	}
+	b.batch.add(ts-b.batch.baseTime, r.Key, r.Value, r.Headers)
+	b.bytes += size
+	if p.cfg.Acks != AcksNone {
+		b.recs = append(b.recs, pendingRecord{r, done})
+	}
+	if int64(len(b.batch.buf)) >= p.maxBatch || p.cfg.Linger == 0 && !a.draining {
+		a.sealLocked()
+	}
+	return ts, nil
+}
+
+// sealLocked moves the open batch to the ready queue and makes sure a
+// drain goroutine will append it. a.mu is held.
+func (a *accumulator) sealLocked() {
+	a.ready = append(a.ready, a.open)
+	a.open = nil
+	a.sealed++
+	if a.p.sticky != nil {
+		a.p.sticky.onNewBatch(a.topic, a.id, a.numPartitions)
+	}
+	if !a.draining {
+		a.draining = true
+		a.p.drains.Add(1)
+		go a.drain()
+	}
+}
+
+// lingerExpired seals the open batch once Linger has passed since it
+// opened. A timer set for a batch sealed early finds a younger one, or
+// none, and leaves it: its own Reset timer will fire.
+func (a *accumulator) lingerExpired() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open != nil && time.Since(a.open.created) >= a.p.cfg.Linger {
+		a.sealLocked()
+	}
+}
+
+// drain appends the ready batches in order until none is left.
+func (a *accumulator) drain() {
+	defer a.p.drains.Done()
+	for {
+		a.mu.Lock()
+		if len(a.ready) == 0 && a.open != nil && a.p.cfg.Linger == 0 {
+			a.sealLocked() // gathered while the previous batch was written
+		}
+		if len(a.ready) == 0 {
+			a.draining = false
+			a.mu.Unlock()
+			return
+		}
+		b := a.ready[0]
+		a.ready[0] = nil
+		a.ready = a.ready[1:]
+		if len(a.ready) == 0 {
+			a.ready = a.ready[:0:0] // let the array go; the next seal starts a fresh one
+		}
+		a.mu.Unlock()
+		base, err := a.deliver(b)
+		a.complete(b, base, err)
+	}
+}
+
+// deliver appends b, retrying as the producer's configuration says, and
+// returns its base offset or the error its records fail with.
+func (a *accumulator) deliver(b *producerBatch) (int64, error) {
+	p := a.p
+	n := b.batch.count
+	if p.id >= 0 {
+		b.batch.setProducer(a.pid, a.epoch, a.nextSeq)
+	}
+	b.batch.compression = p.cfg.Compression
+	deadline := b.created.Add(p.cfg.DeliveryTimeout)
+	var err error
+	for attempt := 1; ; attempt++ {
+		if !time.Now().Before(deadline) {
+			err = a.expired(attempt-1, err)
+			break
+		}
+		var base int64
+		base, err = a.part.AppendBatch(&b.batch)
+		if err == nil {
+			if p.id >= 0 {
+				a.nextSeq = lastSequence(a.nextSeq, n+1)
+			}
+			a.lastErr = nil
+			return base, nil
+		}
+		a.lastErr = err
+		if errors.Is(err, ErrClosed) {
+			err = a.closedPartition(err)
+		}
+		if !retriable(err) || p.aborted() {
+			break
+		}
+		p.log.Warn("producer: append failed; retrying", "topic", a.topic, "partition", a.id,
+			"records", n, "attempt", attempt, "backoff", p.cfg.RetryBackoff, "error", err)
+		wait := min(p.cfg.RetryBackoff, time.Until(deadline))
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-p.abort:
+				t.Stop()
+			}
+			if p.aborted() {
+				break
+			}
+		}
+	}
+	if p.id >= 0 {
+		// The batch may or may not be in the log: start the partition's
+		// sequence over under a new epoch, so the next batch is not
+		// refused as a gap (Kafka's KIP-360 epoch bump).
+		a.bumpEpoch()
+	}
+	return -1, err
+}
+
+// expired is the error of a batch whose DeliveryTimeout passed after
+// attempts appends failing with last (0 attempts: it waited behind
+// others).
+func (a *accumulator) expired(attempts int, last error) error {
+	if attempts == 0 {
+		last = a.lastErr
+		if last == nil {
+			last = errors.New("no append attempted")
+		}
+	}
+	return fmt.Errorf("stream: partition %s-%d: delivery timed out after %v and %d attempts: %w: %w",
+		a.topic, a.id, a.p.cfg.DeliveryTimeout, attempts, ErrTimeout, last)
+}
+
+// closedPartition explains an ErrClosed from the partition: its topic
+// was deleted (ErrUnknownTopic; later sends look the topic up again) or
+// the stream is closing (err as it is).
+func (a *accumulator) closedPartition(err error) error {
+	t, terr := a.p.s.Topic(a.topic)
+	if terr == nil && int(a.id) < len(t.partitions) && t.partitions[a.id] == a.part ||
+		terr != nil && !errors.Is(terr, ErrUnknownTopic) {
+		return err
+	}
+	a.p.forgetTopic(a.t)
+	return fmt.Errorf("stream: partition %s-%d: the topic was deleted: %w", a.topic, a.id, ErrUnknownTopic)
+}
+
+// bumpEpoch moves the partition to the next producer epoch, sequence 0;
+// after 32767 bumps it takes a new producer ID.
+func (a *accumulator) bumpEpoch() {
+	a.nextSeq = 0
+	if a.epoch < math.MaxInt16 {
+		a.epoch++
+		return
+	}
+	id, err := a.p.s.newProducerID()
+	if err != nil {
+		a.p.log.Error("producer: allocate producer ID", "error", err)
+		return
+	}
+	a.pid, a.epoch = id, 0
+}
+
+// retriable reports whether retrying an append that failed with err can
+// succeed.
+func retriable(err error) bool {
+	for _, fatal := range [...]error{ErrRecordTooLarge, ErrUnknownTopic, ErrInvalidConfig, ErrClosed, ErrFenced, ErrOutOfOrderSequence} {
+		if errors.Is(err, fatal) {
+			return false
+		}
+	}
+	return true
+}
+
+// complete reports b's fate to its records' callbacks, frees its buffer
+// room and recycles it.
+func (a *accumulator) complete(b *producerBatch, base int64, err error) {
+	p := a.p
+	p.release(b.bytes)
+	if p.cfg.Acks == AcksNone {
+		if err != nil {
+			p.log.Error("producer: records lost (AcksNone)", "topic", a.topic, "partition", a.id, "records", b.batch.count, "error", err)
+		}
+	}
+	for i := range b.recs {
+		r := b.recs[i].r
+		r.Partition, r.Offset = a.id, -1
+		if err == nil {
+			r.Offset = base + int64(i)
+		}
+		if r.Timestamp.IsZero() {
+			r.Timestamp = time.UnixMilli(b.nowMs)
+		}
+		if done := b.recs[i].done; done != nil {
+			done(r, err)
+		}
+	}
+	a.completed.Add(1)
+	p.batchDone()
+	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
+		return // grown for an outsized record: let it go
+	}
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	b.bytes = 0
+	b.batch.Reset()
+	b.batch.compression = CompressNone
+	b.batch.setProducer(-1, -1, -1) // the next user may not be idempotent
+	batchPool.Put(b)
+}
+
+// minBatchCap is the buffer a Batch starts with (Batch.start).
+const minBatchCap = 16 << 10

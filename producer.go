@@ -1,0 +1,571 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Producer sends records to topics, as Kafka's KafkaProducer: it routes
+// each record to a partition with its Partitioner, gathers the records of
+// each partition into batches (see ProducerConfig: Linger, BatchBytes),
+// appends whole batches, and reports each record's fate to a callback.
+// Get one from Stream.NewProducer; it is safe for concurrent use, and
+// Close delivers what it holds and stops it. Stream.Close closes the
+// producers still open.
+//
+// A failed append is retried every ProducerConfig.RetryBackoff until
+// ProducerConfig.DeliveryTimeout, unless the error is one retrying cannot
+// fix (ErrRecordTooLarge, ErrUnknownTopic, ErrInvalidConfig, ErrClosed,
+// ErrFenced, ErrOutOfOrderSequence). Retries keep the order of records
+// within a partition: a partition's batches are appended one at a time.
+// Unless ProducerConfig.DisableIdempotence is set, each batch carries the
+// producer's ID and sequence numbers (Kafka's KIP-98), so a batch retried
+// after its acknowledgement was lost is recognised by the partition and
+// never appended twice.
+type Producer struct {
+	s        *Stream
+	cfg      ProducerConfig    // with defaults
+	part     Partitioner       // from partitionerForProducer: this producer's own
+	sticky   stickyPartitioner // part, when it wants onNewBatch; else nil
+	log      *slog.Logger
+	maxBatch int64 // bytes a batch may reach: BatchBytes, at most MaxRecordBytes
+	maxRec   int64 // Options.MaxRecordBytes
+	id       int64 // producer ID for idempotence; -1 when disabled
+
+	closed    atomic.Bool   // set by Close: sends fail with ErrClosed
+	abort     chan struct{} // closed when the Stream closes the producer: no more retries
+	abortOnce sync.Once
+	closeOnce sync.Once      // the work of Close, done once; later callers wait for it
+	drains    sync.WaitGroup // running drain goroutines (one at most per partition)
+
+	// topics maps a topic name to its accumulators; a copy-on-write map,
+	// replaced under mu, read without a lock.
+	topics atomic.Pointer[map[string]*producerTopic]
+
+	buffered     atomic.Int64 // buffer bytes reserved by records not yet delivered
+	roomWaiters  atomic.Int32 // senders waiting for buffer room
+	flushWaiters atomic.Int32 // Flush calls waiting for deliveries
+
+	// mu guards the topics map's replacement, room and progress.
+	mu       sync.Mutex
+	room     chan struct{} // closed when buffer room frees or on Close; nil when nobody waits
+	progress chan struct{} // closed when a batch completes; nil when nobody waits
+}
+
+// producerTopic is a producer's view of one topic: an accumulator per
+// partition.
+type producerTopic struct {
+	t    *Topic
+	accs []*accumulator
+}
+
+var bucketProducers = []byte("producers")
+
+// NewProducer returns a Producer configured by cfg (zero fields:
+// defaults). A bad field is an error wrapping ErrInvalidConfig naming it.
+// Unless cfg.DisableIdempotence is set, the producer gets a new producer
+// ID, allocated in meta.db.
+func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("stream: new producer: %w", err)
+	}
+	p := &Producer{
+		s: s, cfg: c, log: s.log, id: -1,
+		part:     partitionerForProducer(c.Partitioner),
+		maxBatch: min(int64(c.BatchBytes), int64(s.opts.MaxRecordBytes)),
+		maxRec:   int64(s.opts.MaxRecordBytes),
+		abort:    make(chan struct{}),
+	}
+	p.sticky, _ = p.part.(stickyPartitioner)
+	p.topics.Store(&map[string]*producerTopic{})
+	if !c.DisableIdempotence {
+		if p.id, err = s.newProducerID(); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("stream: new producer: %w", ErrClosed)
+	}
+	if s.producers == nil {
+		s.producers = map[*Producer]struct{}{}
+	}
+	s.producers[p] = struct{}{}
+	return p, nil
+}
+
+// newProducerID allocates a producer ID in meta.db: IDs are never reused,
+// so a partition never mistakes one producer's batches for another's.
+func (s *Stream) newProducerID() (int64, error) {
+	var id uint64
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketProducers)
+		if err != nil {
+			return err
+		}
+		id, err = b.NextSequence()
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			err = ErrClosed
+		}
+		return -1, fmt.Errorf("stream: allocate producer ID: %w", err)
+	}
+	return int64(id), nil
+}
+
+// topicForProducer returns the named topic, creating it with
+// Options.DefaultTopic when it does not exist and Options.AutoCreateTopics
+// is set.
+func (s *Stream) topicForProducer(name string) (*Topic, error) {
+	t, err := s.Topic(name)
+	if err == nil || !errors.Is(err, ErrUnknownTopic) || !s.opts.AutoCreateTopics {
+		return t, err
+	}
+	t, err = s.CreateTopic(name, s.opts.DefaultTopic)
+	if errors.Is(err, ErrTopicExists) { // another sender created it first
+		return s.Topic(name)
+	}
+	return t, err
+}
+
+// Send sends r and waits for its acknowledgement (per ProducerConfig.Acks),
+// then sets r's Partition, Offset and, when zero, Timestamp. It returns
+// the delivery error, or ctx.Err() if ctx ends first: the record may
+// still be delivered then, and r is left as it was. Send blocks while the
+// producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends.
+// Send copies r, so r may be reused once Send returns.
+func (p *Producer) Send(ctx context.Context, r *Record) error {
+	if r == nil {
+		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := *r
+	ch := make(chan error, 1)
+	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err })
+	if err == nil {
+		select {
+		case err = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.Partition, r.Offset, r.Timestamp = c.Partition, c.Offset, c.Timestamp
+	return err
+}
+
+// SendAsync hands r to the producer and returns at once, unless the
+// buffer is full (ProducerConfig.BufferBytes): then it blocks until
+// deliveries free room, and never drops a record. done, which may be nil,
+// is called exactly once with r, its Partition, Offset and (when it was
+// zero) Timestamp set, and the delivery error:
+//
+//   - Records are delivered in batches; done is called in the order the
+//     records were sent, for each partition, on the goroutine that
+//     appends the partition's batches. It should return quickly, and must
+//     not call Send or Flush, which would wait for that goroutine.
+//   - A record refused at once (ErrClosed, ErrUnknownTopic, a partition
+//     out of range, ErrRecordTooLarge, ErrInvalidConfig) gets done before
+//     SendAsync returns, on the caller's goroutine, as in Kafka.
+//   - With AcksNone, done is called as soon as the record is accepted,
+//     before SendAsync returns, with Offset -1.
+//
+// SendAsync copies the key, value and headers into the batch before it
+// returns, but keeps r itself: do not modify or reuse r until done is
+// called. A record with a zero Timestamp gets the time its batch was
+// opened (at most Linger before the send).
+func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
+	if err := p.send(context.Background(), r, done); err != nil && done != nil {
+		if r != nil {
+			r.Offset = -1
+		}
+		done(r, err)
+	}
+}
+
+// send accepts r into its partition's batch, or returns why not; ctx
+// bounds a wait for buffer room.
+func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error)) error {
+	if r == nil {
+		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+	}
+	if p.closed.Load() {
+		return p.errClosed()
+	}
+	pt, err := p.topic(r.Topic)
+	if err != nil {
+		return err
+	}
+	n := len(pt.accs)
+	i := p.part.Partition(r, n)
+	if i < 0 || int(i) >= n {
+		return fmt.Errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
+	}
+	a := pt.accs[i]
+	// size bounds the record's encoded size: its length varint and its
+	// timestamp and offset deltas take at most 18 more bytes than with
+	// zero deltas.
+	size := int64(recordSize(0, 0, r.Key, r.Value, r.Headers) + 18)
+	if size+batchHeaderSize > p.maxRec {
+		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds Options.MaxRecordBytes %d: %w", r.Topic, i, size, p.maxRec, ErrRecordTooLarge)
+	}
+	if size > int64(p.cfg.BufferBytes) {
+		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
+	}
+	if err := p.reserve(ctx, size); err != nil {
+		return err
+	}
+	var ts int64
+	if !r.Timestamp.IsZero() {
+		ts = r.Timestamp.UnixMilli()
+	}
+	ts, err = a.add(r, ts, size, done)
+	if err != nil {
+		p.release(size)
+		return err
+	}
+	if p.cfg.Acks == AcksNone && done != nil {
+		r.Partition, r.Offset = i, -1
+		if r.Timestamp.IsZero() {
+			r.Timestamp = time.UnixMilli(ts)
+		}
+		done(r, nil)
+	}
+	return nil
+}
+
+func (p *Producer) errClosed() error {
+	return fmt.Errorf("stream: producer: %w", ErrClosed)
+}
+
+// topic returns the accumulators of the named topic.
+func (p *Producer) topic(name string) (*producerTopic, error) {
+	if pt := (*p.topics.Load())[name]; pt != nil {
+		return pt, nil
+	}
+	t, err := p.s.topicForProducer(name)
+	if err != nil {
+		return nil, fmt.Errorf("stream: send to topic %s: %w", name, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.topics.Load()
+	if pt := old[name]; pt != nil && pt.t == t {
+		return pt, nil
+	}
+	pt := &producerTopic{t: t, accs: make([]*accumulator, len(t.partitions))}
+	for i, part := range t.partitions {
+		pt.accs[i] = &accumulator{p: p, t: t, topic: name, id: int32(i), part: part, numPartitions: len(t.partitions), pid: p.id}
+	}
+	m := make(map[string]*producerTopic, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[name] = pt
+	p.topics.Store(&m)
+	return pt, nil
+}
+
+// forgetTopic drops t from the topics map, after it was deleted: the next
+// send looks the name up again.
+func (p *Producer) forgetTopic(t *Topic) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.topics.Load()
+	if pt := old[t.name]; pt == nil || pt.t != t {
+		return
+	}
+	m := make(map[string]*producerTopic, len(old))
+	for k, v := range old {
+		if k != t.name {
+			m[k] = v
+		}
+	}
+	p.topics.Store(&m)
+}
+
+// accumulators returns every accumulator of the producer.
+func (p *Producer) accumulators() []*accumulator {
+	var all []*accumulator
+	for _, pt := range *p.topics.Load() {
+		all = append(all, pt.accs...)
+	}
+	return all
+}
+
+// reserve takes n bytes of buffer room, waiting while the buffer is full
+// until room frees, ctx ends, or the producer closes.
+func (p *Producer) reserve(ctx context.Context, n int64) error {
+	limit := int64(p.cfg.BufferBytes)
+	if p.buffered.Add(n) <= limit {
+		return nil
+	}
+	p.buffered.Add(-n)
+	p.roomWaiters.Add(1)
+	defer p.roomWaiters.Add(-1)
+	ctxDone := ctx.Done()
+	for {
+		p.mu.Lock()
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
+		p.mu.Unlock()
+		if p.closed.Load() {
+			return p.errClosed()
+		}
+		if p.buffered.Add(n) <= limit {
+			return nil
+		}
+		p.buffered.Add(-n)
+		// The buffer is full: write every batch now rather than let
+		// them linger (Kafka does the same when buffer.memory runs out).
+		p.sealAll()
+		select {
+		case <-room:
+		case <-ctxDone:
+			return ctx.Err()
+		}
+	}
+}
+
+// release returns n bytes of buffer room and wakes the senders waiting
+// for it.
+func (p *Producer) release(n int64) {
+	p.buffered.Add(-n)
+	if p.roomWaiters.Load() > 0 {
+		p.wakeRoom()
+	}
+}
+
+func (p *Producer) wakeRoom() {
+	p.mu.Lock()
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	p.mu.Unlock()
+}
+
+// batchDone wakes the Flush calls waiting for deliveries.
+func (p *Producer) batchDone() {
+	if p.flushWaiters.Load() > 0 {
+		p.mu.Lock()
+		if p.progress != nil {
+			close(p.progress)
+			p.progress = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// sealAll seals every partition's open batch, so that it is written
+// without lingering.
+func (p *Producer) sealAll() {
+	for _, a := range p.accumulators() {
+		a.mu.Lock()
+		if a.open != nil {
+			a.sealLocked()
+		}
+		a.mu.Unlock()
+	}
+}
+
+// Flush writes every batch at once and waits until each record sent
+// before the call is delivered or has failed, and its callback has
+// returned; ctx bounds the wait. Records sent during Flush may or may not
+// be waited for. It returns ErrClosed after Close, and ctx.Err() if ctx
+// ends first. Kafka: KafkaProducer.flush.
+func (p *Producer) Flush(ctx context.Context) error {
+	if p.closed.Load() {
+		return p.errClosed()
+	}
+	return p.flush(ctx)
+}
+
+func (p *Producer) flush(ctx context.Context) error {
+	type target struct {
+		a *accumulator
+		n uint64
+	}
+	var targets []target
+	for _, a := range p.accumulators() {
+		a.mu.Lock()
+		if a.open != nil {
+			a.sealLocked()
+		}
+		n := a.sealed
+		a.mu.Unlock()
+		if a.completed.Load() < n {
+			targets = append(targets, target{a, n})
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	p.flushWaiters.Add(1)
+	defer p.flushWaiters.Add(-1)
+	for _, t := range targets {
+		for {
+			p.mu.Lock()
+			if p.progress == nil {
+				p.progress = make(chan struct{})
+			}
+			progress := p.progress
+			p.mu.Unlock()
+			if t.a.completed.Load() >= t.n {
+				break
+			}
+			select {
+			case <-progress:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// Close delivers every record sent before it (retrying failures until
+// ProducerConfig.DeliveryTimeout, as always), waits for their callbacks,
+// and stops the producer's goroutines. Sends during or after Close fail
+// with ErrClosed, as does a second Close. Kafka: KafkaProducer.close.
+func (p *Producer) Close() error {
+	if p.closed.Swap(true) {
+		p.shutdown() // wait for the Close in progress, if any
+		return p.errClosed()
+	}
+	p.shutdown()
+	p.s.mu.Lock()
+	delete(p.s.producers, p)
+	p.s.mu.Unlock()
+	return nil
+}
+
+// closeForStream is Close called by Stream.Close: batches are still
+// written, but a failed append is not retried.
+func (p *Producer) closeForStream() {
+	p.closed.Store(true)
+	p.abortOnce.Do(func() { close(p.abort) })
+	p.shutdown()
+}
+
+// shutdown does the work of Close once: senders waiting for room learn
+// of the close, every open batch is sealed and written, and the drain
+// goroutines end.
+func (p *Producer) shutdown() {
+	p.closeOnce.Do(func() {
+		p.wakeRoom()
+		p.sealAll() // after closed is set: no batch opens after this
+		p.drains.Wait()
+		for _, a := range p.accumulators() {
+			a.mu.Lock()
+			if a.timer != nil {
+				a.timer.Stop()
+			}
+			a.mu.Unlock()
+		}
+	})
+}
+
+// aborted reports whether the Stream is closing the producer.
+func (p *Producer) aborted() bool {
+	select {
+	case <-p.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+// TypedProducer sends Go values, encoding keys and values with codecs,
+// as a KafkaProducer<K, V> with its key.serializer and value.serializer.
+// It is a thin layer over a Producer, safe for concurrent use; Decode
+// reads the values back from records.
+//
+//	events := stream.NewTypedProducer(p, stream.String, stream.JSON[Event]())
+//	r, err := events.Send(ctx, "events", "user-1", Event{Kind: "signup"})
+type TypedProducer[K, V any] struct {
+	p     *Producer
+	key   Codec[K] // nil: records have no key
+	value Codec[V]
+}
+
+// NewTypedProducer returns a TypedProducer sending through p. A nil key
+// codec sends records without a key (Kafka's null key; the key arguments
+// are ignored).
+func NewTypedProducer[K, V any](p *Producer, key Codec[K], value Codec[V]) *TypedProducer[K, V] {
+	return &TypedProducer[K, V]{p: p, key: key, value: value}
+}
+
+// Record encodes key and value into a record for topic, to add headers or
+// a timestamp before sending it with the Producer. An encoding error
+// wraps ErrInvalidConfig.
+func (tp *TypedProducer[K, V]) Record(topic string, key K, value V) (*Record, error) {
+	r := &Record{Topic: topic}
+	var err error
+	if tp.key != nil {
+		if r.Key, err = tp.key.Encode(key); err != nil {
+			return nil, fmt.Errorf("stream: encode key for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+		}
+	}
+	if r.Value, err = tp.value.Encode(value); err != nil {
+		return nil, fmt.Errorf("stream: encode value for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+	}
+	return r, nil
+}
+
+// Send encodes key and value and sends them to topic as Producer.Send
+// does, returning the record with its Partition, Offset and Timestamp.
+func (tp *TypedProducer[K, V]) Send(ctx context.Context, topic string, key K, value V) (*Record, error) {
+	r, err := tp.Record(topic, key, value)
+	if err != nil {
+		return nil, err
+	}
+	return r, tp.p.Send(ctx, r)
+}
+
+// SendAsync encodes key and value and sends them to topic as
+// Producer.SendAsync does. An encoding error goes to done (which may be
+// nil) before SendAsync returns.
+func (tp *TypedProducer[K, V]) SendAsync(topic string, key K, value V, done func(*Record, error)) {
+	r, err := tp.Record(topic, key, value)
+	if err != nil {
+		if done != nil {
+			done(&Record{Topic: topic, Offset: -1}, err)
+		}
+		return
+	}
+	tp.p.SendAsync(r, done)
+}
+
+// Decode returns the key and value of r decoded with the codecs; a nil key
+// codec leaves the key zero. It is the reading side of TypedProducer, for
+// records from Read, Scan or a consumer.
+func Decode[K, V any](r *Record, key Codec[K], value Codec[V]) (K, V, error) {
+	var k K
+	var v V
+	var err error
+	if key != nil {
+		if k, err = key.Decode(r.Key); err != nil {
+			return k, v, fmt.Errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+	}
+	if v, err = value.Decode(r.Value); err != nil {
+		return k, v, fmt.Errorf("stream: decode value of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return k, v, nil
+}
