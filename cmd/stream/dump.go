@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(files) != 1 {
 		return usageError(fs, "want one segment file (.log), got %d arguments", len(files))
+	}
+	if ext := filepath.Ext(files[0]); ext == ".index" || ext == ".timeindex" {
+		return usageError(fs, "%s is an index: dump decodes the segment's .log file", files[0])
 	}
 	if cfg.maxBytes < 0 {
 		return usageError(fs, "-max-bytes %d: must be 0 or more", cfg.maxBytes)
