@@ -1,25 +1,31 @@
 // Command stream works with a stream directory: it runs a demonstration
-// workload now, and will list, produce, consume, dump and verify later.
+// workload, lists, creates and deletes topics, decodes segment files and
+// verifies a directory.
 //
 // Usage:
 //
 //	stream <command> [flags] [arguments]
 //
-// Every command takes -dir (default ./stream-data, the directory an
-// embedding program opens by default) and -h for its own help. Run
-// "stream help" for the list of commands.
+// Every command that works on a directory takes -dir (default
+// ./stream-data, the directory an embedding program opens by default),
+// and every command takes -h for its own help and -json for output a
+// script can read. Run "stream help" for the list of commands.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/instream/stream"
 )
 
 // defaultDir is the directory every command opens unless -dir says
@@ -43,6 +49,11 @@ type command struct {
 // commands is the command table, in the order "stream help" lists them.
 var commands = []*command{
 	demoCommand,
+	topicsCommand,
+	createCommand,
+	deleteCommand,
+	dumpCommand,
+	verifyCommand,
 }
 
 func main() {
@@ -114,7 +125,8 @@ func usage(w io.Writer) {
 }
 
 // newFlagSet returns a flag set for c that reports errors instead of
-// exiting, prints c's help on -h, and has the common -dir flag.
+// exiting, prints c's help on -h, and has the common -dir flag unless dir
+// is nil.
 func (c *command) newFlagSet(stderr io.Writer, dir *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("stream "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -126,7 +138,9 @@ func (c *command) newFlagSet(stderr io.Writer, dir *string) *flag.FlagSet {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\nFlags:\n", synopsis, c.help)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(dir, "dir", defaultDir, "stream `directory`")
+	if dir != nil {
+		fs.StringVar(dir, "dir", defaultDir, "stream `directory`")
+	}
 	return fs
 }
 
@@ -149,4 +163,61 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// parseInterspersed parses args with fs like parse, but lets flags come
+// after the arguments too ("stream create events -partitions 3"), and
+// returns the arguments. After "--" everything is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// openExisting opens the stream in dir for a command that inspects or
+// changes one, refusing a directory that holds no stream rather than
+// making it one (Open creates what is missing). A directory in use by
+// another process fails at once with the library's error naming it.
+func openExisting(dir string) (*stream.Stream, error) {
+	if err := checkStreamDir(dir); err != nil {
+		return nil, err
+	}
+	return stream.Open(dir, nil)
+}
+
+// checkStreamDir returns an error naming dir unless it looks like a
+// stream's directory: one with meta.db and topics/.
+func checkStreamDir(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("directory %s does not exist", dir)
+	}
+	for _, name := range []string{"meta.db", "topics"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s is not a stream directory: it has no %s (\"stream create -dir %s TOPIC\" makes one)", dir, name, dir)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// writeJSON writes v to w as indented JSON, the -json output of every
+// command.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
