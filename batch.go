@@ -361,40 +361,55 @@ type recordDecoder struct {
 	lastTime  time.Time // and its time: records of a batch often share one
 }
 
-func (d *recordDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and deltas
-		u := int64(d.b[0])
-		d.b = d.b[1:]
+// fieldReader reads the fields of one record from b at i. ok turns false
+// at the first malformed field and stays false; the caller checks once.
+type fieldReader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (f *fieldReader) varint() int64 {
+	if i := f.i; i < len(f.b) && f.b[i] < 0x80 { // one byte: most lengths and deltas
+		f.i++
+		u := int64(f.b[i])
 		return u>>1 ^ -(u & 1)
 	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShortRecord
+	return f.longVarint()
+}
+
+func (f *fieldReader) longVarint() int64 {
+	if i := f.i; i+1 < len(f.b) && f.b[i+1] < 0x80 { // two bytes: lengths up to 8 KiB
+		f.i += 2
+		u := int64(f.b[i]&0x7f) | int64(f.b[i+1])<<7
+		return u>>1 ^ -(u & 1)
+	}
+	if f.i >= len(f.b) {
+		f.ok = false
 		return 0
 	}
-	d.b = d.b[n:]
+	v, n := binary.Varint(f.b[f.i:])
+	if n <= 0 {
+		f.ok = false
+		return 0
+	}
+	f.i += n
 	return v
 }
 
-// bytes returns the next length-prefixed field as a sub-slice of the input;
-// nil for Kafka's null (-1).
-func (d *recordDecoder) bytes() []byte {
-	n := d.varint()
-	if d.err != nil || n < 0 {
-		if n < -1 {
-			d.err = fmt.Errorf("negative field length %d", n)
+// bytes returns the next length-prefixed field as a sub-slice of the
+// input; nil for Kafka's null (-1).
+func (f *fieldReader) bytes() []byte {
+	n := f.varint()
+	if n < 0 || n > int64(len(f.b)-f.i) {
+		if n != -1 {
+			f.ok = false
 		}
 		return nil
 	}
-	if n > int64(len(d.b)) {
-		d.err = errShortRecord
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
+	j := f.i + int(n)
+	v := f.b[f.i:j:j]
+	f.i = j
 	return v
 }
 
@@ -404,39 +419,43 @@ func (d *recordDecoder) next(r *Record, baseTime int64) bool {
 	if len(d.b) == 0 || d.err != nil {
 		return false
 	}
-	size := d.varint()
-	if d.err != nil {
+	head := fieldReader{b: d.b, ok: true}
+	size := head.varint()
+	if !head.ok || size < 1 || size > int64(len(d.b)-head.i) {
+		d.err = fmt.Errorf("record length %d with %d bytes left", size, len(d.b)-head.i)
 		return false
 	}
-	if size < 1 || size > int64(len(d.b)) {
-		d.err = fmt.Errorf("record length %d with %d bytes left", size, len(d.b))
-		return false
-	}
-	rest := d.b[size:]
-	d.b = d.b[1:size] // skip record attributes
-	ts := d.varint()
-	r.Offset = d.varint()
-	r.Key = d.bytes()
-	r.Value = d.bytes()
-	nh := d.varint()
-	if d.err == nil && (nh < 0 || nh > int64(len(d.b))) {
-		d.err = fmt.Errorf("header count %d with %d bytes left", nh, len(d.b))
-	}
+	end := head.i + int(size)
+	f := fieldReader{b: d.b[head.i:end], i: 1, ok: true} // past the record attributes
+	d.b = d.b[end:]
+	ts := f.varint()
+	r.Offset = f.varint()
+	r.Key = f.bytes()
+	r.Value = f.bytes()
+	nh := f.varint()
 	r.Headers = nil
-	if d.err == nil && nh > 0 {
+	if nh != 0 {
+		if nh < 0 || nh > int64(len(f.b)-f.i) {
+			d.err = fmt.Errorf("header count %d with %d bytes left", nh, len(f.b)-f.i)
+			return false
+		}
 		r.Headers = make([]Header, nh)
 		for i := range r.Headers {
-			r.Headers[i].Key = string(d.bytes())
-			r.Headers[i].Value = d.bytes()
+			r.Headers[i].Key = string(f.bytes())
+			r.Headers[i].Value = f.bytes()
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d stray bytes after a record", len(d.b))
+	if !f.ok {
+		d.err = errShortRecord
+		return false
+	}
+	if f.i != len(f.b) {
+		d.err = fmt.Errorf("%d stray bytes after a record", len(f.b)-f.i)
+		return false
 	}
 	if ts != d.lastDelta || d.lastTime.IsZero() {
 		d.lastDelta, d.lastTime = ts, time.UnixMilli(baseTime+ts)
 	}
 	r.Timestamp = d.lastTime
-	d.b = rest
-	return d.err == nil
+	return true
 }

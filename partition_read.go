@@ -1,11 +1,13 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -112,6 +114,12 @@ func (p *Partition) floorLocked(offset int64) *segment {
 // minReadChunk is the least a read fetches from a segment at once.
 const minReadChunk = 4 << 10
 
+// readBuffers holds the scratch buffers reads fill from segments; buffers
+// past maxPooledReadBuffer (a read of one huge batch) are not kept.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledReadBuffer = 4 << 20
+
 // segmentRead is one read of records out of a segment: from offset, at
 // byte pos where a batch with base offset base starts, reading no further
 // than limit bytes and returning no record at or above hw. Batches whose
@@ -131,8 +139,20 @@ type segmentRead struct {
 // and byte position after the last batch it read.
 func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next, nextPos int64, used int, err error) {
 	seg := r.seg
+	// Batches are read into a pooled scratch buffer and checked there;
+	// decodeBatch copies out only what the returned records reference.
+	scratch := readBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*scratch) <= maxPooledReadBuffer {
+			readBuffers.Put(scratch)
+		}
+	}()
 	chunk := func(pos, n int64) ([]byte, error) {
-		buf := make([]byte, min(r.limit-pos, n))
+		n = min(r.limit-pos, n)
+		if int64(cap(*scratch)) < n {
+			*scratch = make([]byte, n)
+		}
+		buf := (*scratch)[:n]
 		return buf, seg.readAt(buf, pos)
 	}
 	bufPos := r.pos // file position of buf[0]
@@ -215,18 +235,21 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 }
 
 // decodeBatch appends the records of a CRC-checked batch with offsets in
-// [from, hw) to dst. The records share one allocation and point into
-// batch (or its decompressed copy).
+// [from, hw) to dst. The records share two allocations, their structs and
+// a copy of their bytes (or the decompressed batch): batch itself may be
+// a reused buffer.
 func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, dst []*Record) ([]*Record, int, error) {
 	if h.Attributes&attrControl != 0 {
 		return dst, 0, nil // transaction markers carry no user records
 	}
 	body := batch[batchHeaderSize:]
+	owned := false // body is memory the records may keep
 	if c := h.Compression(); c != CompressNone {
 		var err error
 		if body, err = decompress(c, nil, body); err != nil {
 			return dst, 0, err
 		}
+		owned = true
 	}
 	// Offsets in this engine are contiguous (no compaction): a batch
 	// holds one record per offset of [base, last], record i at offset
@@ -250,6 +273,12 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 		r := &scratch
 		if off := h.BaseOffset + i; off >= first && off < end {
 			r = &recs[off-first]
+			if !owned {
+				// The records from here on are returned: copy them out
+				// of the caller's buffer, once, into memory they own.
+				d.b = bytes.Clone(d.b)
+				owned = true
+			}
 		}
 		if !d.next(r, h.BaseTimestamp) {
 			if d.err == nil {
