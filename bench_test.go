@@ -255,6 +255,27 @@ func BenchmarkAppendSync(b *testing.B) {
 	reportPerRecord(b, b.N)
 }
 
+// inParallel splits b.N operations among workers goroutines, each running
+// work(n) for its share, and waits for them.
+func inParallel(b *testing.B, workers int, work func(n int) error) {
+	var wg sync.WaitGroup
+	per := (b.N + workers - 1) / workers
+	for w := range workers {
+		n := min(per, b.N-w*per)
+		if n <= 0 {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := work(n); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // BenchmarkGroupCommit appends single 100-byte records under SyncAlways
 // from 1 and from 64 goroutines: group commit shares each fsync among the
 // appenders waiting for it.
@@ -267,26 +288,15 @@ func BenchmarkGroupCommit(b *testing.B) {
 			b.SetBytes(100)
 			b.ReportAllocs()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + writers - 1) / writers
-			for w := range writers {
-				n := min(per, b.N-w*per)
-				if n <= 0 {
-					break
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rec := &stream.Record{Value: val}
-					for range n {
-						if _, err := p.Append(rec); err != nil {
-							b.Error(err)
-							return
-						}
+			inParallel(b, writers, func(n int) error {
+				rec := &stream.Record{Value: val}
+				for range n {
+					if _, err := p.Append(rec); err != nil {
+						return err
 					}
-				}()
-			}
-			wg.Wait()
+				}
+				return nil
+			})
 			reportPerRecord(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
@@ -354,26 +364,15 @@ func BenchmarkProducerSendAcksAll64(b *testing.B) {
 			b.SetBytes(100)
 			b.ReportAllocs()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + senders - 1) / senders
-			for w := range senders {
-				n := min(per, b.N-w*per)
-				if n <= 0 {
-					break
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rec := &stream.Record{Topic: "bench", Value: val}
-					for range n {
-						if err := p.Send(context.Background(), rec); err != nil {
-							b.Error(err)
-							return
-						}
+			inParallel(b, senders, func(n int) error {
+				rec := &stream.Record{Topic: "bench", Value: val}
+				for range n {
+					if err := p.Send(context.Background(), rec); err != nil {
+						return err
 					}
-				}()
-			}
-			wg.Wait()
+				}
+				return nil
+			})
 			reportPerRecord(b, b.N)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
@@ -439,18 +438,8 @@ func BenchmarkReadRandom(b *testing.B) {
 func BenchmarkConsumerPoll(b *testing.B) {
 	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
 	p, _ := t.Partition(0)
-	val := payload(100)
-	var batch stream.Batch
 	const n = 200_000
-	for i := 0; i < n; i += 100 {
-		batch.Reset()
-		for range 100 {
-			batch.Add(nil, val)
-		}
-		if _, err := p.AppendBatch(&batch); err != nil {
-			b.Fatal(err)
-		}
-	}
+	appendBatches(b, p, n, payload(100))
 	c, err := s.NewConsumer(stream.ConsumerConfig{})
 	if err != nil {
 		b.Fatal(err)

@@ -333,11 +333,7 @@ func TestPollIsFairAcrossPartitions(t *testing.T) {
 
 func TestPollLongPollTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		topic(t, s, "t", 2)
 		c, _ := s.NewConsumer(stream.ConsumerConfig{FetchMaxWait: 3 * time.Second})
 		c.Assign(tpOf("t", 0), tpOf("t", 1))
@@ -359,11 +355,7 @@ func TestPollLongPollTimeout(t *testing.T) {
 
 func TestFetchMinBytesWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		tp := topic(t, s, "t", 2)
 		c, _ := s.NewConsumer(stream.ConsumerConfig{FetchMinBytes: 30, FetchMaxWait: time.Minute})
 		c.Assign(tpOf("t", 0), tpOf("t", 1))
@@ -633,11 +625,7 @@ func TestMoreMembersThanPartitionsLeavesSomeIdle(t *testing.T) {
 
 func TestSessionTimeoutEvicts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		tp := topic(t, s, "t", 2)
 		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, SessionTimeout: 10 * time.Second, CommitInterval: -1, StartAt: stream.StartEarliest})
 		o := newOwners(t)
@@ -699,11 +687,7 @@ func TestSessionTimeoutEvicts(t *testing.T) {
 
 func TestStaticMembership(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		topic(t, s, "t", 4)
 		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, SessionTimeout: 10 * time.Second})
 		cc := func(id string) stream.ConsumerConfig {
@@ -760,11 +744,7 @@ func TestStaticMembership(t *testing.T) {
 
 func TestAutoCommit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		tp := topic(t, s, "t", 1)
 		fill(t, tp, 10)
 		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, StartAt: stream.StartEarliest, CommitInterval: 2 * time.Second})
@@ -799,11 +779,7 @@ func TestAutoCommit(t *testing.T) {
 
 func TestManualCommitsOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := stream.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, _ := open(t, nil)
 		tp := topic(t, s, "t", 1)
 		fill(t, tp, 10)
 		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, StartAt: stream.StartEarliest, CommitInterval: -1})

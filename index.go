@@ -1,0 +1,344 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// A segment's two sparse indexes. The .index file maps offsets to byte
+// positions in the .log: an 8-byte entry (relative offset uint32,
+// position uint32) for the first batch after every IndexIntervalBytes.
+// The .timeindex maps times to offsets: a 12-byte entry (timestamp int64,
+// relative offset uint32) whenever the running maximum timestamp grows at
+// an index entry, and one for the segment's newest timestamp when it is
+// sealed, as Kafka writes them. The active segment keeps both in memory;
+// a finalized one maps its files read-only on first use. Both are
+// rebuildable from the log, and every entry is checked against the log
+// before it is trusted.
+
+type indexEntry struct {
+	rel uint32 // offset - base
+	pos uint32 // byte position in .log
+}
+
+type timeEntry struct {
+	ts  int64  // max timestamp so far (ms)
+	rel uint32 // relative offset of the batch where it was reached
+}
+
+const (
+	indexEntrySize = 8
+	timeEntrySize  = 12
+)
+
+// indexesLookSane checks what a sealed segment's indexes can show cheaply:
+// whole entries, a time index when there is data, and a last index entry
+// inside the log. Entries are checked again when a read uses them.
+func (s *segment) indexesLookSane() (bool, error) {
+	fi, err := s.idx.Stat()
+	if err != nil {
+		return false, err
+	}
+	ti, err := s.tidx.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fi.Size()%indexEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
+		return false, nil
+	}
+	if s.size > 0 && ti.Size() == 0 {
+		return false, nil
+	}
+	if n := fi.Size() / indexEntrySize; n > 0 {
+		e, err := readIndexEntry(s.idx, n-1)
+		if err != nil {
+			return false, err
+		}
+		if int64(e.pos) >= s.size || s.base+int64(e.rel) >= s.next {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func readIndexEntry(f *os.File, i int64) (indexEntry, error) {
+	var b [indexEntrySize]byte
+	if _, err := f.ReadAt(b[:], i*indexEntrySize); err != nil {
+		return indexEntry{}, err
+	}
+	return indexEntry{rel: binary.BigEndian.Uint32(b[:]), pos: binary.BigEndian.Uint32(b[4:])}, nil
+}
+
+// flushIndexes writes the in-memory index entries that point below upto
+// (a position whose data is on disk) to the index files. Writing entries
+// only for synced data keeps every entry on disk trustworthy after a power
+// loss. Guarded by the partition's mu.
+func (s *segment) flushIndexes(upto int64) error {
+	n := s.idxDone
+	for n < len(s.index) && int64(s.index[n].pos) < upto {
+		n++
+	}
+	if n > s.idxDone {
+		b := make([]byte, 0, (n-s.idxDone)*indexEntrySize)
+		for _, e := range s.index[s.idxDone:n] {
+			b = binary.BigEndian.AppendUint32(b, e.rel)
+			b = binary.BigEndian.AppendUint32(b, e.pos)
+		}
+		if _, err := s.idx.WriteAt(b, int64(s.idxDone)*indexEntrySize); err != nil {
+			return err
+		}
+		s.idxDone = n
+	}
+	// A time entry's batch is at or before the offset entry written with
+	// it, so entries up to the last written offset entry are covered.
+	var limit uint32
+	if s.idxDone > 0 {
+		limit = s.index[s.idxDone-1].rel
+	}
+	t := s.tidxDone
+	for t < len(s.tindex) && (s.tindex[t].rel <= limit || upto >= s.size) {
+		t++
+	}
+	if t > s.tidxDone {
+		b := make([]byte, 0, (t-s.tidxDone)*timeEntrySize)
+		for _, e := range s.tindex[s.tidxDone:t] {
+			b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
+			b = binary.BigEndian.AppendUint32(b, e.rel)
+		}
+		if _, err := s.tidx.WriteAt(b, int64(s.tidxDone)*timeEntrySize); err != nil {
+			return err
+		}
+		s.tidxDone = t
+	}
+	return nil
+}
+
+// lookupLocked returns the byte position of the last indexed batch whose
+// base offset is at most offset (0 when none). The partition's mu must be
+// held; a sealed segment searches its mapped index file.
+func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
+	rel := uint32(offset - s.base)
+	if !s.finalized {
+		i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel > rel })
+		if i == 0 {
+			return 0, s.base, nil
+		}
+		return int64(s.index[i-1].pos), s.base + int64(s.index[i-1].rel), nil
+	}
+	if err := s.rlockIndexes(); err != nil {
+		return 0, 0, err
+	}
+	defer s.mu.RUnlock()
+	m := s.idxMap
+	i := sort.Search(len(m)/indexEntrySize, func(i int) bool {
+		return binary.BigEndian.Uint32(m[i*indexEntrySize:]) > rel
+	})
+	if i == 0 {
+		return 0, s.base, nil
+	}
+	e := m[(i-1)*indexEntrySize:]
+	pos, erel := int64(binary.BigEndian.Uint32(e[4:])), binary.BigEndian.Uint32(e)
+	if pos >= s.size || erel > rel {
+		// A damaged entry: past the data (a read there would size
+		// its buffer negative) or after the offset sought.
+		return 0, 0, errIndexMismatch
+	}
+	return pos, s.base + int64(erel), nil
+}
+
+// timeLookupLocked returns the offset to start searching for the first
+// record at or after ts: the batch of the last time entry below ts, and
+// that entry's timestamp (-1 when no entry is below ts: search from the
+// segment's start). The caller checks the entry against the log with
+// batchMaxTimeIs before trusting it.
+func (s *segment) timeLookupLocked(ts int64) (start, entryTS int64, err error) {
+	if !s.finalized {
+		i := sort.Search(len(s.tindex), func(i int) bool { return s.tindex[i].ts >= ts })
+		if i == 0 {
+			return s.base, -1, nil
+		}
+		return s.base + int64(s.tindex[i-1].rel), s.tindex[i-1].ts, nil
+	}
+	if err := s.rlockIndexes(); err != nil {
+		return 0, -1, err
+	}
+	defer s.mu.RUnlock()
+	m := s.tidxMap
+	i := sort.Search(len(m)/timeEntrySize, func(i int) bool {
+		return int64(binary.BigEndian.Uint64(m[i*timeEntrySize:])) >= ts
+	})
+	if i == 0 {
+		return s.base, -1, nil
+	}
+	e := m[(i-1)*timeEntrySize:]
+	start, entryTS = s.base+int64(binary.BigEndian.Uint32(e[8:])), int64(binary.BigEndian.Uint64(e))
+	if start >= s.next {
+		return 0, -1, errIndexMismatch
+	}
+	return start, entryTS, nil
+}
+
+// batchMaxTimeIs reports whether the batch with base offset target has
+// max timestamp ts, walking batch headers from pos, where a batch with
+// base offset base starts, no further than limit. A time index entry
+// (ts, rel) names the batch where the running maximum ts was reached, so
+// this checks an entry against the log: a damaged entry would otherwise
+// make OffsetForTime start its search too late and silently return a
+// later offset than the right one.
+func (s *segment) batchMaxTimeIs(pos, base, limit, target, ts int64) bool {
+	h, ok := s.headerFor(pos, base, limit, target)
+	return ok && h.BaseOffset == target && h.MaxTimestamp == ts
+}
+
+// headerFor returns the header of the batch holding offset target,
+// walking batch headers (without CRC) from pos, where a batch with base
+// offset base starts, no further than limit. It reports false when the
+// walk meets anything but a chain of headers.
+func (s *segment) headerFor(pos, base, limit, target int64) (batchHeader, bool) {
+	var hdr [batchHeaderSize]byte
+	for pos+batchHeaderSize <= limit && base <= target {
+		if err := s.readAt(hdr[:], pos); err != nil {
+			return batchHeader{}, false
+		}
+		h, err := parseBatchHeader(hdr[:])
+		if err != nil || h.BaseOffset != base {
+			return batchHeader{}, false
+		}
+		if h.LastOffset() >= target {
+			return h, true
+		}
+		pos += h.Size()
+		base = h.LastOffset() + 1
+	}
+	return batchHeader{}, false
+}
+
+// rlockIndexes read-locks s.mu with the index files of a finalized
+// segment mapped (read-only, on first use: the page cache holds them, not
+// the heap). On success the caller must RUnlock.
+func (s *segment) rlockIndexes() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errSegmentClosed
+	}
+	if s.idxMapped {
+		return nil
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	if !s.closed && !s.idxMapped {
+		var err error
+		if s.idxMap, err = mapReadOnly(s.idx, indexEntrySize); err == nil {
+			s.tidxMap, err = mapReadOnly(s.tidx, timeEntrySize)
+		}
+		if err != nil {
+			s.unmapIndexesLocked()
+			s.mu.Unlock()
+			return fmt.Errorf("map indexes of %s: %w", s.path, err)
+		}
+		s.idxMapped = true
+	}
+	s.mu.Unlock()
+	return s.rlockIndexes()
+}
+
+// mapReadOnly maps the whole entries of an index file.
+func mapReadOnly(f *os.File, entry int64) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := fi.Size() / entry * entry
+	if n == 0 {
+		return nil, nil
+	}
+	return unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+}
+
+// unmapIndexesLocked drops the index mappings; s.mu is held for writing.
+func (s *segment) unmapIndexesLocked() error {
+	var errs []error
+	for _, m := range []*[]byte{&s.idxMap, &s.tidxMap} {
+		if *m != nil {
+			errs = append(errs, unix.Munmap(*m))
+			*m = nil
+		}
+	}
+	s.idxMapped = false
+	return errors.Join(errs...)
+}
+
+// rebuildIndexes rewrites a sealed segment's index files from its log. It
+// returns the corruption that stopped the scan, if any; the indexes then
+// cover the batches before it. The partition's mu must be held.
+func (s *segment) rebuildIndexes() (error, error) {
+	var idx []byte
+	var tidx []byte
+	var since int64
+	maxTime, maxRel := int64(-1), uint32(0)
+	var lastT int64 = -1
+	r, err := s.scan(0, s.base, func(h *batchHeader, pos int64) {
+		rel := uint32(h.BaseOffset - s.base)
+		if h.MaxTimestamp > maxTime {
+			maxTime, maxRel = h.MaxTimestamp, rel
+		}
+		if since >= s.indexEvery && pos > 0 {
+			idx = binary.BigEndian.AppendUint32(idx, rel)
+			idx = binary.BigEndian.AppendUint32(idx, uint32(pos))
+			if maxTime > lastT {
+				tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
+				tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
+				lastT = maxTime
+			}
+			since = 0
+		}
+		since += h.Size()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if maxTime > lastT {
+		tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
+		tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errSegmentClosed
+	}
+	if err := s.unmapIndexesLocked(); err != nil {
+		return nil, err
+	}
+	for _, w := range []struct {
+		f *os.File
+		b []byte
+	}{{s.idx, idx}, {s.tidx, tidx}} {
+		if err := w.f.Truncate(0); err != nil {
+			return nil, err
+		}
+		if _, err := w.f.WriteAt(w.b, 0); err != nil {
+			return nil, err
+		}
+		if err := w.f.Sync(); err != nil {
+			return nil, err
+		}
+	}
+	s.maxTime, s.maxTimeRel = maxTime, maxRel
+	if r.bad != nil || (r.end < s.size && !r.zeroTail) {
+		bad := r.bad
+		if bad == nil {
+			bad = errors.New("unreadable data")
+		}
+		return corruptError(s.path, r.end, bad), nil
+	}
+	if s.sealed && r.next != s.next {
+		return corruptError(s.path, r.end, fmt.Errorf("segment ends at offset %d, the next segment starts at %d", r.next, s.next)), nil
+	}
+	return nil, nil
+}
