@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -254,4 +255,75 @@ func ExampleProducer() {
 	// partition 0 offset 0
 	// order 2 at partition 0 offset 1
 	// order 3 at partition 0 offset 2
+}
+
+// A consumer group shares a topic's partitions among its members and
+// keeps their committed offsets: a durable in-app job queue. Run calls
+// the handler for each record and commits what it accepted; a restart
+// resumes after the last commit.
+func ExampleConsumerGroup() {
+	dir, err := os.MkdirTemp("", "stream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := stream.Open(filepath.Join(dir, "data"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateTopic("jobs", stream.TopicConfig{Partitions: 2}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Enqueue three jobs, keyed so each customer's jobs stay in order.
+	p, err := s.NewProducer(stream.ProducerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, job := range []string{"resize photo 1", "send invoice 7", "resize photo 2"} {
+		if err := p.Send(ctx, &stream.Record{Topic: "jobs", Key: []byte("customer-42"), Value: []byte(job)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	p.Close()
+
+	// A worker joins the group and processes what is there.
+	g, err := s.ConsumerGroup("workers", stream.GroupConfig{Topics: []string{"jobs"}, StartAt: stream.StartEarliest})
+	if err != nil {
+		log.Fatal(err)
+	}
+	worker, err := g.Join(ctx, stream.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := 0
+	err = worker.Run(runCtx, func(_ context.Context, r *stream.Record) error {
+		fmt.Printf("done: %s\n", r.Value)
+		if done++; done == 3 {
+			stop() // a real worker runs until shutdown
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Fatal(err)
+	}
+	worker.Close()
+
+	lag, err := g.Lag(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	total := int64(0)
+	for _, n := range lag {
+		total += n
+	}
+	fmt.Println("lag after the worker:", total)
+	// Output:
+	// done: resize photo 1
+	// done: send invoice 7
+	// done: resize photo 2
+	// lag after the worker: 0
 }
