@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -1087,5 +1088,85 @@ func TestMemoryStaysFlat(t *testing.T) {
 	t.Logf("heap %d KiB before, %d KiB after %v more in %d segments", before>>10, after>>10, st.Bytes, st.Segments)
 	if grew := int64(after) - int64(before); grew > 4<<20 {
 		t.Fatalf("heap grew by %d KiB while the log grew by 48 MiB", grew>>10)
+	}
+}
+
+// TestRecordsInvisibleUntilSynced: under SyncAlways a record is neither
+// acknowledged nor visible to readers before the fsync that makes it
+// durable returns.
+func TestRecordsInvisibleUntilSynced(t *testing.T) {
+	s, _ := open(t, nil)
+	p := partition(t, s, "t", stream.TopicConfig{})
+	appendN(t, p, 0, 1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	stream.SetSyncFault(p, func() error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})
+	acked := make(chan error, 1)
+	go func() {
+		_, err := p.Append(&stream.Record{Value: value(1)})
+		acked <- err
+	}()
+	<-entered // the fsync for record 1 is in flight
+	select {
+	case err := <-acked:
+		t.Fatalf("Append acknowledged (%v) before its fsync returned", err)
+	default:
+	}
+	if hw := p.HighWatermark(); hw != 1 {
+		t.Fatalf("high watermark %d while the fsync is in flight, want 1", hw)
+	}
+	if recs, err := p.Read(1, 100); err != nil || len(recs) != 0 {
+		t.Fatalf("Read(1) during the fsync = %d records, %v; want none", len(recs), err)
+	}
+	if _, err := p.Read(2, 100); !errors.Is(err, stream.ErrOffsetOutOfRange) {
+		t.Fatalf("Read(2) during the fsync: %v, want ErrOffsetOutOfRange", err)
+	}
+	close(release)
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 2 {
+		t.Fatalf("high watermark %d after the fsync, want 2", hw)
+	}
+	stream.SetSyncFault(p, nil)
+	checkValues(t, readAll(t, p, 0), 0)
+}
+
+// TestGroupCommitSharesFsyncs counts fsyncs: one per acknowledged append
+// for a lone appender under SyncAlways, fewer than appends for many
+// concurrent ones, none per append under SyncNever.
+func TestGroupCommitSharesFsyncs(t *testing.T) {
+	count := func(policy stream.SyncPolicy, writers, each int) int64 {
+		s, _ := open(t, &stream.Options{Sync: policy})
+		p := partition(t, s, "t", stream.TopicConfig{})
+		var syncs atomic.Int64
+		stream.SetSyncFault(p, func() error { syncs.Add(1); return nil })
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if _, err := p.Append(&stream.Record{Value: []byte("x")}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return syncs.Load()
+	}
+	if n := count(stream.SyncAlways, 1, 50); n != 50 {
+		t.Errorf("one appender, SyncAlways: %d fsyncs for 50 appends, want 50", n)
+	}
+	if n := count(stream.SyncAlways, 32, 20); n >= 32*20 || n == 0 {
+		t.Errorf("32 appenders, SyncAlways: %d fsyncs for %d appends, want fewer (and some)", n, 32*20)
+	}
+	if n := count(stream.SyncNever, 4, 50); n != 0 {
+		t.Errorf("SyncNever: %d fsyncs on the append path, want 0", n)
 	}
 }
