@@ -95,6 +95,20 @@ func (p *Partition) noteSequenceLocked(id int64, epoch int16, firstSeq int32, co
 	st.n = min(st.n+1, producerBatchesKept)
 }
 
+// expireProducersLocked forgets producers whose newest batch is below
+// offset: at each roll, those that wrote nothing to the segment just
+// sealed or the new one, as Kafka expires idle producers
+// (producer.id.expiration.ms). It bounds the state of a partition that
+// sees many short-lived producers; a forgotten producer's next batch is
+// accepted as a new start. p.mu is held.
+func (p *Partition) expireProducersLocked(offset int64) {
+	for id, st := range p.producers {
+		if st.n == 0 || st.batches[st.last].base < offset {
+			delete(p.producers, id)
+		}
+	}
+}
+
 // rebuildProducersLocked restores the producer state from the batch
 // headers of the active segment after recovery. Producers whose last batch
 // is in an older segment are forgotten, as Kafka forgets producers after

@@ -428,6 +428,7 @@ func (p *Partition) rollLocked(n int64) error {
 	old.sealLocked()
 	p.segs.ReplaceOrInsert(s)
 	p.active = s
+	p.expireProducersLocked(old.base)
 	if p.cfg.sync == SyncAlways || p.cfg.finalizeLater == nil {
 		if err := old.finalizeFiles(); err != nil {
 			return p.failLocked(err)
