@@ -67,7 +67,7 @@ type pendingRecord struct {
 
 var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
 
-// add encodes r (with timestamp ts in ms, 0 for none) into the open batch
+// add encodes r (with timestamp ts in ms, noTimestamp for none) into the open batch
 // and keeps done for its acknowledgement. It returns the timestamp the
 // record got, or ErrClosed.
 func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) (int64, error) {
@@ -95,7 +95,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) 
 			}
 		}
 	}
-	if ts == 0 {
+	if ts == noTimestamp {
 		ts = b.nowMs
 	}
 	if b.batch.count == 0 {

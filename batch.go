@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"time"
 )
 
@@ -101,22 +102,27 @@ func (b *Batch) Add(key, value []byte, headers ...Header) {
 // AddRecord appends r's key, value, headers and timestamp (zero: the
 // batch's time). r's other fields are ignored.
 func (b *Batch) AddRecord(r *Record) {
-	var ts int64
+	ts := int64(noTimestamp)
 	if !r.Timestamp.IsZero() {
-		ts = r.Timestamp.UnixMilli()
+		ts = r.Timestamp.UnixMilli() // 0 is 1970-01-01, a valid CreateTime
 	}
 	if b.count == 0 {
-		if ts == 0 {
+		if ts == noTimestamp {
 			ts = time.Now().UnixMilli()
 		}
 		b.start(ts)
 	}
 	delta := int64(0)
-	if ts != 0 {
+	if ts != noTimestamp {
 		delta = ts - b.baseTime
 	}
 	b.add(delta, r.Key, r.Value, r.Headers)
 }
+
+// noTimestamp marks a record sent without a Timestamp (the zero
+// time.Time), which gets its batch's time. Kafka's own "none" is -1, but
+// negative times before 1970 are valid CreateTimes here too.
+const noTimestamp = math.MinInt64
 
 // Len returns the number of records in the batch.
 func (b *Batch) Len() int { return b.count }

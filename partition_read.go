@@ -289,6 +289,11 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 		if r.Offset != i {
 			return dst[:had], 0, fmt.Errorf("record %d has offset delta %d", i, r.Offset)
 		}
+		if h.Attributes&attrTimestampType != 0 {
+			// LogAppendTime (a broker-stamped Kafka log): every record
+			// reads as the batch's max timestamp, as Kafka's clients do.
+			r.Timestamp = time.UnixMilli(h.MaxTimestamp)
+		}
 		if r == &scratch {
 			continue
 		}

@@ -228,7 +228,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	if err := p.reserve(ctx, size); err != nil {
 		return err
 	}
-	var ts int64
+	ts := int64(noTimestamp)
 	if !r.Timestamp.IsZero() {
 		ts = r.Timestamp.UnixMilli()
 	}

@@ -276,19 +276,6 @@ func expectRecords(t testing.TB, reader string, got []gotRecord, wants []wantRec
 	}
 }
 
-// knownBug marks a mismatch with Kafka that the library still has, so
-// that the conformance tests can run in CI meanwhile: while diffs are
-// found the test is skipped, printing them and the bug; once none are,
-// it fails, asking for the check to be made strict again.
-func knownBug(t *testing.T, bug string, diffs ...[]string) {
-	t.Helper()
-	all := slices.Concat(diffs...)
-	if len(all) == 0 {
-		t.Fatalf("known bug fixed (%s): make this check strict with expectRecords", bug)
-	}
-	t.Skipf("KNOWN BUG in stream, reported: %s\n%s", bug, strings.Join(all, "\n"))
-}
-
 // kafkaRecords flattens the batches into records the way a Kafka client
 // reads them: offsets from the base offset and delta, timestamps from
 // the base timestamp and delta (or the batch's max timestamp under
@@ -602,9 +589,8 @@ func TestKafkaFormatUnixEpochTimestamp(t *testing.T) {
 			return []wantRecord{want(r)}
 		}, nil)
 	})
-	// Batch.AddRecord and the Producer take a timestamp of 0 ms to mean
-	// "none" and put the current time in its place.
-	const bug = "a record timestamp of 0 ms (1970-01-01T00:00:00Z) is replaced by the current time"
+	// A timestamp of 0 ms is a real CreateTime (1970-01-01), not "none":
+	// Batch.AddRecord and the Producer once replaced it with the clock.
 	t.Run("AddRecord", func(t *testing.T) {
 		w := writeAndDecode(t, func(t *testing.T, _ *stream.Stream, p *stream.Partition) []wantRecord {
 			var b stream.Batch
@@ -615,9 +601,8 @@ func TestKafkaFormatUnixEpochTimestamp(t *testing.T) {
 			}
 			return []wantRecord{{offset: base, value: []byte("v")}}
 		})
-		knownBug(t, "Batch.AddRecord: "+bug,
-			diffRecords("stream Partition.Read", w.stream, w.wants),
-			diffRecords("kmsg decoding the segment files", kafkaRecords(w.batches), w.wants))
+		expectRecords(t, "stream Partition.Read", w.stream, w.wants)
+		expectRecords(t, "kmsg decoding the segment files", kafkaRecords(w.batches), w.wants)
 	})
 	t.Run("Producer", func(t *testing.T) {
 		w := writeAndDecode(t, func(t *testing.T, s *stream.Stream, p *stream.Partition) []wantRecord {
@@ -632,9 +617,8 @@ func TestKafkaFormatUnixEpochTimestamp(t *testing.T) {
 			}
 			return []wantRecord{want(r)}
 		})
-		knownBug(t, "Producer.Send/SendAsync: "+bug,
-			diffRecords("stream Partition.Read", w.stream, w.wants),
-			diffRecords("kmsg decoding the segment files", kafkaRecords(w.batches), w.wants))
+		expectRecords(t, "stream Partition.Read", w.stream, w.wants)
+		expectRecords(t, "kmsg decoding the segment files", kafkaRecords(w.batches), w.wants)
 	})
 }
 

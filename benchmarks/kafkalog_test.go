@@ -251,11 +251,10 @@ func TestKafkaLogFeatures(t *testing.T) {
 		binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
 		decodeBatch(t, "LogAppendTime batch", raw) // the batch itself is well formed
 		_, p, _ := openKafkaLog(t, map[int64][][]byte{0: {raw}})
-		knownBug(t, "reads ignore the LogAppendTime attribute (0x08): records get baseTimestamp+delta, Kafka's clients return the batch's maxTimestamp",
-			diffRecords("stream Partition.Read", streamRecords(readAll(t, p)), []wantRecord{
-				{offset: 0, value: []byte("a"), tsMin: appended, tsMax: appended},
-				{offset: 1, value: []byte("b"), tsMin: appended, tsMax: appended},
-			}))
+		expectRecords(t, "stream Partition.Read", streamRecords(readAll(t, p)), []wantRecord{
+			{offset: 0, value: []byte("a"), tsMin: appended, tsMax: appended},
+			{offset: 1, value: []byte("b"), tsMin: appended, tsMax: appended},
+		})
 	})
 	t.Run("compacted batch", func(t *testing.T) {
 		// Log compaction leaves batches with offset gaps. stream's
