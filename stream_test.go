@@ -1170,3 +1170,22 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 		t.Errorf("SyncNever: %d fsyncs on the append path, want 0", n)
 	}
 }
+
+func TestEpochTimestampIsKept(t *testing.T) {
+	s, _ := open(t, nil)
+	p := partition(t, s, "t", stream.TopicConfig{})
+	epoch := time.UnixMilli(0)
+	var b stream.Batch
+	b.AddRecord(&stream.Record{Value: []byte("a"), Timestamp: epoch})
+	if _, err := p.AppendBatch(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(&stream.Record{Value: []byte("b"), Timestamp: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readAll(t, p, 0) {
+		if !r.Timestamp.Equal(epoch) {
+			t.Errorf("record %d: timestamp %v, want 1970-01-01 (a real CreateTime, not 'none')", r.Offset, r.Timestamp)
+		}
+	}
+}
