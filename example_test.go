@@ -327,3 +327,270 @@ func ExampleConsumerGroup() {
 	// done: resize photo 2
 	// lag after the worker: 0
 }
+
+// Send Go values instead of bytes: a TypedProducer encodes keys and values
+// with codecs (here the key as a string and the value as JSON), and
+// Decode reads them back from any record, as Kafka's serializers and
+// deserializers do.
+func ExampleTypedProducer() {
+	dir, err := os.MkdirTemp("", "stream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	t, err := s.CreateTopic("orders", stream.TopicConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	type Order struct {
+		ID    int      `json:"id"`
+		Items []string `json:"items"`
+		Cents int64    `json:"cents"`
+	}
+	p, err := s.NewProducer(stream.ProducerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	orders := stream.NewTypedProducer(p, stream.String, stream.JSON[Order]())
+
+	ctx := context.Background()
+	r, err := orders.Send(ctx, "orders", "customer-42", Order{ID: 1, Items: []string{"tea", "cups"}, Cents: 1250})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("sent to partition %d offset %d: %s\n", r.Partition, r.Offset, r.Value)
+	if _, err := orders.Send(ctx, "orders", "customer-7", Order{ID: 2, Items: []string{"kettle"}, Cents: 3900}); err != nil {
+		log.Fatal(err)
+	}
+
+	part, err := t.Partition(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	recs, err := part.Read(0, 1<<20)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		customer, order, err := stream.Decode(r, stream.String, stream.JSON[Order]())
+		if err != nil { // a value that is not an Order names topic, partition and offset
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: order %d, %d items, %.2f\n", customer, order.ID, len(order.Items), float64(order.Cents)/100)
+	}
+	// Output:
+	// sent to partition 0 offset 0: {"id":1,"items":["tea","cups"],"cents":1250}
+	// customer-42: order 1, 2 items, 12.50
+	// customer-7: order 2, 1 items, 39.00
+}
+
+// Fan-out: two consumer groups read the same topic independently, each
+// with its own committed offsets, so each has its own lag. Here "emails"
+// has handled every order and "analytics" only its first batch.
+func ExampleConsumerGroup_Lag() {
+	dir, err := os.MkdirTemp("", "stream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateTopic("orders", stream.TopicConfig{Partitions: 2}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Six orders; ManualPartitioner puts three in each partition.
+	p, err := s.NewProducer(stream.ProducerConfig{Partitioner: stream.ManualPartitioner})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 6 {
+		r := &stream.Record{Topic: "orders", Partition: int32(i % 2), Value: fmt.Appendf(nil, "order %d", i)}
+		if err := p.Send(ctx, r); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// consume has a group's only member poll up to n records, commit
+	// and leave.
+	consume := func(group string, maxRecords, n int) *stream.ConsumerGroup {
+		g, err := s.ConsumerGroup(group, stream.GroupConfig{Topics: []string{"orders"}, StartAt: stream.StartEarliest})
+		if err != nil {
+			log.Fatal(err)
+		}
+		c, err := g.Join(ctx, stream.ConsumerConfig{MaxPollRecords: maxRecords, FetchMaxWait: 100 * time.Millisecond})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for seen := 0; seen < n; {
+			recs, err := c.Poll(ctx)
+			if err != nil {
+				log.Fatal(err)
+			}
+			seen += len(recs)
+		}
+		if err := c.Commit(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			log.Fatal(err)
+		}
+		return g
+	}
+	emails := consume("emails", 500, 6)
+	analytics := consume("analytics", 2, 2) // one poll: a record from each partition
+
+	for _, g := range []*stream.ConsumerGroup{emails, analytics} {
+		lag, err := g.Lag(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%-9s lag: orders-0 %d, orders-1 %d\n", g.ID(),
+			lag[stream.TopicPartition{Topic: "orders", Partition: 0}],
+			lag[stream.TopicPartition{Topic: "orders", Partition: 1}])
+	}
+	// Output:
+	// emails    lag: orders-0 0, orders-1 0
+	// analytics lag: orders-0 2, orders-1 2
+}
+
+// Replay a range of offsets with a group-less consumer: Assign the
+// partition, Seek to the first offset, and Poll until past the last. No
+// group, no commits: nothing another reader sees changes.
+func ExampleConsumer_Seek() {
+	dir, err := os.MkdirTemp("", "stream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	t, err := s.CreateTopic("audit", stream.TopicConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	part, err := t.Partition(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range []string{"login", "view", "edit", "delete", "logout", "login"} {
+		if _, err := part.Append(&stream.Record{Key: []byte("user-1"), Value: []byte(e)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	c, err := s.NewConsumer(stream.ConsumerConfig{MaxPollRecords: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "audit", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		log.Fatal(err)
+	}
+	// Replay offsets 2 to 4.
+	if err := c.Seek(tp, 2); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for done := false; !done; {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Offset > 4 {
+				done = true
+				break
+			}
+			fmt.Println(r.Offset, string(r.Value))
+		}
+	}
+	// Output:
+	// 2 edit
+	// 3 delete
+	// 4 logout
+}
+
+// The nightly loader: a group's only member reads everything that came
+// in since its last run with ReadToEnd, which stops at the end instead
+// of waiting for more, then commits how far it got. The next night starts
+// from there.
+func ExampleConsumer_ReadToEnd() {
+	dir, err := os.MkdirTemp("", "stream-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := stream.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateTopic("clicks", stream.TopicConfig{Partitions: 2}); err != nil {
+		log.Fatal(err)
+	}
+	p, err := s.NewProducer(stream.ProducerConfig{Partitioner: stream.ManualPartitioner})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	click := func(partition int32, page string) {
+		if err := p.Send(ctx, &stream.Record{Topic: "clicks", Partition: partition, Value: []byte(page)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	g, err := s.ConsumerGroup("nightly-load", stream.GroupConfig{Topics: []string{"clicks"}, StartAt: stream.StartEarliest})
+	if err != nil {
+		log.Fatal(err)
+	}
+	load := func(night int) {
+		c, err := g.Join(ctx, stream.ConsumerConfig{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close()
+		var rows []string // a real loader writes these to a database in batches
+		for r, err := range c.ReadToEnd(ctx) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			rows = append(rows, fmt.Sprintf("%d/%d:%s", r.Partition, r.Offset, r.Value))
+		}
+		if err := c.Commit(ctx); err != nil { // only once the load succeeded
+			log.Fatal(err)
+		}
+		fmt.Printf("night %d: loaded %d rows %v\n", night, len(rows), rows)
+	}
+
+	click(0, "/home")
+	click(1, "/pricing")
+	click(0, "/signup")
+	load(1)
+	click(1, "/docs")
+	load(2)
+	load(3)
+	// Output:
+	// night 1: loaded 3 rows [0/0:/home 0/1:/signup 1/0:/pricing]
+	// night 2: loaded 1 rows [1/1:/docs]
+	// night 3: loaded 0 rows []
+}
