@@ -18,8 +18,9 @@
 //
 // A Partition is the embedded-log fast path: Append and AppendBatch assign
 // consecutive offsets; Read, Scan (a Go iterator that follows the tail)
-// and Wait read them back; OffsetForTime finds the first record at or
-// after a time, for replay. Each partition is a directory
+// and Wait read them back; ForEach replays a range without allocating per
+// record (the Record it lends is reused); OffsetForTime finds the first
+// record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
 // byte for byte as Kafka writes them, a sparse .index and a .timeindex.
 // Topic configurations live in DIR/meta.db (bbolt).
