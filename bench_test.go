@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/instream/stream"
-	"golang.org/x/sys/unix"
 )
 
 // The baseline every figure is compared with: a plain bufio.Writer
@@ -67,7 +66,7 @@ func baselineWrite(b *testing.B, size, flushEvery int) {
 			if err := w.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := stream.Fdatasync(f); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -198,8 +198,10 @@
 //
 //   - One process at a time: Open takes an exclusive lock on the
 //     directory, and a second Open fails at once naming it.
-//   - Linux and other Unix systems only: the active segment is
-//     memory-mapped and preallocated.
+//   - Unix systems only (Linux, macOS, the BSDs): the active segment is
+//     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
+//     page population in one call; elsewhere preallocation writes zeros
+//     and syncs are full fsyncs.
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.
