@@ -463,9 +463,12 @@ func (p *Partition) Scan(ctx context.Context, from int64) iter.Seq2[*Record, err
 	}
 }
 
-// OffsetForTime returns the offset of the first record whose timestamp is
-// at or after t, using the time index; the high watermark when there is
-// none. Kafka: ListOffsets / offsetsForTimes.
+// OffsetForTime returns the offset of the first record, in log order,
+// whose timestamp is at or after t, using the time index; the high
+// watermark when there is none. Kafka: ListOffsets / offsetsForTimes.
+// Timestamps are the producers' (CreateTime): when they do not rise with
+// offsets, records after the returned one may be older than t, and
+// records before it are not all older than t.
 func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 	ts := t.UnixMilli()
 	from := p.StartOffset()

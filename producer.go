@@ -142,8 +142,10 @@ func (s *Stream) topicForProducer(name string) (*Topic, error) {
 
 // Send sends r and waits for its acknowledgement (per ProducerConfig.Acks),
 // then sets r's Partition, Offset and, when zero, Timestamp. It returns
-// the delivery error, or ctx.Err() if ctx ends first: the record may
-// still be delivered then, and r is left as it was. Send blocks while the
+// the delivery error, or ctx.Err() if ctx ends first. That outcome is
+// ambiguous: the record may still be written (and, with idempotence, at
+// most once), and r is left as it was; send with context.WithoutCancel
+// when a shutdown must not leave records in doubt. Send blocks while the
 // producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends.
 // Send copies r, so r may be reused once Send returns.
 func (p *Producer) Send(ctx context.Context, r *Record) error {
