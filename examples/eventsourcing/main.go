@@ -307,22 +307,19 @@ func rebuild(t *stream.Topic, asof time.Time) (State, string, error) {
 			}
 		}
 		ranges = append(ranges, fmt.Sprintf("%s-%d [%d, %d)", t.Name(), i, p.StartOffset(), end))
-		for off := p.StartOffset(); off < end; {
-			recs, err := p.Read(off, 1<<20)
+		// ForEach replays [start, end) lending each record to the
+		// function (nothing kept past it): no allocation per record but
+		// the decoded event.
+		err = p.ForEach(p.StartOffset(), end, func(r *stream.Record) error {
+			_, e, err := stream.Decode(r, stream.String, stream.JSON[Event]())
 			if err != nil {
-				return nil, "", err
+				return err
 			}
-			for _, r := range recs {
-				if r.Offset >= end {
-					break
-				}
-				_, e, err := stream.Decode(r, stream.String, stream.JSON[Event]())
-				if err != nil {
-					return nil, "", err
-				}
-				state.Apply(e)
-			}
-			off = recs[len(recs)-1].Offset + 1
+			state.Apply(e)
+			return nil
+		})
+		if err != nil {
+			return nil, "", err
 		}
 	}
 	return state, strings.Join(ranges, ", "), nil
