@@ -63,7 +63,7 @@ const (
 	demoKeySize = 8 // every key is a big-endian uint64 record id
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg demoConfig
 	fs := demoCommand.newFlagSet(stderr, &cfg.dir)
 	fs.IntVar(&cfg.records, "records", 1_000_000, "records to write with AppendBatch, spread over the partitions")
