@@ -181,11 +181,11 @@ func bench(ctx context.Context, cfg benchConfig, prog *progress) (*benchReport, 
 	}
 	prog.begin("produce", int64(cfg.records))
 	lat, elapsed, err := produceRecords(ctx, s, cfg.records, cfg.producers, prog,
-		stream.ProducerConfig{BatchBytes: cfg.batch, Linger: linger},
+		stream.ProducerConfig{BatchBytes: cfg.batch, Linger: linger}, benchTopic,
 		func(r *stream.Record, id uint64) {
 			r.Key = binary.BigEndian.AppendUint64(nil, id)
 			r.Value = values.value(0, id)
-		})
+		}, nil)
 	prog.end()
 	if err != nil {
 		return nil, err
@@ -223,13 +223,14 @@ func bench(ctx context.Context, cfg benchConfig, prog *progress) (*benchReport, 
 	return rep, nil
 }
 
-// produceRecords sends n records (ids 0 to n-1, filled in by fill)
-// through producers Producers, each sending its share from one goroutine
-// with SendAsync, and waits for every acknowledgement. It returns each
-// record's produce→ack latency and the time it all took. fill must not
-// keep r.
+// produceRecords sends n records to topic (ids 0 to n-1, key and value
+// filled in by fill) through producers Producers, each sending its share
+// from one goroutine with SendAsync, and waits for every
+// acknowledgement; acked, when not nil, is called with each acknowledged
+// record, from the producers' goroutines. It returns each record's
+// produce→ack latency and the time it all took.
 func produceRecords(ctx context.Context, s *stream.Stream, n, producers int, prog *progress, pc stream.ProducerConfig,
-	fill func(r *stream.Record, id uint64)) ([]time.Duration, time.Duration, error) {
+	topic string, fill, acked func(r *stream.Record, id uint64)) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var failed atomic.Pointer[error]
 	ps := make([]*stream.Producer, producers)
@@ -249,7 +250,7 @@ func produceRecords(ctx context.Context, s *stream.Stream, n, producers int, pro
 				if ctx.Err() != nil || failed.Load() != nil {
 					return
 				}
-				r := &stream.Record{Topic: benchTopic}
+				r := &stream.Record{Topic: topic}
 				fill(r, uint64(id))
 				t0 := time.Now()
 				p.SendAsync(r, func(r *stream.Record, err error) {
@@ -258,6 +259,9 @@ func produceRecords(ctx context.Context, s *stream.Stream, n, producers int, pro
 						return
 					}
 					lat[id] = time.Since(t0)
+					if acked != nil {
+						acked(r, uint64(id))
+					}
 					prog.add(1)
 				})
 			}
