@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -365,6 +366,8 @@ type recordDecoder struct {
 
 	lastDelta int64     // timestamp delta of the previous record
 	lastTime  time.Time // and its time: records of a batch often share one
+
+	reuseHeaders bool // decode headers into the record's own slice (ForEach)
 }
 
 // fieldReader reads the fields of one record from b at i. ok turns false
@@ -439,13 +442,21 @@ func (d *recordDecoder) next(r *Record, baseTime int64) bool {
 	r.Key = f.bytes()
 	r.Value = f.bytes()
 	nh := f.varint()
-	r.Headers = nil
+	if !d.reuseHeaders {
+		r.Headers = nil
+	} else {
+		r.Headers = r.Headers[:0]
+	}
 	if nh != 0 {
 		if nh < 0 || nh > int64(len(f.b)-f.i) {
 			d.err = fmt.Errorf("header count %d with %d bytes left", nh, len(f.b)-f.i)
 			return false
 		}
-		r.Headers = make([]Header, nh)
+		if d.reuseHeaders {
+			r.Headers = slices.Grow(r.Headers[:0], int(nh))[:nh]
+		} else {
+			r.Headers = make([]Header, nh)
+		}
 		for i := range r.Headers {
 			r.Headers[i].Key = string(f.bytes())
 			r.Headers[i].Value = f.bytes()

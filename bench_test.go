@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/instream/stream"
-	"golang.org/x/sys/unix"
 )
 
 // The baseline every figure is compared with: a plain bufio.Writer
@@ -67,7 +66,7 @@ func baselineWrite(b *testing.B, size, flushEvery int) {
 			if err := w.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := stream.Fdatasync(f); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -609,6 +608,35 @@ func BenchmarkRebalance(b *testing.B) {
 				c.Close()
 			}
 			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkForEach replays a partition from the page cache with ForEach:
+// records decoded in place, nothing allocated per record. Against
+// BenchmarkBaselineRead.
+func BenchmarkForEach(b *testing.B) {
+	for _, size := range recordSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+			p, _ := t.Partition(0)
+			const n = 200_000
+			appendBatches(b, p, n, payload(size))
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sum int
+			for read := 0; read < b.N; {
+				err := p.ForEach(0, int64(min(n, b.N-read)), func(r *stream.Record) error {
+					sum += len(r.Value)
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				read += min(n, b.N-read)
+			}
+			reportPerRecord(b, b.N)
 		})
 	}
 }

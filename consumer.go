@@ -67,8 +67,9 @@ func (st *fetchState) seek(off int64) {
 }
 
 // readAhead is how many bytes of records a consumer reads ahead per
-// partition, at least.
-const readAhead = 256 << 10
+// partition, at least: about one Poll of MaxPollRecords small records.
+// More only adds live records for the garbage collector to scan.
+const readAhead = 64 << 10
 
 // recordBytes is a record's share of FetchMinBytes and FetchMaxBytes.
 func recordBytes(r *Record) int {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"log/slog"
+	"os"
 )
 
 // Internals for the black-box tests in package stream_test.
@@ -60,3 +61,6 @@ func SetAppendFault(p *Partition, fault func() error) {
 
 // ProducerBuffered returns the buffer room p's undelivered records hold.
 func ProducerBuffered(p *Producer) int64 { return p.buffered.Load() }
+
+// Fdatasync is the engine's fdatasync, for the benchmark baseline.
+func Fdatasync(f *os.File) error { return fdatasync(f) }

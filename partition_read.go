@@ -35,7 +35,7 @@ func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, 
 		var used int
 		var next int64
 		var err error
-		dst, next, used, err = p.readOnce(offset, maxBytes, dst)
+		dst, next, used, err = p.readOnce(offset, maxBytes, dst, nil, math.MaxInt64)
 		if err != nil {
 			if len(dst) > got {
 				return dst, offset, nil // the next read reports it
@@ -50,8 +50,9 @@ func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, 
 	}
 }
 
-// readOnce reads from the segment holding offset.
-func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record) (_ []*Record, next int64, used int, err error) {
+// readOnce reads from the segment holding offset, no further than offset
+// until; with a visitor, records go to its fn instead of dst.
+func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record, visit *visitor, until int64) (_ []*Record, next int64, used int, err error) {
 	for attempt := 0; ; attempt++ {
 		p.mu.RLock()
 		if p.closed {
@@ -63,10 +64,11 @@ func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record) (_ []*Re
 			p.mu.RUnlock()
 			return dst, offset, 0, p.errorf("offset %d outside [%d, %d]: %w", offset, start, hw, ErrOffsetOutOfRange)
 		}
-		if offset == hw {
+		if offset == hw || offset >= until {
 			p.mu.RUnlock()
 			return dst, offset, 0, nil
 		}
+		hw = min(hw, until)
 		seg := p.floorLocked(offset)
 		pos, base, err := seg.lookupLocked(offset)
 		limit := seg.visible
@@ -75,13 +77,16 @@ func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record) (_ []*Re
 			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
-				maxBytes: maxBytes, minTime: math.MinInt64,
+				maxBytes: maxBytes, minTime: math.MinInt64, visit: visit,
 			}, dst)
+			if errors.Is(err, errVisitStopped) {
+				return dst, next, used, err
+			}
 			// Records decoded before an error go out with the offset
 			// after them; the next read starts at the damage and
 			// reports it. (With the old offset, Scan would yield them
 			// again and again, never the error.)
-			if err == nil || len(dst) > had {
+			if err == nil || len(dst) > had || visit != nil && next > offset {
 				return dst, next, used, nil
 			}
 		}
@@ -133,6 +138,7 @@ type segmentRead struct {
 	hw       int64
 	maxBytes int
 	minTime  int64
+	visit    *visitor // ForEach: hand records to it instead of decoding into dst
 }
 
 // readSegment decodes the records of r into dst and returns the offset
@@ -221,7 +227,16 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 			continue
 		}
 		var n int
-		if dst, n, err = p.decodeBatch(batch, &h, r.offset, r.hw, dst); err != nil {
+		if r.visit != nil {
+			n, err = r.visit.batch(p, batch, &h, r.offset, r.hw)
+			if r.visit.err != nil {
+				return dst, next, at, used, errVisitStopped
+			}
+			next = max(next, r.visit.next)
+		} else {
+			dst, n, err = p.decodeBatch(batch, &h, r.offset, r.hw, dst)
+		}
+		if err != nil {
 			return dst, next, at, used, corruptError(seg.path, at, err)
 		}
 		got += n
@@ -306,6 +321,100 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 		return dst[:had], 0, fmt.Errorf("%d bytes after the last record", len(d.b))
 	}
 	return dst, n, nil
+}
+
+// ForEach calls fn for each record from offset from up to, not including,
+// offset to (the high watermark at the call when to is negative), in
+// order, and stops at the first error fn returns, which it returns as is.
+// It is the allocation-free way to replay a partition, as when rebuilding
+// state from an event log: the Record passed to fn, its Key, Value and
+// Headers, are reused, valid only until fn returns — copy what you keep,
+// as with bbolt's Bucket.ForEach. Corrupt data and a from outside
+// [StartOffset, HighWatermark] are errors, as with Read.
+func (p *Partition) ForEach(from, to int64, fn func(*Record) error) error {
+	if to < 0 {
+		to = p.HighWatermark()
+	}
+	v := &visitor{fn: fn}
+	for next := from; next < to; {
+		_, n, _, err := p.readOnce(next, scanChunk, nil, v, to)
+		if v.err != nil {
+			return v.err
+		}
+		if err != nil {
+			return err
+		}
+		if n == next {
+			return nil // the high watermark is below to
+		}
+		next = n
+	}
+	if from > to {
+		return p.errorf("ForEach from %d past to %d: %w", from, to, ErrOffsetOutOfRange)
+	}
+	return nil
+}
+
+// errVisitStopped ends a read whose visitor's fn returned an error.
+var errVisitStopped = errors.New("stopped by the visitor")
+
+// visitor hands records to ForEach's fn one at a time, decoded in place:
+// one Record, reused, pointing into the read buffer.
+type visitor struct {
+	fn   func(*Record) error
+	r    Record
+	zbuf []byte // decompressed records, reused
+	err  error  // what fn returned, ending the visit
+	next int64  // the offset after the last record handed to fn
+}
+
+// batch hands fn the records of a CRC-checked batch with offsets in
+// [from, hw), and returns how many.
+func (v *visitor) batch(p *Partition, batch []byte, h *batchHeader, from, hw int64) (int, error) {
+	if h.Attributes&attrControl != 0 {
+		v.next = h.LastOffset() + 1
+		return 0, nil
+	}
+	if int64(h.Count) != int64(h.LastOffsetDelta)+1 {
+		return 0, fmt.Errorf("record count %d, last offset delta %d: offsets are not contiguous", h.Count, h.LastOffsetDelta)
+	}
+	body := batch[batchHeaderSize:]
+	if c := h.Compression(); c != CompressNone {
+		var err error
+		if v.zbuf, err = decompress(c, v.zbuf[:0], body); err != nil {
+			return 0, err
+		}
+		body = v.zbuf
+	}
+	d := recordDecoder{b: body, reuseHeaders: true}
+	r := &v.r
+	n := 0
+	for i := range int64(h.Count) {
+		if !d.next(r, h.BaseTimestamp) {
+			if d.err == nil {
+				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
+			}
+			return n, d.err
+		}
+		if r.Offset != i {
+			return n, fmt.Errorf("record %d has offset delta %d", i, r.Offset)
+		}
+		r.Offset += h.BaseOffset
+		if r.Offset < from || r.Offset >= hw {
+			continue
+		}
+		if h.Attributes&attrTimestampType != 0 {
+			r.Timestamp = time.UnixMilli(h.MaxTimestamp)
+		}
+		r.Topic, r.Partition = p.topic, p.id
+		if err := v.fn(r); err != nil {
+			v.err = err
+			return n, nil
+		}
+		v.next = r.Offset + 1
+		n++
+	}
+	return n, nil
 }
 
 // scanChunk is how much a Scan reads at a time: small enough that, with

@@ -181,9 +181,7 @@ func (s *segment) reserve(end int64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
 	}
-	// Fault the new pages in now, in one call, instead of one page fault
-	// per 4 KiB as appends reach them. Best effort: older kernels lack it.
-	_ = unix.Madvise(s.m[s.allocated:want], unix.MADV_POPULATE_WRITE)
+	populate(s.m[s.allocated:want])
 	s.allocated = want
 	return true, nil
 }
@@ -191,7 +189,7 @@ func (s *segment) reserve(end int64) (bool, error) {
 // preallocate grows f to size bytes with every block allocated, so writes
 // through a mapping cannot fail for want of space.
 func preallocate(f *os.File, size int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	err := fallocate(f, size)
 	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
 		return err
 	}
@@ -681,7 +679,7 @@ func (s *segment) unmapLocked() error {
 
 // sync flushes the log's data to disk.
 func (s *segment) sync() error {
-	return unix.Fdatasync(int(s.f.Fd()))
+	return fdatasync(s.f)
 }
 
 // readAt reads len(p) bytes at pos from the mapping or the file.

@@ -18,8 +18,9 @@
 //
 // A Partition is the embedded-log fast path: Append and AppendBatch assign
 // consecutive offsets; Read, Scan (a Go iterator that follows the tail)
-// and Wait read them back; OffsetForTime finds the first record at or
-// after a time, for replay. Each partition is a directory
+// and Wait read them back; ForEach replays a range without allocating per
+// record (the Record it lends is reused); OffsetForTime finds the first
+// record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
 // byte for byte as Kafka writes them, a sparse .index and a .timeindex.
 // Topic configurations live in DIR/meta.db (bbolt).
@@ -197,8 +198,10 @@
 //
 //   - One process at a time: Open takes an exclusive lock on the
 //     directory, and a second Open fails at once naming it.
-//   - Linux and other Unix systems only: the active segment is
-//     memory-mapped and preallocated.
+//   - Unix systems only (Linux, macOS, the BSDs): the active segment is
+//     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
+//     page population in one call; elsewhere preallocation writes zeros
+//     and syncs are full fsyncs.
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.

@@ -1189,3 +1189,52 @@ func TestEpochTimestampIsKept(t *testing.T) {
 		}
 	}
 }
+
+func TestForEach(t *testing.T) {
+	s, _ := open(t, &stream.Options{SegmentBytes: 4 << 10})
+	p := partition(t, s, "t", stream.TopicConfig{})
+	appendN(t, p, 0, 300)
+	if _, err := p.Append(&stream.Record{Value: value(300), Headers: []stream.Header{{Key: "h", Value: []byte("x")}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	err := p.ForEach(10, -1, func(r *stream.Record) error {
+		if !bytes.Equal(r.Value, value(int(r.Offset))) {
+			t.Fatalf("offset %d: value %q", r.Offset, r.Value)
+		}
+		got = append(got, r.Offset)
+		return nil
+	})
+	if err != nil || len(got) != 291 || got[0] != 10 || got[290] != 300 {
+		t.Fatalf("ForEach(10, -1) visited %d records (%v...), %v", len(got), got[:min(3, len(got))], err)
+	}
+	for i, off := range got {
+		if off != int64(10+i) {
+			t.Fatalf("visit %d at offset %d", i, off)
+		}
+	}
+	n := 0
+	if err := p.ForEach(100, 150, func(*stream.Record) error { n++; return nil }); err != nil || n != 50 {
+		t.Fatalf("ForEach(100, 150) = %d records, %v; want 50", n, err)
+	}
+	stop := errors.New("enough")
+	n = 0
+	if err := p.ForEach(0, -1, func(*stream.Record) error {
+		if n++; n == 7 {
+			return stop
+		}
+		return nil
+	}); err != stop || n != 7 {
+		t.Fatalf("ForEach stopped by fn: %v after %d, want the fn's error after 7", err, n)
+	}
+	if err := p.ForEach(500, -1, func(*stream.Record) error { return nil }); !errors.Is(err, stream.ErrOffsetOutOfRange) {
+		t.Fatalf("ForEach past the end: %v, want ErrOffsetOutOfRange", err)
+	}
+	// Replaying allocates per read, not per record.
+	allocs := testing.AllocsPerRun(5, func() {
+		p.ForEach(0, -1, func(*stream.Record) error { return nil })
+	})
+	if allocs > 50 {
+		t.Fatalf("ForEach over 301 records allocates %.0f times", allocs)
+	}
+}
