@@ -27,7 +27,7 @@ and the stream's segment size (128 MiB unless the program sets another).`,
 
 func init() { createCommand.run = runCreate }
 
-func runCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runCreate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var (
 		dir    string
 		cfg    stream.TopicConfig

@@ -17,7 +17,7 @@ it is interrupted, the next Open of the directory finishes it.`,
 
 func init() { deleteCommand.run = runDelete }
 
-func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDelete(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var dir string
 	var asJSON bool
 	fs := deleteCommand.newFlagSet(stderr, &dir)

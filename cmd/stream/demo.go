@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -23,21 +24,28 @@ var demoCommand = &command{
 	summary: "write a realistic workload, read it all back verified, print rates and sizes",
 	help: `Demo opens the directory, creates (or reuses) the topic "demo" and runs:
 
-  batch   -records records written with Batch and AppendBatch, one goroutine
-          per partition, under the -sync policy;
-  sync    Stream.Sync, making the batch phase durable (skipped under
-          -sync always, where every append already was);
-  append  -appends records written one at a time with Append by -writers
-          goroutines under SyncAlways, which share fsyncs (group commit);
-  open    the directory reopened: every partition recovered;
-  scan    every record this run wrote read back with Scan and checked:
-          offsets contiguous and equal to what the appends returned,
-          keys and values byte for byte;
-  read    random offsets read back with Read and checked;
-  close   Close: sync, trim the active segments, release the directory.
+  produce  -records records sent through a Producer with SendAsync, keyed
+           (murmur2 partitioning), batched per partition (-batch), under
+           the -sync policy; each record's produce→ack latency is timed;
+  sync     Stream.Sync, making the produce phase durable (skipped under
+           -sync always, where every batch already was);
+  append   -appends records written one at a time with Partition.Append
+           by -writers goroutines under SyncAlways, which share fsyncs
+           (group commit);
+  open     the directory reopened: every partition recovered;
+  scan     every record this run wrote read back with Scan and checked:
+           offsets contiguous and equal to what the acknowledgements and
+           appends returned, keys and values byte for byte, none twice;
+  read     random offsets read back with Read and checked;
+  group    every record this run wrote consumed by a consumer group of
+           -members members, joining at once, that share the partitions:
+           each record checked, none missing, duplicates counted;
+  close    Close: sync, trim the active segments, release the directory.
 
-It prints the rate of each phase and what is on disk, or the same figures
-as JSON with -json. Records written by earlier runs are kept and counted
+It prints the rate of each phase, the produce latency percentiles and
+what is on disk, or the same figures as JSON with -json. While it runs, a
+progress bar on a terminal (stderr), or a line per phase elsewhere
+(except with -json). Records written by earlier runs are kept and counted
 but not verified. The exit status is 1 if anything fails to verify.`,
 }
 
@@ -49,12 +57,13 @@ type demoConfig struct {
 	records      int
 	size         stream.ByteSize
 	partitions   int
-	batch        int
+	batch        stream.ByteSize
 	sync         syncFlag
 	appends      int
 	writers      int
 	reads        int
 	segmentBytes stream.ByteSize
+	members      int
 	json         bool
 }
 
@@ -63,19 +72,20 @@ const (
 	demoKeySize = 8 // every key is a big-endian uint64 record id
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg demoConfig
 	fs := demoCommand.newFlagSet(stderr, &cfg.dir)
-	fs.IntVar(&cfg.records, "records", 1_000_000, "records to write with AppendBatch, spread over the partitions")
+	fs.IntVar(&cfg.records, "records", 500_000, "records to send through a Producer")
 	fs.TextVar(&cfg.size, "size", stream.ByteSize(100), "value size of each record in `BYTES` (\"100\", \"1KiB\"); keys are 8 bytes")
 	fs.IntVar(&cfg.partitions, "partitions", 4, "partitions of the demo topic when it is created")
-	fs.IntVar(&cfg.batch, "batch", 100, "records per AppendBatch")
+	fs.TextVar(&cfg.batch, "batch", stream.DefaultBatchBytes, "producer batch size in `BYTES` (batch.size)")
 	cfg.sync = syncFlag(stream.SyncNever)
-	fs.Var(&cfg.sync, "sync", "sync `policy` of the batch phase: always, periodic or never")
+	fs.Var(&cfg.sync, "sync", "sync `policy` of the produce phase: always, periodic or never")
 	fs.IntVar(&cfg.appends, "appends", 20_000, "records to write one at a time with Append under SyncAlways (0: skip)")
 	fs.IntVar(&cfg.writers, "writers", 64, "concurrent appenders in the append phase")
 	fs.IntVar(&cfg.reads, "reads", 10_000, "random-offset Reads to check (0: skip)")
 	fs.TextVar(&cfg.segmentBytes, "segment", stream.DefaultSegmentBytes, "roll segments at this many `BYTES`")
+	fs.IntVar(&cfg.members, "members", 3, "members of the consumer group of the group phase (0: skip)")
 	fs.BoolVar(&cfg.json, "json", false, "print the figures as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -89,7 +99,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError(fs, "%v", err)
 	}
 
-	rep, err := demo(ctx, cfg, explicit["partitions"])
+	rep, err := demo(ctx, cfg, explicit["partitions"], newProgress(stderr, cfg.json))
 	if err != nil {
 		return err
 	}
@@ -111,17 +121,15 @@ func (c *demoConfig) validate() error {
 	case c.partitions < 1:
 		return fmt.Errorf("-partitions %d: must be 1 or more", c.partitions)
 	case c.batch < 1:
-		return fmt.Errorf("-batch %d: must be 1 or more", c.batch)
+		return fmt.Errorf("-batch %v: must be 1 byte or more", c.batch)
+	case c.members < 0 || c.members > 1024:
+		return fmt.Errorf("-members %d: must be between 0 and 1024", c.members)
 	case c.appends < 0:
 		return fmt.Errorf("-appends %d: must be 0 or more", c.appends)
 	case c.writers < 1 || c.writers > 1<<16:
 		return fmt.Errorf("-writers %d: must be between 1 and 65536", c.writers)
 	case c.reads < 0:
 		return fmt.Errorf("-reads %d: must be 0 or more", c.reads)
-	}
-	// Keep a batch well under the default MaxRecordBytes (8 MiB).
-	if maxBatch := int(4*stream.MiB/(c.size+demoKeySize+32)) + 1; c.batch > maxBatch {
-		c.batch = maxBatch
 	}
 	return nil
 }
@@ -143,19 +151,29 @@ func (f *syncFlag) Set(s string) error {
 
 // demoReport is what the demo did; printed as a table or as JSON.
 type demoReport struct {
-	Dir          string        `json:"dir"`
-	Topic        string        `json:"topic"`
-	Created      bool          `json:"created"` // false: an existing topic was reused
-	Partitions   int           `json:"partitions"`
-	KeyBytes     int           `json:"key_bytes"`
-	ValueBytes   int           `json:"value_bytes"`
-	Batch        int           `json:"batch_records"`
-	Sync         string        `json:"sync"` // policy of the batch phase
-	Writers      int           `json:"append_writers"`
-	Phases       []*demoPhase  `json:"phases"`
-	Verified     int64         `json:"verified_records"` // by the scan phase
-	Disk         demoDiskUsage `json:"disk"`
+	Dir          string         `json:"dir"`
+	Topic        string         `json:"topic"`
+	Created      bool           `json:"created"` // false: an existing topic was reused
+	Partitions   int            `json:"partitions"`
+	KeyBytes     int            `json:"key_bytes"`
+	ValueBytes   int            `json:"value_bytes"`
+	BatchBytes   int64          `json:"batch_bytes"`
+	Sync         string         `json:"sync"` // policy of the produce phase
+	Writers      int            `json:"append_writers"`
+	Phases       []*demoPhase   `json:"phases"`
+	Latency      latencySummary `json:"produce_latency"`  // SendAsync to acknowledgement
+	Verified     int64          `json:"verified_records"` // by the scan phase
+	Group        *demoGroup     `json:"group,omitempty"`  // the group phase
+	Disk         demoDiskUsage  `json:"disk"`
 	totalElapsed time.Duration
+}
+
+// demoGroup is what the consumer group consumed.
+type demoGroup struct {
+	Members    int   `json:"members"`
+	Consumed   int64 `json:"consumed"`   // records, duplicates included
+	Verified   int64 `json:"verified"`   // distinct records, each checked
+	Duplicates int64 `json:"duplicates"` // records delivered more than once
 }
 
 // demoPhase is one timed step.
@@ -201,25 +219,35 @@ type demoRun struct {
 
 	// per partition: the offsets this run writes are [start, end)
 	start, end []int64
+	// produced[i] is where the acknowledgement of produced record i put
+	// it; set by the delivery callbacks, read once the producer closed
+	produced []demoPlace
 	// appended[w][i] is the offset Append returned for writer w's record i
 	appended [][]int64
 }
 
-// Record ids, stored as 8-byte big-endian keys. A batch-phase record's id
-// is its offset; an append-phase id has the top bit set, the writer in
-// bits 32-62 and the writer's sequence number in bits 0-31.
+// demoPlace is a record's partition and offset.
+type demoPlace struct {
+	partition int32
+	offset    int64
+}
+
+// Record ids, stored as 8-byte big-endian keys. A produced record's id
+// is its sequence number in the produce phase; an append-phase id has the
+// top bit set, the writer in bits 32-62 and the writer's sequence number
+// in bits 0-31.
 const appendID = 1 << 63
 
 func writerSeqID(w, i int) uint64 { return appendID | uint64(w)<<32 | uint64(i) }
 
-func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool) (*demoReport, error) {
+func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool, prog *progress) (*demoReport, error) {
 	d := &demoRun{cfg: cfg, values: newValueSource(int(cfg.size))}
 	d.opts = stream.Options{Sync: stream.SyncPolicy(cfg.sync), SegmentBytes: cfg.segmentBytes}
 	rep := &demoReport{Dir: cfg.dir, Topic: demoTopic, KeyBytes: demoKeySize, ValueBytes: int(cfg.size),
-		Batch: cfg.batch, Sync: cfg.sync.String(), Writers: cfg.writers}
+		BatchBytes: int64(cfg.batch), Sync: cfg.sync.String(), Writers: cfg.writers}
 	recBytes := int64(demoKeySize) + int64(cfg.size)
 
-	// Batch phase, under the chosen sync policy.
+	// Produce phase, under the chosen sync policy.
 	t0 := time.Now()
 	s, err := stream.Open(cfg.dir, &d.opts)
 	if err != nil {
@@ -244,18 +272,25 @@ func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool) (*demoRe
 		d.end[i] = d.start[i]
 	}
 
-	t0 = time.Now()
-	if err := d.writeBatches(ctx, topic); err != nil {
-		return nil, err
+	if cfg.records > 0 {
+		t0 = time.Now()
+		prog.begin("produce", int64(cfg.records))
+		lat, err := d.produce(ctx, s, prog)
+		prog.end()
+		if err != nil {
+			return nil, err
+		}
+		rep.phase("produce", int64(cfg.records), recBytes, time.Since(t0),
+			fmt.Sprintf("Producer.SendAsync, keyed, batches of %s, sync=%v, acks=all", humanize.IBytes(uint64(cfg.batch)), cfg.sync))
+		rep.Latency = summarize(lat)
+		d.markEnds(topic)
 	}
-	rep.phase("batch", int64(cfg.records), recBytes, time.Since(t0),
-		fmt.Sprintf("AppendBatch, %s records a batch, one writer per partition, sync=%v", humanize.Comma(int64(cfg.batch)), cfg.sync))
 	if stream.SyncPolicy(cfg.sync) != stream.SyncAlways {
 		t0 = time.Now()
 		if err := s.Sync(); err != nil {
 			return nil, err
 		}
-		rep.phase("sync", 0, 0, time.Since(t0), "Stream.Sync: the batch phase made durable")
+		rep.phase("sync", 0, 0, time.Since(t0), "Stream.Sync: the produce phase made durable")
 	}
 
 	// Append phase, under SyncAlways: group commit.
@@ -276,11 +311,14 @@ func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool) (*demoRe
 			}
 		}
 		t0 = time.Now()
-		if err := d.appendRecords(ctx, topic); err != nil {
+		prog.begin("append", int64(cfg.appends))
+		err := d.appendRecords(ctx, topic, prog)
+		prog.end()
+		if err != nil {
 			return nil, err
 		}
 		rep.phase("append", int64(cfg.appends), recBytes, time.Since(t0),
-			fmt.Sprintf("Append of one record, %s concurrent writers, sync=always (group commit)", humanize.Comma(int64(cfg.writers))))
+			fmt.Sprintf("Partition.Append of one record, %s concurrent writers, sync=always (group commit)", humanize.Comma(int64(cfg.writers))))
 	}
 	err = s.Close()
 	s = nil
@@ -297,16 +335,20 @@ func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool) (*demoRe
 		return nil, err
 	}
 	rep.phase("open", 0, 0, time.Since(t0), fmt.Sprintf("reopen: %d partitions recovered", topic.NumPartitions()))
+	var written int64
 	for i := range d.end {
 		p, _ := topic.Partition(int32(i))
 		if hw := p.HighWatermark(); hw != d.end[i] {
 			return nil, fmt.Errorf("partition %s-%d: high watermark %d after reopen, want %d (the end of what was acknowledged)",
 				demoTopic, i, hw, d.end[i])
 		}
+		written += d.end[i] - d.start[i]
 	}
 
 	t0 = time.Now()
-	verified, err := d.scan(ctx, topic)
+	prog.begin("scan", written)
+	verified, err := d.scan(ctx, topic, prog)
+	prog.end()
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +362,19 @@ func demo(ctx context.Context, cfg demoConfig, partitionsExplicit bool) (*demoRe
 			return nil, err
 		}
 		rep.phase("read", n, recBytes, time.Since(t0), "Read at random offsets, one goroutine, verified")
+	}
+
+	if cfg.members > 0 && written > 0 {
+		t0 = time.Now()
+		prog.begin("group", written)
+		g, err := d.consumeGroup(ctx, s, prog)
+		prog.end()
+		if err != nil {
+			return nil, err
+		}
+		rep.Group = g
+		rep.phase("group", g.Consumed, recBytes, time.Since(t0),
+			fmt.Sprintf("consumer group of %s, Poll, every record verified, %s", plural(cfg.members, "member"), plural(g.Duplicates, "duplicate")))
 	}
 
 	st := s.Stats()
@@ -367,60 +422,49 @@ func openDemoTopic(s *stream.Stream, partitions int, explicit bool) (*stream.Top
 	return t, false, nil
 }
 
-// writeBatches writes cfg.records records with AppendBatch, one goroutine
-// per partition, checking each returned base offset.
-func (d *demoRun) writeBatches(ctx context.Context, topic *stream.Topic) error {
-	n := len(d.start)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		count := d.cfg.records / n
-		if i < d.cfg.records%n {
-			count++
-		}
-		p, err := topic.Partition(int32(i))
-		if err != nil {
-			return err
-		}
-		wg.Go(func() {
-			var b stream.Batch
-			var key [demoKeySize]byte
-			next := d.start[i]
-			for written := 0; written < count; {
-				if err := ctx.Err(); err != nil {
-					errs[i] = err
-					return
-				}
-				b.Reset()
-				for j := 0; j < d.cfg.batch && written+j < count; j++ {
-					id := uint64(next) + uint64(j)
-					binary.BigEndian.PutUint64(key[:], id)
-					b.Add(key[:], d.values.value(i, id))
-				}
-				base, err := p.AppendBatch(&b)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				if base != next {
-					errs[i] = fmt.Errorf("partition %s-%d: AppendBatch returned base offset %d, want %d (this is the only writer)",
-						demoTopic, i, base, next)
-					return
-				}
-				next += int64(b.Len())
-				written += b.Len()
+// produce sends cfg.records records through a Producer, record i with
+// key i, and remembers where each acknowledgement put it. It returns the
+// records' produce→ack latencies.
+func (d *demoRun) produce(ctx context.Context, s *stream.Stream, prog *progress) ([]time.Duration, error) {
+	d.produced = make([]demoPlace, d.cfg.records)
+	var mu sync.Mutex // guards problem
+	var problem error
+	lat, _, err := produceRecords(ctx, s, d.cfg.records, 1, prog,
+		stream.ProducerConfig{BatchBytes: d.cfg.batch},
+		demoTopic,
+		func(r *stream.Record, id uint64) {
+			r.Key = binary.BigEndian.AppendUint64(nil, id)
+			r.Value = d.values.value(0, id)
+		},
+		func(r *stream.Record, id uint64) {
+			if r.Partition < 0 || int(r.Partition) >= len(d.start) || r.Offset < d.start[r.Partition] {
+				mu.Lock()
+				problem = cmp.Or(problem, fmt.Errorf("record %d acknowledged at %s-%d offset %d, before this run's start %v",
+					id, demoTopic, r.Partition, r.Offset, d.start))
+				mu.Unlock()
+				return
 			}
-			d.end[i] = next
+			d.produced[id] = demoPlace{partition: r.Partition, offset: r.Offset}
 		})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return lat, problem
+}
+
+// markEnds sets each partition's end to its high watermark, once this
+// run's writers are done.
+func (d *demoRun) markEnds(topic *stream.Topic) {
+	for i := range d.end {
+		p, _ := topic.Partition(int32(i))
+		d.end[i] = p.HighWatermark()
+	}
 }
 
 // appendRecords writes cfg.appends records one at a time with Append from
 // cfg.writers goroutines; writer w appends to partition w mod n and
 // remembers the offset of every record.
-func (d *demoRun) appendRecords(ctx context.Context, topic *stream.Topic) error {
+func (d *demoRun) appendRecords(ctx context.Context, topic *stream.Topic, prog *progress) error {
 	n := len(d.start)
 	w := d.cfg.writers
 	d.appended = make([][]int64, w)
@@ -456,6 +500,7 @@ func (d *demoRun) appendRecords(ctx context.Context, topic *stream.Topic) error 
 					return
 				}
 				d.appended[j][i] = off
+				prog.add(1)
 			}
 		})
 	}
@@ -463,25 +508,70 @@ func (d *demoRun) appendRecords(ctx context.Context, topic *stream.Topic) error 
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for i := range n {
-		p, _ := topic.Partition(int32(i))
-		d.end[i] = p.HighWatermark()
+	d.markEnds(topic)
+	return nil
+}
+
+// demoSeen tracks which of the records this run wrote a reader has
+// seen, to catch a record read twice or never.
+type demoSeen struct {
+	mu       sync.Mutex
+	produced []bool   // by produce sequence number
+	appended [][]bool // by append writer and sequence number
+}
+
+func (d *demoRun) newSeen() *demoSeen {
+	s := &demoSeen{produced: make([]bool, len(d.produced)), appended: make([][]bool, len(d.appended))}
+	for w := range d.appended {
+		s.appended[w] = make([]bool, len(d.appended[w]))
+	}
+	return s
+}
+
+// mark records that the record with id (which check accepted) was seen,
+// and reports whether it was the first time.
+func (s *demoSeen) mark(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var seen *bool
+	if id&appendID == 0 {
+		seen = &s.produced[id]
+	} else {
+		seen = &s.appended[id>>32&0x7fffffff][uint32(id)]
+	}
+	first := !*seen
+	*seen = true
+	return first
+}
+
+// missing returns an error naming the first record written but not seen.
+func (s *demoSeen) missing(d *demoRun) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, ok := range s.produced {
+		if !ok {
+			p := d.produced[i]
+			return fmt.Errorf("produced record %d (%s-%d offset %d) was not read back", i, demoTopic, p.partition, p.offset)
+		}
+	}
+	for w := range s.appended {
+		for seq, ok := range s.appended[w] {
+			if !ok {
+				return fmt.Errorf("record %d of append writer %d (offset %d) was not read back", seq, w, d.appended[w][seq])
+			}
+		}
 	}
 	return nil
 }
 
 // scan reads every record this run wrote with Scan, one goroutine per
-// partition, and checks offsets, keys and values. It returns how many
-// records it verified.
-func (d *demoRun) scan(ctx context.Context, topic *stream.Topic) (int64, error) {
+// partition, and checks offsets, keys and values, and that each was read
+// once. It returns how many records it verified.
+func (d *demoRun) scan(ctx context.Context, topic *stream.Topic, prog *progress) (int64, error) {
 	n := len(d.start)
 	errs := make([]error, n)
 	counts := make([]int64, n)
-	var seenMu sync.Mutex
-	seen := make([][]bool, len(d.appended))
-	for w := range d.appended {
-		seen[w] = make([]bool, len(d.appended[w]))
-	}
+	seen := d.newSeen()
 	var wg sync.WaitGroup
 	for i := range n {
 		p, err := topic.Partition(int32(i))
@@ -509,18 +599,12 @@ func (d *demoRun) scan(ctx context.Context, topic *stream.Topic) (int64, error) 
 					errs[i] = err
 					return
 				}
-				if id&appendID != 0 {
-					w, seq := int(id>>32&0x7fffffff), int(uint32(id))
-					seenMu.Lock()
-					dup := seen[w][seq]
-					seen[w][seq] = true
-					seenMu.Unlock()
-					if dup {
-						errs[i] = fmt.Errorf("partition %s-%d: offset %d: record %d of writer %d read twice", demoTopic, i, r.Offset, seq, w)
-						return
-					}
+				if !seen.mark(id) {
+					errs[i] = fmt.Errorf("partition %s-%d: offset %d: record id %#x read twice", demoTopic, i, r.Offset, id)
+					return
 				}
 				counts[i]++
+				prog.add(1)
 				next++
 				if next == d.end[i] {
 					return
@@ -532,16 +616,12 @@ func (d *demoRun) scan(ctx context.Context, topic *stream.Topic) (int64, error) 
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
+	if err := seen.missing(d); err != nil {
+		return 0, err
+	}
 	var total int64
 	for i := range n {
 		total += counts[i]
-	}
-	for w := range seen {
-		for seq, ok := range seen[w] {
-			if !ok {
-				return 0, fmt.Errorf("record %d of append writer %d (offset %d) was not read back", seq, w, d.appended[w][seq])
-			}
-		}
 	}
 	return total, nil
 }
@@ -556,10 +636,16 @@ func (d *demoRun) check(i int, r *stream.Record) (uint64, error) {
 		return fail("key of %d bytes, want %d", len(r.Key), demoKeySize)
 	}
 	id := binary.BigEndian.Uint64(r.Key)
+	valuePartition := i
 	if id&appendID == 0 {
-		if id != uint64(r.Offset) {
-			return fail("key holds batch record id %d, want the offset", id)
+		if id >= uint64(len(d.produced)) {
+			return fail("key holds id %d, but this run produced %d records", id, len(d.produced))
 		}
+		if want := d.produced[id]; want.partition != int32(i) || want.offset != r.Offset {
+			return fail("produced record %d is here, but its acknowledgement put it at %s-%d offset %d",
+				id, demoTopic, want.partition, want.offset)
+		}
+		valuePartition = 0 // the producer chose the partition after the value was made
 	} else {
 		w, seq := int(id>>32&0x7fffffff), int(uint32(id))
 		if w >= len(d.appended) || seq >= len(d.appended[w]) || w%len(d.start) != i {
@@ -569,10 +655,52 @@ func (d *demoRun) check(i int, r *stream.Record) (uint64, error) {
 			return fail("record %d of writer %d is here, but Append returned offset %d for it", seq, w, want)
 		}
 	}
-	if want := d.values.value(i, id); string(r.Value) != string(want) {
+	if want := d.values.value(valuePartition, id); string(r.Value) != string(want) {
 		return fail("value differs from what was written (%d bytes, want %d)", len(r.Value), len(want))
 	}
 	return id, nil
+}
+
+// consumeGroup consumes every record this run wrote through a consumer
+// group of cfg.members members, which join at once and share the
+// partitions as the group rebalances. The group "demo" is first reset to
+// this run's start offsets (it has no members: this process holds the
+// directory). Every record is checked; one delivered again (a partition
+// that moved before its owner committed) is counted as a duplicate, and
+// one never delivered fails the demo.
+func (d *demoRun) consumeGroup(ctx context.Context, s *stream.Stream, prog *progress) (*demoGroup, error) {
+	g, err := s.ConsumerGroup(demoTopic, stream.GroupConfig{Topics: []string{demoTopic}, StartAt: stream.StartEarliest})
+	if err != nil {
+		return nil, err
+	}
+	to := map[stream.TopicPartition]int64{}
+	var want int64
+	for i := range d.start {
+		to[stream.TopicPartition{Topic: demoTopic, Partition: int32(i)}] = d.start[i]
+		want += d.end[i] - d.start[i]
+	}
+	if err := g.ResetOffsets(ctx, to); err != nil {
+		return nil, err
+	}
+	seen := d.newSeen()
+	consumed, dups, _, err := consumeGroup(ctx, s, demoTopic, d.cfg.members, want, prog, func(r *stream.Record) (bool, error) {
+		i := int(r.Partition)
+		if i < 0 || i >= len(d.start) || r.Offset < d.start[i] || r.Offset >= d.end[i] {
+			return false, fmt.Errorf("group: %s-%d offset %d is outside what this run wrote", demoTopic, i, r.Offset)
+		}
+		id, err := d.check(i, r)
+		if err != nil {
+			return false, fmt.Errorf("group: %w", err)
+		}
+		return seen.mark(id), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := seen.missing(d); err != nil {
+		return nil, fmt.Errorf("group: %w", err)
+	}
+	return &demoGroup{Members: d.cfg.members, Consumed: consumed, Verified: want, Duplicates: dups}, nil
 }
 
 // randomReads reads cfg.reads records at random offsets among those this
@@ -674,7 +802,14 @@ func (r *demoReport) print(w io.Writer) {
 		fmt.Fprintf(w, "%-7s %11s %9s %13s %11s %10s  %s\n", p.Name, records, fmtDuration(p.elapsed), rate, bytes, per, p.Note)
 	}
 	fmt.Fprintln(w)
+	if r.Latency.Records > 0 {
+		fmt.Fprintf(w, "latency:  produce→ack %s\n", r.Latency)
+	}
 	fmt.Fprintf(w, "verified: %s records read back, every offset, key and value as written\n", humanize.Comma(r.Verified))
+	if g := r.Group; g != nil {
+		fmt.Fprintf(w, "group:    %s consumed by %s, %s distinct, each verified; %s\n", humanize.Comma(g.Consumed),
+			plural(g.Members, "member"), humanize.Comma(g.Verified), plural(g.Duplicates, "duplicate"))
+	}
 	fmt.Fprintf(w, "on disk:  %s of record batches in %s segments; %s in %s (indexes and meta.db included)\n",
 		humanize.IBytes(uint64(r.Disk.LogBytes)), humanize.Comma(int64(r.Disk.Segments)),
 		humanize.IBytes(uint64(r.Disk.DirBytes)), r.Dir)

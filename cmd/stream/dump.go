@@ -50,7 +50,7 @@ type dumpConfig struct {
 	json     bool
 }
 
-func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDump(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg dumpConfig
 	fs := dumpCommand.newFlagSet(stderr, nil)
 	fs.BoolVar(&cfg.records, "records", false, "print every record of each batch")

@@ -1,6 +1,7 @@
 // Command stream works with a stream directory: it runs a demonstration
-// workload, lists, creates and deletes topics, decodes segment files and
-// verifies a directory.
+// workload and a benchmark, lists, creates and deletes topics, produces
+// records from stdin and consumes them, shows consumer groups and their
+// lag, decodes segment files and verifies a directory.
 //
 // Usage:
 //
@@ -40,10 +41,11 @@ type command struct {
 	summary string // one line, for "stream help"
 	help    string // paragraph printed by "stream <name> -h" above the flags
 	// run parses the command's flags from args (with newFlagSet and
-	// parse) and does the work, writing results to stdout. A flag.ErrHelp
-	// or errUsage from it sets the exit status; any other error is
-	// printed and the status is 1.
-	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// parse) and does the work, reading input (produce's records) from
+	// stdin and writing results to stdout. A flag.ErrHelp or errUsage
+	// from it sets the exit status; any other error is printed and the
+	// status is 1.
+	run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // commands is the command table, in the order "stream help" lists them.
@@ -54,11 +56,15 @@ var commands = []*command{
 	deleteCommand,
 	dumpCommand,
 	verifyCommand,
+	produceCommand,
+	consumeCommand,
+	groupsCommand,
+	benchCommand,
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -69,7 +75,7 @@ var errUsage = errors.New("usage")
 
 // run runs the command line args and returns the exit status: 0 on
 // success, 1 when the command failed, 2 for a bad command line.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -79,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
-				return run(ctx, []string{c.name, "-h"}, stdout, stderr)
+				return run(ctx, []string{c.name, "-h"}, stdin, stdout, stderr)
 			}
 		}
 		usage(stdout)
@@ -91,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	err := c.run(ctx, args[1:], stdout, stderr)
+	err := c.run(ctx, args[1:], stdin, stdout, stderr)
 	switch {
 	case err == nil:
 		return 0

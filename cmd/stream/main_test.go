@@ -23,7 +23,7 @@ import (
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
+	code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -43,11 +43,14 @@ func TestDemo(t *testing.T) {
 	t.Logf("first run:\n%s", out)
 	for _, want := range []string{
 		`topic demo created with 3 partitions`,
-		`(?m)^batch +5,000 +\S+ +[0-9,]+ +\S+ \S+/s +\S+ +AppendBatch`,
-		`(?m)^append +300 +\S+ +[0-9,]+ +\S+ \S+/s +\S+ +Append `,
+		`(?m)^produce +5,000 +\S+ +[0-9,]+ +\S+ \S+/s +\S+ +Producer.SendAsync, keyed`,
+		`(?m)^append +300 +\S+ +[0-9,]+ +\S+ \S+/s +\S+ +Partition.Append `,
 		`(?m)^scan +5,300 `,
 		`(?m)^read +200 `,
+		`(?m)^group +5,[0-9]{3} +\S+ +[0-9,]+ +\S+ \S+/s +\S+ +consumer group of 3 members, Poll, every record verified`,
+		`(?m)^latency: +produce→ack p50 \S+, p99 \S+, p99.9 \S+, max \S+$`,
 		`verified: 5,300 records read back`,
+		`(?m)^group: +5,[0-9]{3} consumed by 3 members, 5,300 distinct, each verified; \d+ duplicates?$`,
 		`on disk: +\S+ \S+ of record batches in \d+ segments`,
 		`topic: +5,300 records kept, 5,300 added by this run`,
 	} {
@@ -65,6 +68,7 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"topic demo reused, 3 partitions",
 		"verified: 5,300 records read back",
+		"5,300 distinct, each verified",
 		"topic:    10,600 records kept, 5,300 added by this run",
 	} {
 		if !strings.Contains(out, want) {
@@ -110,6 +114,17 @@ func TestDemoJSON(t *testing.T) {
 				Records       int64   `json:"records"`
 				RecordsPerSec float64 `json:"records_per_second"`
 			} `json:"phases"`
+			Latency struct {
+				Records int64   `json:"records"`
+				P50us   float64 `json:"p50_us"`
+				P999us  float64 `json:"p999_us"`
+			} `json:"produce_latency"`
+			Group struct {
+				Members    int   `json:"members"`
+				Consumed   int64 `json:"consumed"`
+				Verified   int64 `json:"verified"`
+				Duplicates int64 `json:"duplicates"`
+			} `json:"group"`
 			Disk struct {
 				LogBytes int64 `json:"log_bytes"`
 				DirBytes int64 `json:"dir_bytes"`
@@ -130,7 +145,14 @@ func TestDemoJSON(t *testing.T) {
 				t.Errorf("-sync %s: phase %s: %d records at %v records/s", sync, p.Name, p.Records, p.RecordsPerSec)
 			}
 		}
-		if phases["batch"] != 5000 || phases["append"] != 300 || phases["scan"] != 5300 || phases["read"] != 200 {
+		if rep.Latency.Records != 5000 || rep.Latency.P50us <= 0 || rep.Latency.P999us < rep.Latency.P50us {
+			t.Errorf("-sync %s: produce latency %+v", sync, rep.Latency)
+		}
+		if g := rep.Group; g.Members != 3 || g.Verified != 5300 || g.Consumed != 5300+g.Duplicates {
+			t.Errorf("-sync %s: group %+v", sync, g)
+		}
+		if phases["produce"] != 5000 || phases["append"] != 300 || phases["scan"] != 5300 || phases["read"] != 200 ||
+			phases["group"] != rep.Group.Consumed {
 			t.Errorf("-sync %s: phase records %v", sync, phases)
 		}
 		if _, ok := phases["sync"]; ok != (sync != "always") {
@@ -251,7 +273,7 @@ func TestDemoCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, small(t.TempDir()), &stdout, &stderr)
+	code := run(ctx, small(t.TempDir()), strings.NewReader(""), &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "context canceled") {
 		t.Errorf("status %d, stderr %q", code, stderr.String())
 	}
@@ -261,34 +283,87 @@ func TestDemoCancelled(t *testing.T) {
 // there to catch.
 func TestDemoCheck(t *testing.T) {
 	d := &demoRun{values: newValueSource(16), start: []int64{0, 0}, end: []int64{10, 10},
-		appended: [][]int64{{7}, {8}}} // writer 0 → partition 0, writer 1 → partition 1
-	rec := func(offset int64, id uint64, partition int) *stream.Record {
+		produced: []demoPlace{{0, 3}, {1, 4}}, // record 0 at demo-0 offset 3, record 1 at demo-1 offset 4
+		appended: [][]int64{{7}, {8}}}         // writer 0 → partition 0, writer 1 → partition 1
+	rec := func(offset int64, id uint64, valuePartition int) *stream.Record {
 		key := binary.BigEndian.AppendUint64(nil, id)
-		return &stream.Record{Offset: offset, Key: key, Value: bytes.Clone(d.values.value(partition, id))}
+		return &stream.Record{Offset: offset, Key: key, Value: bytes.Clone(d.values.value(valuePartition, id))}
 	}
-	if _, err := d.check(0, rec(3, 3, 0)); err != nil {
-		t.Errorf("good batch record: %v", err)
+	if _, err := d.check(0, rec(3, 0, 0)); err != nil {
+		t.Errorf("good produced record: %v", err)
+	}
+	if _, err := d.check(1, rec(4, 1, 0)); err != nil {
+		t.Errorf("good produced record: %v", err)
 	}
 	if _, err := d.check(1, rec(8, writerSeqID(1, 0), 1)); err != nil {
 		t.Errorf("good appended record: %v", err)
 	}
-	flipped := rec(3, 3, 0)
+	flipped := rec(3, 0, 0)
 	flipped.Value[5] ^= 1
 	for name, tc := range map[string]struct {
 		partition int
 		r         *stream.Record
 	}{
-		"value flipped":         {0, flipped},
-		"value of other part.":  {0, rec(3, 3, 1)},
-		"batch id not offset":   {0, rec(4, 3, 0)},
-		"short key":             {0, &stream.Record{Offset: 3, Key: []byte{3}}},
-		"append at wrong place": {0, rec(6, writerSeqID(0, 0), 0)},
-		"writer of other part.": {0, rec(8, writerSeqID(1, 0), 0)},
-		"unknown writer":        {0, rec(8, writerSeqID(5, 0), 0)},
-		"unknown sequence":      {0, rec(7, writerSeqID(0, 1), 0)},
+		"value flipped":            {0, flipped},
+		"value of other part.":     {1, rec(4, 1, 1)},
+		"produced at other offset": {0, rec(4, 0, 0)},
+		"produced in other part.":  {1, rec(3, 0, 0)},
+		"unknown produced id":      {0, rec(3, 2, 0)},
+		"short key":                {0, &stream.Record{Offset: 3, Key: []byte{3}}},
+		"append at wrong place":    {0, rec(6, writerSeqID(0, 0), 0)},
+		"writer of other part.":    {0, rec(8, writerSeqID(1, 0), 0)},
+		"unknown writer":           {0, rec(8, writerSeqID(5, 0), 0)},
+		"unknown sequence":         {0, rec(7, writerSeqID(0, 1), 0)},
 	} {
 		if _, err := d.check(tc.partition, tc.r); err == nil {
 			t.Errorf("%s: check passed", name)
 		}
+	}
+
+	// A record seen twice, or never, is caught.
+	seen := d.newSeen()
+	if !seen.mark(0) || seen.mark(0) || !seen.mark(writerSeqID(1, 0)) {
+		t.Error("mark: first and second sightings not told apart")
+	}
+	if err := seen.missing(d); err == nil || !strings.Contains(err.Error(), "produced record 1 (demo-1 offset 4) was not read back") {
+		t.Errorf("missing: %v", err)
+	}
+	seen.mark(1)
+	if err := seen.missing(d); err == nil || !strings.Contains(err.Error(), "record 0 of append writer 0 (offset 7)") {
+		t.Errorf("missing: %v", err)
+	}
+	seen.mark(writerSeqID(0, 0))
+	if err := seen.missing(d); err != nil {
+		t.Errorf("missing with everything seen: %v", err)
+	}
+}
+
+// TestProgress draws the bar as a terminal shows it and the plain line
+// written elsewhere.
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf, terminal: true, name: "produce", total: 200}
+	p.add(50)
+	p.draw()
+	if want := "\rproduce  [#######.......................]  25%  50/200 records"; buf.String() != want {
+		t.Errorf("bar %q, want %q", buf.String(), want)
+	}
+	buf.Reset()
+	p = newProgress(&buf, false)
+	p.begin("scan", 10)
+	p.add(10)
+	p.end()
+	if !regexp.MustCompile(`^scan: 10 records in \S+\n$`).MatchString(buf.String()) {
+		t.Errorf("plain line %q", buf.String())
+	}
+	buf.Reset()
+	p = newProgress(&buf, true)
+	p.begin("scan", 10)
+	p.end()
+	if buf.Len() != 0 {
+		t.Errorf("quiet progress wrote %q", buf.String())
+	}
+	if isTerminal(&buf) {
+		t.Error("a buffer is a terminal")
 	}
 }

@@ -71,7 +71,7 @@ type partitionInfo struct {
 	dir           string // measured after Close
 }
 
-func runTopics(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runTopics(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var dir string
 	var asJSON bool
 	fs := topicsCommand.newFlagSet(stderr, &dir)

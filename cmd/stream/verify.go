@@ -47,7 +47,7 @@ type verifyProblem struct {
 	Problem  string `json:"problem"`
 }
 
-func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var dir string
 	var asJSON bool
 	fs := verifyCommand.newFlagSet(stderr, &dir)
