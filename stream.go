@@ -167,6 +167,19 @@
 // TypedProducer and Decode send and read Go values through a Codec (JSON,
 // String, Bytes, or your own), as Kafka's serializers.
 //
+// # Replication
+//
+// Not yet: a Stream is one node, and CreateTopic refuses a
+// ReplicationFactor above 1 with ErrNotEnoughReplicas. The design it
+// grows into (see DESIGN.md) is Kafka's: followers pull batches from the
+// leader, the leader advances the high watermark once every in-sync
+// replica holds a batch, and AcksAll waits for that. The seams are in
+// place: acknowledgements wait for the high watermark (which on one node
+// is the durable end), batches carry the partitionLeaderEpoch field that
+// KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
+// follower's fetch and a future Kafka wire-protocol front end can serve
+// them straight from the files.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its
