@@ -321,17 +321,6 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	return base, p.waitAcked(end)
 }
 
-// waitAcked returns once the records below end may be acknowledged: they
-// are below the high watermark. On one node under SyncAlways that is when
-// they are fsynced; the other policies make them visible as they are
-// written. Replication adds the in-sync replicas here.
-func (p *Partition) waitAcked(end int64) error {
-	if p.cfg.sync == SyncAlways {
-		return p.syncTo(end)
-	}
-	return nil
-}
-
 // syncTo returns once the records below end are fsynced, starting an
 // fsync unless one in flight will cover them (group commit).
 func (p *Partition) syncTo(end int64) error {
