@@ -1238,3 +1238,30 @@ func TestForEach(t *testing.T) {
 		t.Fatalf("ForEach over 301 records allocates %.0f times", allocs)
 	}
 }
+
+func TestForEachCompressedBatches(t *testing.T) {
+	s, _ := open(t, nil)
+	partition(t, s, "t", stream.TopicConfig{})
+	p, err := s.NewProducer(stream.ProducerConfig{Compression: stream.CompressZstd, Linger: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		p.SendAsync(&stream.Record{Topic: "t", Value: value(i)}, nil)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	part := existing(t, s, "t", 0)
+	next := int64(0)
+	err = part.ForEach(0, -1, func(r *stream.Record) error {
+		if r.Offset != next || !bytes.Equal(r.Value, value(int(next))) {
+			return fmt.Errorf("offset %d: %q, want offset %d", r.Offset, r.Value, next)
+		}
+		next++
+		return nil
+	})
+	if err != nil || next != 200 {
+		t.Fatalf("ForEach over compressed batches: %d records, %v", next, err)
+	}
+}
