@@ -35,7 +35,10 @@ const (
 	crashEnvSegment   = "STREAM_CRASH_CHILD_SEGMENT_BYTES"
 	crashEnvAppenders = "STREAM_CRASH_CHILD_APPENDERS"
 	crashEnvSeed      = "STREAM_CRASH_CHILD_SEED"
-	crashTopic        = "crash"
+	// crashEnvSyncInterval, when set (a time.ParseDuration string), is
+	// the child's Options.SyncInterval; the parent sets it with t.Setenv.
+	crashEnvSyncInterval = "STREAM_CRASH_CHILD_SYNC_INTERVAL"
+	crashTopic           = "crash"
 )
 
 // recordsSum is a checksum of the contents (key, value, headers) of recs,
@@ -132,7 +135,11 @@ func TestCrashChild(t *testing.T) {
 	segBytes, _ := strconv.ParseInt(os.Getenv(crashEnvSegment), 10, 64)
 	appenders, _ := strconv.Atoi(os.Getenv(crashEnvAppenders))
 	seed, _ := strconv.ParseUint(os.Getenv(crashEnvSeed), 10, 64)
-	_, p, err := openCrashPartition(dir, crashOptions(stream.SyncPolicy(policy), stream.ByteSize(segBytes)))
+	opts := crashOptions(stream.SyncPolicy(policy), stream.ByteSize(segBytes))
+	if d, err := time.ParseDuration(os.Getenv(crashEnvSyncInterval)); err == nil {
+		opts.SyncInterval = d
+	}
+	_, p, err := openCrashPartition(dir, opts)
 	if err != nil {
 		fail("open: %v", err)
 	}
