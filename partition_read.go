@@ -86,6 +86,13 @@ func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record, visit *v
 			// after them; the next read starts at the damage and
 			// reports it. (With the old offset, Scan would yield them
 			// again and again, never the error.)
+			if err == nil && next == offset && next < hw {
+				// Nothing below the high watermark at offset: the
+				// segment ends before it, and the next one does not
+				// start there (a segment file went missing).
+				return dst, offset, 0, corruptError(seg.path, limit,
+					fmt.Errorf("offset %d is missing: the segment ends before it", offset))
+			}
 			if err == nil || len(dst) > had || visit != nil && next > offset {
 				return dst, next, used, nil
 			}

@@ -1,11 +1,13 @@
 package stream_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -173,4 +175,46 @@ func TestDamageBeforeTheLastSegmentIsNeverTruncated(t *testing.T) {
 		t.Fatalf("Read of the damaged batch: %v, want a CorruptError at %s:%d", err, logs[1], victim.Position)
 	}
 	checkValues(t, readAll(t, p, victim.LastOffset+1), int(victim.LastOffset+1))
+}
+
+// TestMissingSegmentIsReported: a segment file removed from the middle
+// of a partition (outside damage) makes reads of its offsets fail with
+// ErrCorrupt, and Scan end with it, rather than return nothing below the
+// high watermark.
+func TestMissingSegmentIsReported(t *testing.T) {
+	dir, pdir := writeClosed(t, 300)
+	logs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	sf, err := stream.OpenSegmentFile(logs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first stream.SegmentBatch
+	for b := range sf.Batches() {
+		first = b
+		break
+	}
+	sf.Close()
+	if err := os.Remove(logs[2]); err != nil {
+		t.Fatal(err)
+	}
+	s := reopen(t, dir, nil)
+	p := existing(t, s, "t", 0)
+	if _, err := p.Read(first.BaseOffset, 100); !errors.Is(err, stream.ErrCorrupt) {
+		t.Fatalf("Read in the missing segment: %v, want ErrCorrupt", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n := 0
+	for _, err := range p.Scan(ctx, 0) {
+		if err != nil {
+			if !errors.Is(err, stream.ErrCorrupt) {
+				t.Fatalf("Scan ended with %v after %d records, want ErrCorrupt", err, n)
+			}
+			break
+		}
+		n++
+	}
+	if int64(n) != first.BaseOffset {
+		t.Fatalf("Scan gave %d records before the gap at %d", n, first.BaseOffset)
+	}
 }
