@@ -300,14 +300,21 @@ func consumeGroup(ctx context.Context, s *stream.Stream, topic string, members i
 	var distinct, total, dup atomic.Int64
 	errs := make([]error, members)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for m := range members {
+	// Join every member before any polls: a first member that consumed
+	// everything would cancel ctx under a later Join.
+	consumers := make([]*stream.Consumer, members)
+	for m := range consumers {
 		c, err := g.Join(ctx, stream.ConsumerConfig{})
 		if err != nil {
-			cancel()
-			wg.Wait()
+			for _, c := range consumers[:m] {
+				c.Close()
+			}
 			return 0, 0, 0, err
 		}
+		consumers[m] = c
+	}
+	var wg sync.WaitGroup
+	for m, c := range consumers {
 		wg.Go(func() {
 			defer func() {
 				if err := c.Close(); err != nil && errs[m] == nil {
