@@ -19,7 +19,6 @@ package stream_test
 // so a line written survives the kill whole.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -32,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,62 +112,9 @@ func runMoreChild(t *testing.T, mode, dir, arg string, seed uint64, delay time.D
 		crashMoreEnvSeed+"="+strconv.FormatUint(seed, 10),
 		crashMoreEnvArg+"="+arg,
 	)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan struct{})
-	readDone := make(chan []string, 1)
-	go func() {
-		var lines []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "@ ")
-			if !ok {
-				continue // the test framework's output
-			}
-			if lines == nil {
-				close(first)
-			}
-			lines = append(lines, line)
-		}
-		readDone <- lines
-	}()
-	timeout := time.NewTimer(20 * time.Second)
-	defer timeout.Stop()
-	select {
-	case <-first:
-		// Kill at a random moment into the run: that is the test.
-		select {
-		case <-time.After(delay):
-		case <-timeout.C:
-		}
-	case <-timeout.C:
-		t.Errorf("child wrote nothing in 20s")
-	case lines := <-readDone:
-		cmd.Wait()
-		t.Fatalf("child exited before its first line (%q): %s", lines, stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill child: %v", err)
-	}
-	var lines []string
-	select {
-	case lines = <-readDone:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("child's stdout still open 20s after SIGKILL")
-	}
-	werr := cmd.Wait()
-	var exit *exec.ExitError
-	if !errors.As(werr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die of SIGKILL: %v; stderr:\n%s", werr, stderr.String())
-	}
-	return lines
+	return killAfterFirstLine(t, cmd, delay, func(line string) (string, bool) {
+		return strings.CutPrefix(line, "@ ")
+	})
 }
 
 // scanLine parses a protocol line with fmt.Sscanf, failing the test on a

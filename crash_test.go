@@ -211,6 +211,27 @@ func runCrashChild(t *testing.T, dir string, policy stream.SyncPolicy, segBytes 
 		crashEnvAppenders+"="+strconv.Itoa(appenders),
 		crashEnvSeed+"="+strconv.FormatUint(seed, 10),
 	)
+	var acks []ackedAppend
+	for _, line := range killAfterFirstLine(t, cmd, delay, func(line string) (string, bool) {
+		return line, strings.HasPrefix(line, "ACK ")
+	}) {
+		var a ackedAppend
+		if _, err := fmt.Sscanf(line, "ACK %d %d %d", &a.base, &a.count, &a.sum); err != nil {
+			t.Fatalf("child's ack %q: %v", line, err)
+		}
+		acks = append(acks, a)
+	}
+	return acks
+}
+
+// killAfterFirstLine starts cmd, waits for the first line of its stdout
+// that keep accepts (the child's protocol; the rest is the test
+// framework's), kills it with SIGKILL delay later — a random moment into
+// its run, which is the test — and returns the accepted lines, as keep
+// rewrote them, in order. It fails the test if the child says nothing in
+// 20 s, exits by itself first, or does not die of the signal.
+func killAfterFirstLine(t *testing.T, cmd *exec.Cmd, delay time.Duration, keep func(string) (string, bool)) []string {
+	t.Helper()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -220,45 +241,43 @@ func runCrashChild(t *testing.T, dir string, policy stream.SyncPolicy, segBytes 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	firstAck := make(chan struct{})
-	readDone := make(chan []ackedAppend, 1)
+	first := make(chan struct{})
+	readDone := make(chan []string, 1)
 	go func() {
-		var acks []ackedAppend
+		var lines []string
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			var a ackedAppend
-			if _, err := fmt.Sscanf(sc.Text(), "ACK %d %d %d", &a.base, &a.count, &a.sum); err != nil {
-				continue // not an ack (test framework output)
+			line, ok := keep(sc.Text())
+			if !ok {
+				continue
 			}
-			if len(acks) == 0 {
-				close(firstAck)
+			if lines == nil {
+				close(first)
 			}
-			acks = append(acks, a)
+			lines = append(lines, line)
 		}
-		readDone <- acks
+		readDone <- lines
 	}()
 	timeout := time.NewTimer(20 * time.Second)
 	defer timeout.Stop()
 	select {
-	case <-firstAck:
-		// Kill at a random moment into the run: that is the test.
+	case <-first:
 		select {
 		case <-time.After(delay):
 		case <-timeout.C:
 		}
 	case <-timeout.C:
-		t.Errorf("child made no acknowledged append in 20s")
-	case acks := <-readDone:
-		// The child exited (or closed stdout) before acknowledging.
+		t.Errorf("child wrote nothing in 20s")
+	case lines := <-readDone:
 		cmd.Wait()
-		t.Fatalf("child exited without an ack (%v): %s", acks, stderr.String())
+		t.Fatalf("child exited before its first line (%q): %s", lines, stderr.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("kill child: %v", err)
 	}
-	var acks []ackedAppend
+	var lines []string
 	select {
-	case acks = <-readDone:
+	case lines = <-readDone:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("child's stdout still open 20s after SIGKILL")
 	}
@@ -267,7 +286,7 @@ func runCrashChild(t *testing.T, dir string, policy stream.SyncPolicy, segBytes 
 	if !errors.As(werr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die of SIGKILL: %v; stderr:\n%s", werr, stderr.String())
 	}
-	return acks
+	return lines
 }
 
 // checkAfterCrash reopens dir and checks every acknowledged append (want,
