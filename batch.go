@@ -370,6 +370,35 @@ type recordDecoder struct {
 	reuseHeaders bool // decode headers into the record's own slice (ForEach)
 }
 
+// record decodes record i of the batch h into r, with its absolute
+// offset, checking that its offset delta is i; a LogAppendTime batch (a
+// broker-stamped Kafka log) gives every record the batch's max timestamp,
+// as Kafka's clients do.
+func (d *recordDecoder) record(r *Record, h *batchHeader, i int64) error {
+	if !d.next(r, h.BaseTimestamp) {
+		if d.err == nil {
+			d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
+		}
+		return d.err
+	}
+	if r.Offset != i {
+		return fmt.Errorf("record %d has offset delta %d", i, r.Offset)
+	}
+	r.Offset += h.BaseOffset
+	if h.Attributes&attrTimestampType != 0 {
+		r.Timestamp = time.UnixMilli(h.MaxTimestamp)
+	}
+	return nil
+}
+
+// end reports bytes left over after the batch's last record.
+func (d *recordDecoder) end() error {
+	if len(d.b) != 0 {
+		return fmt.Errorf("%d bytes after the last record", len(d.b))
+	}
+	return nil
+}
+
 // fieldReader reads the fields of one record from b at i. ok turns false
 // at the first malformed field and stays false; the caller checks once.
 type fieldReader struct {

@@ -226,16 +226,28 @@ var (
 func compressGzip(dst, src []byte) ([]byte, error) {
 	c := gzipWriters.Get().(*gzipCompressor)
 	defer gzipWriters.Put(c)
-	c.out.b = dst
-	defer func() { c.out.b = nil }() // drop the caller's buffer before pooling
-	c.w.Reset(&c.out)
-	if _, err := c.w.Write(src); err != nil {
+	return compressStream(c.w, &c.out, dst, src)
+}
+
+// streamCompressor is a pooled gzip or lz4 frame writer.
+type streamCompressor interface {
+	Reset(io.Writer)
+	io.WriteCloser
+}
+
+// compressStream appends src compressed by w to dst, writing through out,
+// which it empties again so the pooled writer keeps no caller's buffer.
+func compressStream(w streamCompressor, out *appendWriter, dst, src []byte) ([]byte, error) {
+	out.b = dst
+	defer func() { out.b = nil }()
+	w.Reset(out)
+	if _, err := w.Write(src); err != nil {
 		return dst, err
 	}
-	if err := c.w.Close(); err != nil {
+	if err := w.Close(); err != nil {
 		return dst, err
 	}
-	return c.out.b, nil
+	return out.b, nil
 }
 
 func decompressGzip(dst, src []byte) ([]byte, error) {
@@ -374,16 +386,7 @@ var (
 func compressLZ4(dst, src []byte) ([]byte, error) {
 	c := lz4Writers.Get().(*lz4Compressor)
 	defer lz4Writers.Put(c)
-	c.out.b = dst
-	defer func() { c.out.b = nil }()
-	c.w.Reset(&c.out)
-	if _, err := c.w.Write(src); err != nil {
-		return dst, err
-	}
-	if err := c.w.Close(); err != nil {
-		return dst, err
-	}
-	return c.out.b, nil
+	return compressStream(c.w, &c.out, dst, src)
 }
 
 func decompressLZ4(dst, src []byte) ([]byte, error) {

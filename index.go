@@ -84,12 +84,7 @@ func (s *segment) flushIndexes(upto int64) error {
 		n++
 	}
 	if n > s.idxDone {
-		b := make([]byte, 0, (n-s.idxDone)*indexEntrySize)
-		for _, e := range s.index[s.idxDone:n] {
-			b = binary.BigEndian.AppendUint32(b, e.rel)
-			b = binary.BigEndian.AppendUint32(b, e.pos)
-		}
-		if _, err := s.idx.WriteAt(b, int64(s.idxDone)*indexEntrySize); err != nil {
+		if _, err := s.idx.WriteAt(encodeIndex(s.index[s.idxDone:n]), int64(s.idxDone)*indexEntrySize); err != nil {
 			return err
 		}
 		s.idxDone = n
@@ -105,17 +100,31 @@ func (s *segment) flushIndexes(upto int64) error {
 		t++
 	}
 	if t > s.tidxDone {
-		b := make([]byte, 0, (t-s.tidxDone)*timeEntrySize)
-		for _, e := range s.tindex[s.tidxDone:t] {
-			b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
-			b = binary.BigEndian.AppendUint32(b, e.rel)
-		}
-		if _, err := s.tidx.WriteAt(b, int64(s.tidxDone)*timeEntrySize); err != nil {
+		if _, err := s.tidx.WriteAt(encodeTimeIndex(s.tindex[s.tidxDone:t]), int64(s.tidxDone)*timeEntrySize); err != nil {
 			return err
 		}
 		s.tidxDone = t
 	}
 	return nil
+}
+
+// encodeIndex and encodeTimeIndex give the file bytes of index entries.
+func encodeIndex(entries []indexEntry) []byte {
+	b := make([]byte, 0, len(entries)*indexEntrySize)
+	for _, e := range entries {
+		b = binary.BigEndian.AppendUint32(b, e.rel)
+		b = binary.BigEndian.AppendUint32(b, e.pos)
+	}
+	return b
+}
+
+func encodeTimeIndex(entries []timeEntry) []byte {
+	b := make([]byte, 0, len(entries)*timeEntrySize)
+	for _, e := range entries {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
+		b = binary.BigEndian.AppendUint32(b, e.rel)
+	}
+	return b
 }
 
 // lookupLocked returns the byte position of the last indexed batch whose
@@ -278,35 +287,16 @@ func (s *segment) unmapIndexesLocked() error {
 // returns the corruption that stopped the scan, if any; the indexes then
 // cover the batches before it. The partition's mu must be held.
 func (s *segment) rebuildIndexes() (error, error) {
-	var idx []byte
-	var tidx []byte
-	var since int64
-	maxTime, maxRel := int64(-1), uint32(0)
-	var lastT int64 = -1
-	r, err := s.scan(0, s.base, func(h *batchHeader, pos int64) {
-		rel := uint32(h.BaseOffset - s.base)
-		if h.MaxTimestamp > maxTime {
-			maxTime, maxRel = h.MaxTimestamp, rel
-		}
-		if since >= s.indexEvery && pos > 0 {
-			idx = binary.BigEndian.AppendUint32(idx, rel)
-			idx = binary.BigEndian.AppendUint32(idx, uint32(pos))
-			if maxTime > lastT {
-				tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
-				tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
-				lastT = maxTime
-			}
-			since = 0
-		}
-		since += h.Size()
-	})
+	// Index the batches as appends do, into a scratch segment, so a
+	// rebuilt index has exactly the entries the original had.
+	fresh := newSegment("", s.base, s.indexEvery)
+	r, err := s.scan(0, s.base, fresh.noteBatch)
 	if err != nil {
 		return nil, err
 	}
-	if maxTime > lastT {
-		tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTime))
-		tidx = binary.BigEndian.AppendUint32(tidx, maxRel)
-	}
+	fresh.sealLocked()
+	idx, tidx := encodeIndex(fresh.index), encodeTimeIndex(fresh.tindex)
+	maxTime, maxRel := fresh.maxTime, fresh.maxTimeRel
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -264,22 +264,9 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 	if h.Attributes&attrControl != 0 {
 		return dst, 0, nil // transaction markers carry no user records
 	}
-	body := batch[batchHeaderSize:]
-	owned := false // body is memory the records may keep
-	if c := h.Compression(); c != CompressNone {
-		var err error
-		if body, err = decompress(c, nil, body); err != nil {
-			return dst, 0, err
-		}
-		owned = true
-	}
-	// Offsets in this engine are contiguous (no compaction): a batch
-	// holds one record per offset of [base, last], record i at offset
-	// delta i. A CRC-valid batch that says otherwise (a writer bug or a
-	// foreign file) would make reads return records at offsets other
-	// than those asked for, so it is reported as corrupt.
-	if int64(h.Count) != int64(h.LastOffsetDelta)+1 {
-		return dst, 0, fmt.Errorf("record count %d, last offset delta %d: offsets are not contiguous", h.Count, h.LastOffsetDelta)
+	body, owned, err := batchBody(batch, h, nil)
+	if err != nil {
+		return dst, 0, err
 	}
 	// Records below from (a read that starts inside the batch) or at the
 	// high watermark and above are decoded into scratch, not kept. On an
@@ -302,32 +289,40 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, ds
 				owned = true
 			}
 		}
-		if !d.next(r, h.BaseTimestamp) {
-			if d.err == nil {
-				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
-			}
-			return dst[:had], 0, d.err
-		}
-		if r.Offset != i {
-			return dst[:had], 0, fmt.Errorf("record %d has offset delta %d", i, r.Offset)
-		}
-		if h.Attributes&attrTimestampType != 0 {
-			// LogAppendTime (a broker-stamped Kafka log): every record
-			// reads as the batch's max timestamp, as Kafka's clients do.
-			r.Timestamp = time.UnixMilli(h.MaxTimestamp)
+		if err := d.record(r, h, i); err != nil {
+			return dst[:had], 0, err
 		}
 		if r == &scratch {
 			continue
 		}
-		r.Offset += h.BaseOffset
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
 		n++
 	}
-	if len(d.b) != 0 {
-		return dst[:had], 0, fmt.Errorf("%d bytes after the last record", len(d.b))
+	if err := d.end(); err != nil {
+		return dst[:had], 0, err
 	}
 	return dst, n, nil
+}
+
+// batchBody returns the records section of a CRC-checked batch,
+// decompressed (appended to zbuf) when the batch is compressed, and
+// whether it is fresh memory rather than a part of batch. It refuses a
+// batch whose offsets are not contiguous: in this engine (no compaction) a
+// batch holds one record per offset of [base, last], record i at offset
+// delta i, and a CRC-valid batch that says otherwise (a writer bug or a
+// foreign file) would make reads return records at offsets other than
+// those asked for.
+func batchBody(batch []byte, h *batchHeader, zbuf []byte) (body []byte, fresh bool, err error) {
+	if int64(h.Count) != int64(h.LastOffsetDelta)+1 {
+		return nil, false, fmt.Errorf("record count %d, last offset delta %d: offsets are not contiguous", h.Count, h.LastOffsetDelta)
+	}
+	body = batch[batchHeaderSize:]
+	if c := h.Compression(); c != CompressNone {
+		body, err = decompress(c, zbuf, body)
+		return body, true, err
+	}
+	return body, false, nil
 }
 
 // ForEach calls fn for each record from offset from up to, not including,
@@ -382,36 +377,22 @@ func (v *visitor) batch(p *Partition, batch []byte, h *batchHeader, from, hw int
 		v.next = h.LastOffset() + 1
 		return 0, nil
 	}
-	if int64(h.Count) != int64(h.LastOffsetDelta)+1 {
-		return 0, fmt.Errorf("record count %d, last offset delta %d: offsets are not contiguous", h.Count, h.LastOffsetDelta)
+	body, _, err := batchBody(batch, h, v.zbuf[:0])
+	if err != nil {
+		return 0, err
 	}
-	body := batch[batchHeaderSize:]
-	if c := h.Compression(); c != CompressNone {
-		var err error
-		if v.zbuf, err = decompress(c, v.zbuf[:0], body); err != nil {
-			return 0, err
-		}
-		body = v.zbuf
+	if h.Compression() != CompressNone {
+		v.zbuf = body
 	}
 	d := recordDecoder{b: body, reuseHeaders: true}
 	r := &v.r
 	n := 0
 	for i := range int64(h.Count) {
-		if !d.next(r, h.BaseTimestamp) {
-			if d.err == nil {
-				d.err = fmt.Errorf("batch holds %d records, header says %d", i, h.Count)
-			}
-			return n, d.err
+		if err := d.record(r, h, i); err != nil {
+			return n, err
 		}
-		if r.Offset != i {
-			return n, fmt.Errorf("record %d has offset delta %d", i, r.Offset)
-		}
-		r.Offset += h.BaseOffset
 		if r.Offset < from || r.Offset >= hw {
 			continue
-		}
-		if h.Attributes&attrTimestampType != 0 {
-			r.Timestamp = time.UnixMilli(h.MaxTimestamp)
 		}
 		r.Topic, r.Partition = p.topic, p.id
 		if err := v.fn(r); err != nil {
@@ -421,7 +402,7 @@ func (v *visitor) batch(p *Partition, batch []byte, h *batchHeader, from, hw int
 		v.next = r.Offset + 1
 		n++
 	}
-	return n, nil
+	return n, d.end()
 }
 
 // scanChunk is how much a Scan reads at a time: small enough that, with
