@@ -444,7 +444,7 @@ func BenchmarkReadRandom(b *testing.B) {
 			for range b.N {
 				off := rng.Int64N(n)
 				recs, err := p.Read(off, 1)
-				if err != nil || len(recs) == 0 || recs[0].Offset != off {
+				if err != nil || len(recs) != 1 || recs[0].Offset != off {
 					b.Fatalf("Read(%d, 1): %d records, %v", off, len(recs), err)
 				}
 			}

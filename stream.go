@@ -253,7 +253,9 @@ var (
 	ErrInvalidName = errors.New("stream: invalid name")
 	// ErrInvalidConfig is returned by Open, CreateTopic, NewProducer,
 	// ConsumerGroup and NewConsumer for a bad configuration field, which
-	// the error names.
+	// the error names, and by any call given a bad argument: a nil
+	// context, record, batch, function or codec, a negative size, an
+	// empty directory name.
 	ErrInvalidConfig = errors.New("stream: invalid configuration")
 	// ErrOffsetOutOfRange is returned by Read, Seek and Poll for an offset
 	// below the partition's start or above its high watermark.
@@ -327,6 +329,9 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if dir == "" {
+		return nil, argError("open", "empty directory name")
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
