@@ -136,6 +136,7 @@ func TestHostilePartitionArguments(t *testing.T) {
 		{"ForEach(MinInt64, MaxInt64)", func() error { return p.ForEach(math.MinInt64, math.MaxInt64, each) }, stream.ErrOffsetOutOfRange},
 		{"ForEach(0, MaxInt64)", func() error { return p.ForEach(0, math.MaxInt64, each) }, nil},
 		{"ForEach(MaxInt64, -1)", func() error { return p.ForEach(math.MaxInt64, -1, each) }, stream.ErrOffsetOutOfRange},
+		{"ForEach(hw+1, hw+1)", func() error { return p.ForEach(11, 11, each) }, stream.ErrOffsetOutOfRange},
 		{"Wait(MinInt64)", func() error { return p.Wait(ctx, math.MinInt64) }, nil},
 		{"Wait(MaxInt64) canceled", func() error { return p.Wait(canceled, math.MaxInt64) }, context.Canceled},
 		{"Wait(nil ctx)", func() error { return p.Wait(nil, math.MaxInt64) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose

@@ -463,6 +463,10 @@ func (p *Partition) ForEach(from, to int64, fn func(*Record) error) error {
 	if to < 0 {
 		to = p.HighWatermark()
 	}
+	if start, hw := p.StartOffset(), p.HighWatermark(); from < start || from > hw {
+		// Checked here too for an empty range, which reads nothing.
+		return p.errorf("ForEach from %d outside [%d, %d]: %w", from, start, hw, ErrOffsetOutOfRange)
+	}
 	v := &visitor{fn: fn}
 	for next := from; next < to; {
 		_, n, _, err := p.readOnce(next, scanChunk, false, nil, v, to)
