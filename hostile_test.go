@@ -19,6 +19,10 @@ import (
 	"github.com/instream/stream"
 )
 
+// nilCtx is a nil context.Context, a hostile argument (in a variable, as
+// vet and staticcheck rightly flag a literal nil).
+var nilCtx context.Context
+
 // errAny marks a case that must fail, with no particular sentinel.
 var errAny = errors.New("any error")
 
@@ -139,9 +143,9 @@ func TestHostilePartitionArguments(t *testing.T) {
 		{"ForEach(hw+1, hw+1)", func() error { return p.ForEach(11, 11, each) }, stream.ErrOffsetOutOfRange},
 		{"Wait(MinInt64)", func() error { return p.Wait(ctx, math.MinInt64) }, nil},
 		{"Wait(MaxInt64) canceled", func() error { return p.Wait(canceled, math.MaxInt64) }, context.Canceled},
-		{"Wait(nil ctx)", func() error { return p.Wait(nil, math.MaxInt64) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Wait(nil ctx)", func() error { return p.Wait(nilCtx, math.MaxInt64) }, stream.ErrInvalidConfig},
 		{"Scan(nil ctx)", func() error {
-			for _, err := range p.Scan(nil, 10) { //nolint:staticcheck // a nil context on purpose
+			for _, err := range p.Scan(nilCtx, 10) {
 				return err
 			}
 			return nil
@@ -270,6 +274,22 @@ func TestHostileStreamArguments(t *testing.T) {
 		{"ByteSize(huge)", func() error { var b stream.ByteSize; return b.UnmarshalText([]byte("99999999 EiB")) }, stream.ErrInvalidConfig},
 		{"ByteSize(\"\")", func() error { var b stream.ByteSize; return b.UnmarshalText(nil) }, stream.ErrInvalidConfig},
 		{"Compression(bogus)", func() error { var c stream.Compression; return c.UnmarshalText([]byte("bogus")) }, errAny},
+		{"Compression(99).MarshalText", func() error { return second(stream.Compression(99).MarshalText()) }, errAny},
+		{"String of out-of-range values", func() error {
+			_ = stream.Compression(99).String() + stream.Acks(99).String() + stream.SyncPolicy(99).String() +
+				stream.StartOffset(99).String() + stream.ByteSize(math.MinInt64).String() + (&stream.CorruptError{}).Error()
+			return nil
+		}, nil},
+		{"Stats and Groups after Close", func() error {
+			s, err := stream.Open(t.TempDir(), nil)
+			if err != nil {
+				return err
+			}
+			s.Close()
+			_ = s.Stats()
+			_ = s.Groups()
+			return s.DeleteGroup("g")
+		}, stream.ErrClosed},
 	})
 }
 
@@ -315,7 +335,7 @@ func TestHostileConsumerArguments(t *testing.T) {
 		{"Seek(unassigned)", func() error { return c.Seek(stream.TopicPartition{Topic: "t", Partition: 5}, 0) }, errAny},
 		{"Position(unassigned)", func() error { return second(c.Position(stream.TopicPartition{Topic: "x"})) }, errAny},
 		{"Run(nil handler)", func() error { return c.Run(ctx, nil) }, stream.ErrInvalidConfig},
-		{"Poll(nil ctx)", func() error { return second(c.Poll(nil)) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Poll(nil ctx)", func() error { return second(c.Poll(nilCtx)) }, stream.ErrInvalidConfig},
 		{"Commit (no group)", func() error { return c.Commit(ctx) }, errAny},
 		{"CommitOffsets(nil) (no group)", func() error { return c.CommitOffsets(ctx, nil) }, errAny},
 		{"Poll closed", func() error { return second(closed.Poll(ctx)) }, stream.ErrClosed},
@@ -349,7 +369,7 @@ func TestHostileGroupArguments(t *testing.T) {
 	}
 	runHostile(t, []hostileCase{
 		{"Join(MaxPollRecords -1)", func() error { return second(g.Join(ctx, stream.ConsumerConfig{MaxPollRecords: -1})) }, stream.ErrInvalidConfig},
-		{"Join(nil ctx)", func() error { return second(g.Join(nil, stream.ConsumerConfig{})) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Join(nil ctx)", func() error { return second(g.Join(nilCtx, stream.ConsumerConfig{})) }, stream.ErrInvalidConfig},
 		{"CommitOffsets(-1)", func() error { return m.CommitOffsets(ctx, map[stream.TopicPartition]int64{tp: -1}) }, stream.ErrOffsetOutOfRange},
 		{"CommitOffsets(MinInt64)", func() error {
 			return m.CommitOffsets(ctx, map[stream.TopicPartition]int64{tp: math.MinInt64})
@@ -361,9 +381,9 @@ func TestHostileGroupArguments(t *testing.T) {
 		{"CommitWithMetadata(-1)", func() error {
 			return m.CommitWithMetadata(ctx, map[stream.TopicPartition]stream.OffsetAndMetadata{tp: {Offset: -1}})
 		}, stream.ErrOffsetOutOfRange},
-		{"Commit(nil ctx)", func() error { return m.Commit(nil) }, stream.ErrInvalidConfig},               //nolint:staticcheck // a nil context on purpose
-		{"Lag(nil ctx)", func() error { return second(g.Lag(nil)) }, stream.ErrInvalidConfig},             //nolint:staticcheck // a nil context on purpose
-		{"Committed(nil ctx)", func() error { return second(g.Committed(nil)) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Commit(nil ctx)", func() error { return m.Commit(nilCtx) }, stream.ErrInvalidConfig},
+		{"Lag(nil ctx)", func() error { return second(g.Lag(nilCtx)) }, stream.ErrInvalidConfig},
+		{"Committed(nil ctx)", func() error { return second(g.Committed(nilCtx)) }, stream.ErrInvalidConfig},
 		{"ResetOffsets(-1)", func() error { return empty.ResetOffsets(ctx, map[stream.TopicPartition]int64{tp: -1}) }, stream.ErrOffsetOutOfRange},
 		{"ResetOffsets(MaxInt64)", func() error {
 			return empty.ResetOffsets(ctx, map[stream.TopicPartition]int64{tp: math.MaxInt64})
@@ -372,7 +392,7 @@ func TestHostileGroupArguments(t *testing.T) {
 			return empty.ResetOffsets(ctx, map[stream.TopicPartition]int64{{Topic: "x", Partition: -1}: 0})
 		}, stream.ErrUnknownTopic},
 		{"ResetOffsets(nil)", func() error { return empty.ResetOffsets(ctx, nil) }, nil},
-		{"ResetOffsets(nil ctx)", func() error { return empty.ResetOffsets(nil, nil) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"ResetOffsets(nil ctx)", func() error { return empty.ResetOffsets(nilCtx, nil) }, stream.ErrInvalidConfig},
 		{"ResetOffsetsToTime(zero)", func() error { return empty.ResetOffsetsToTime(ctx, time.Time{}) }, nil},
 		{"ResetOffsetsToTime(far future)", func() error { return empty.ResetOffsetsToTime(ctx, time.Unix(1<<62, 0)) }, nil},
 		{"DeleteGroup(\"\")", func() error { return s.DeleteGroup("") }, errAny},
@@ -391,7 +411,7 @@ func TestHostileProducerArguments(t *testing.T) {
 	var nilTyped *stream.TypedProducer[string, string]
 	runHostile(t, []hostileCase{
 		{"Send(nil)", func() error { return p.Send(ctx, nil) }, stream.ErrInvalidConfig},
-		{"Send(nil ctx)", func() error { return p.Send(nil, &stream.Record{Topic: "t"}) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Send(nil ctx)", func() error { return p.Send(nilCtx, &stream.Record{Topic: "t"}) }, stream.ErrInvalidConfig},
 		{"Send(topic \"\")", func() error { return p.Send(ctx, &stream.Record{}) }, stream.ErrUnknownTopic},
 		{"Send(too large)", func() error {
 			return p.Send(ctx, &stream.Record{Topic: "t", Value: make([]byte, 64*stream.KiB)})
@@ -402,7 +422,7 @@ func TestHostileProducerArguments(t *testing.T) {
 			p.SendAsync(nil, func(_ *stream.Record, err error) { got = err })
 			return got
 		}, stream.ErrInvalidConfig},
-		{"Flush(nil ctx)", func() error { return p.Flush(nil) }, stream.ErrInvalidConfig}, //nolint:staticcheck // a nil context on purpose
+		{"Flush(nil ctx)", func() error { return p.Flush(nilCtx) }, stream.ErrInvalidConfig},
 		{"NewTypedProducer(nil producer)", func() error {
 			return second(stream.NewTypedProducer(nil, stream.String, stream.String).Send(ctx, "t", "k", "v"))
 		}, stream.ErrInvalidConfig},
