@@ -85,12 +85,16 @@ func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Re
 		seg := p.floorLocked(offset)
 		pos, base, err := seg.lookupLocked(offset)
 		limit := seg.visible
+		end := int64(-1)
+		if records && err == nil {
+			end = seg.nextEntryLocked(offset)
+		}
 		p.mu.RUnlock()
 		if err == nil {
 			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
-				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit,
+				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit, end: end,
 			}, dst)
 			if errors.Is(err, errVisitStopped) {
 				return dst, next, used, err
@@ -168,6 +172,7 @@ type segmentRead struct {
 	hw       int64
 	maxBytes int
 	records  bool
+	end      int64 // where the next index entry points after pos; -1: unknown
 	minTime  int64
 	visit    *visitor // ForEach: hand records to it instead of decoding into dst
 	// verifySkips checks the CRC of the batches skipped on the way to
@@ -221,22 +226,29 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 	// index's slack: the batch holding offset starts within indexEvery
 	// bytes of pos.
 	want := min(satAdd(satAdd(int64(max(r.maxBytes, 0)), p.cfg.indexEvery), minReadChunk), maxReadChunk)
+	if r.records && r.end > r.pos {
+		// The batch holding offset ends by the next index entry: one
+		// read to there takes it whole, and maxBytes past it.
+		want = min(satAdd(r.end-r.pos, int64(r.maxBytes)), max(r.end-r.pos, maxReadChunk))
+	}
 	var buf []byte
 	bufPos := r.pos // file position of buf[0]
 	// load makes buf hold the file from at on, at least need bytes of it
 	// (want when more), reusing what buf already holds from there.
 	load := func(at, need int64) error {
 		n := min(r.limit-at, max(need, want))
-		keep := int64(0)
+		var kept []byte // what buf holds from at on (at may be past it: a skipped batch)
 		if at >= bufPos && at < bufPos+int64(len(buf)) {
-			keep = min(bufPos+int64(len(buf))-at, n)
+			kept = buf[at-bufPos:]
+			kept = kept[:min(int64(len(kept)), n)]
 		}
+		keep := int64(len(kept))
 		if int64(cap(*scratch)) < n {
 			grown := make([]byte, n)
-			copy(grown, buf[at-bufPos:][:keep])
+			copy(grown, kept)
 			*scratch = grown
 		} else {
-			copy((*scratch)[:keep], buf[at-bufPos:][:keep])
+			copy((*scratch)[:keep], kept)
 		}
 		buf, bufPos = (*scratch)[:n], at
 		return seg.readAt(buf[keep:], at+keep)

@@ -133,3 +133,25 @@ func TestReadPastDamagedSkippedRecord(t *testing.T) {
 		checkValues(t, recs, int(off))
 	}
 }
+
+// TestReadSkipsBatchesPastTheFirstChunk: with a sparse index, a read
+// skips several large batches on their headers to reach its offset, and
+// reads past the chunk it fetched first. (A damaged index entry takes a
+// read further: TestDamagedIndexes.)
+func TestReadSkipsBatchesPastTheFirstChunk(t *testing.T) {
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever, IndexIntervalBytes: 64 * stream.KiB})
+	p := partition(t, s, "t", stream.TopicConfig{})
+	big := make([]byte, 10*stream.KiB)
+	for i := range 30 {
+		big[0] = byte(i)
+		if _, err := p.Append(&stream.Record{Value: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off := range int64(30) {
+		recs, err := p.Read(off, 1)
+		if err != nil || len(recs) != 1 || recs[0].Offset != off || recs[0].Value[0] != byte(off) {
+			t.Fatalf("Read(%d, 1): %d records, %v", off, len(recs), err)
+		}
+	}
+}
