@@ -18,7 +18,8 @@
 //
 // A Partition is the embedded-log fast path: Append and AppendBatch assign
 // consecutive offsets; Read, Scan (a Go iterator that follows the tail)
-// and Wait read them back; ForEach replays a range without allocating per
+// and Wait read them back (Read returns what its maxBytes asks for and
+// no more: Read(off, 1) decodes the one record at off, not its batch); ForEach replays a range without allocating per
 // record (the Record it lends is reused); OffsetForTime finds the first
 // record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
@@ -218,6 +219,13 @@
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.
+//   - Bad arguments are errors, never panics: a nil record, batch,
+//     context, function or codec, a negative size, an empty directory
+//     name wrap ErrInvalidConfig; offsets outside a partition wrap
+//     ErrOffsetOutOfRange; sizes read from files are checked against the
+//     file before anything is allocated for them. FuzzAPIModel
+//     (model_test.go) drives the API with random operations against an
+//     in-memory model to keep it so.
 package stream
 
 import (
