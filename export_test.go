@@ -2,6 +2,7 @@ package stream
 
 import (
 	"log/slog"
+	"math"
 	"os"
 )
 
@@ -26,7 +27,7 @@ func DecodeBatchForTest(b []byte) (recs []*Record, size int64, base, last int64,
 		return nil, 0, 0, 0, err
 	}
 	p := &Partition{topic: "fuzz"}
-	recs, _, err = p.decodeBatch(batch, &h, h.BaseOffset, h.LastOffset()+1, nil)
+	recs, _, _, err = p.decodeBatch(batch, &h, h.BaseOffset, h.LastOffset()+1, math.MaxInt, nil)
 	return recs, h.Size(), h.BaseOffset, h.LastOffset(), err
 }
 

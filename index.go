@@ -160,6 +160,34 @@ func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
 	return pos, s.base + int64(erel), nil
 }
 
+// nextEntryLocked returns the position of the first indexed batch whose
+// base offset is above offset, or -1 when there is none: the batch
+// holding offset ends there at the latest, so a read of one record needs
+// no more. The partition's mu must be held.
+func (s *segment) nextEntryLocked(offset int64) int64 {
+	rel := uint32(offset - s.base)
+	if !s.finalized {
+		i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel > rel })
+		if i == len(s.index) {
+			return -1
+		}
+		return int64(s.index[i].pos)
+	}
+	if s.rlockIndexes() != nil {
+		return -1
+	}
+	defer s.mu.RUnlock()
+	m := s.idxMap
+	n := len(m) / indexEntrySize
+	i := sort.Search(n, func(i int) bool {
+		return binary.BigEndian.Uint32(m[i*indexEntrySize:]) > rel
+	})
+	if i == n {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint32(m[i*indexEntrySize+4:]))
+}
+
 // timeLookupLocked returns the offset to start searching for the first
 // record at or after ts: the batch of the last time entry below ts, and
 // that entry's timestamp (-1 when no entry is below ts: search from the

@@ -147,8 +147,15 @@ func (p *Partition) ID() int32 { return p.id }
 // of its first record. Under SyncAlways it returns once the batch is
 // fsynced. A batch larger than Options.MaxRecordBytes gets
 // ErrRecordTooLarge and nothing is written. b is not modified and can be
-// Reset and reused at once.
+// Reset and reused at once. A nil b, or one given a nil record, gets
+// ErrInvalidConfig.
 func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
+	if b == nil {
+		return 0, argError("append batch", "nil batch")
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
 	if b.Len() == 0 {
 		return p.emptyAppend()
 	}
@@ -192,9 +199,15 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 // Append appends recs as one batch and returns the offset of the first.
 // It sets each record's Offset, and its Timestamp when zero, and otherwise
 // behaves as AppendBatch. The records' Topic and Partition are ignored.
+// A nil record gets ErrInvalidConfig, and nothing is written.
 func (p *Partition) Append(recs ...*Record) (baseOffset int64, err error) {
 	if len(recs) == 0 {
 		return p.emptyAppend()
+	}
+	for i, r := range recs {
+		if r == nil {
+			return 0, argError("append", fmt.Sprintf("record %d is nil", i))
+		}
 	}
 	now := time.Now().UnixMilli()
 	baseTime := now
@@ -504,6 +517,9 @@ func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 // Wait blocks until the high watermark passes offset (a record at offset
 // is readable), ctx is done, or the partition closes.
 func (p *Partition) Wait(ctx context.Context, offset int64) error {
+	if ctx == nil {
+		return argError("wait", "nil context")
+	}
 	for {
 		if p.hw.Load() > offset {
 			return nil

@@ -599,6 +599,11 @@ func (s *segment) batchAtMatches(pos, base int64) bool {
 	if err != nil || h.BaseOffset != base {
 		return false
 	}
+	// A length past the end of the file is damage, not a size to
+	// allocate (a header can claim 2 GiB).
+	if fi, err := s.f.Stat(); err != nil || pos+h.Size() > fi.Size() {
+		return false
+	}
 	buf := make([]byte, h.Size())
 	if _, err := s.f.ReadAt(buf, pos); err != nil {
 		return false

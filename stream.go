@@ -18,7 +18,8 @@
 //
 // A Partition is the embedded-log fast path: Append and AppendBatch assign
 // consecutive offsets; Read, Scan (a Go iterator that follows the tail)
-// and Wait read them back; ForEach replays a range without allocating per
+// and Wait read them back (Read returns what its maxBytes asks for and
+// no more: Read(off, 1) decodes the one record at off, not its batch); ForEach replays a range without allocating per
 // record (the Record it lends is reused); OffsetForTime finds the first
 // record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
@@ -218,6 +219,13 @@
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.
+//   - Bad arguments are errors, never panics: a nil record, batch,
+//     context, function or codec, a negative size, an empty directory
+//     name wrap ErrInvalidConfig; offsets outside a partition wrap
+//     ErrOffsetOutOfRange; sizes read from files are checked against the
+//     file before anything is allocated for them. FuzzAPIModel
+//     (model_test.go) drives the API with random operations against an
+//     in-memory model to keep it so.
 package stream
 
 import (
@@ -253,7 +261,9 @@ var (
 	ErrInvalidName = errors.New("stream: invalid name")
 	// ErrInvalidConfig is returned by Open, CreateTopic, NewProducer,
 	// ConsumerGroup and NewConsumer for a bad configuration field, which
-	// the error names.
+	// the error names, and by any call given a bad argument: a nil
+	// context, record, batch, function or codec, a negative size, an
+	// empty directory name.
 	ErrInvalidConfig = errors.New("stream: invalid configuration")
 	// ErrOffsetOutOfRange is returned by Read, Seek and Poll for an offset
 	// below the partition's start or above its high watermark.
@@ -327,6 +337,9 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if dir == "" {
+		return nil, argError("open", "empty directory name")
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
