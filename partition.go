@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ type Partition struct {
 	topic string
 	id    int32
 	dir   string
+	fs    fileSystem
 	cfg   partitionConfig
 	log   *slog.Logger
 
@@ -84,13 +84,13 @@ const recoveryPointFile = "recovery-point"
 
 // openPartition opens (or creates) the partition directory and recovers
 // its log.
-func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slog.Logger) (_ *Partition, err error) {
+func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionConfig, logger *slog.Logger) (_ *Partition, err error) {
 	p := &Partition{
-		topic: topic, id: id, dir: dir, cfg: cfg,
+		topic: topic, id: id, dir: dir, fs: fsys, cfg: cfg,
 		log:  logger.With("topic", topic, "partition", id),
 		segs: btree.NewG(8, func(a, b *segment) bool { return a.base < b.base }),
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -104,13 +104,13 @@ func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slo
 	}
 	p.recoveryPoint = p.readRecoveryPoint()
 	if len(bases) == 0 {
-		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery)
+		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.indexEvery)
 		if err != nil {
 			return nil, err
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
 	} else if err := p.recover(bases); err != nil {
@@ -353,7 +353,7 @@ func (p *Partition) syncTo(end int64) error {
 	seg, size, leo, fault := p.active, p.active.size, p.leo, p.syncFault
 	p.mu.Unlock()
 
-	err := seg.sync()
+	err := seg.syncData(size)
 	if fault != nil {
 		err = fault()
 	}
@@ -410,7 +410,7 @@ func (p *Partition) advanceLocked(end int64) {
 // otherwise the background flusher does it. p.mu is held.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
-	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
+	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}
@@ -570,7 +570,7 @@ func (p *Partition) enforceRetention(now time.Time, retention time.Duration, ret
 		}
 	}
 	if len(doomed) > 0 {
-		errs = append(errs, syncDir(p.dir))
+		errs = append(errs, p.fs.SyncDir(p.dir))
 	}
 	return len(doomed), errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,7 +15,7 @@ import (
 // listSegments returns the base offsets of the .log files, sorted, after
 // removing what an interrupted deletion or roll left behind.
 func (p *Partition) listSegments() ([]int64, error) {
-	entries, err := os.ReadDir(p.dir)
+	entries, err := p.fs.ReadDir(p.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +36,7 @@ func (p *Partition) listSegments() ([]int64, error) {
 		orphan := (ext == "index" || ext == "timeindex") && perr == nil && !logs[n]
 		if orphan || strings.HasSuffix(name, ".deleted") || strings.HasSuffix(name, ".tmp") {
 			p.log.Info("removing leftover file", "file", name)
-			if err := os.Remove(filepath.Join(p.dir, name)); err != nil {
+			if err := p.fs.Remove(filepath.Join(p.dir, name)); err != nil {
 				return nil, err
 			}
 		}
@@ -55,7 +54,7 @@ func (p *Partition) listSegments() ([]int64, error) {
 // report.
 func (p *Partition) recover(bases []int64) error {
 	for i, base := range bases {
-		s, err := openSegment(p.dir, base, p.cfg.indexEvery)
+		s, err := openSegment(p.fs, p.dir, base, p.cfg.indexEvery)
 		if err != nil {
 			return err
 		}
@@ -128,7 +127,7 @@ func (p *Partition) recoverActive(s *segment) error {
 	if truncated != nil {
 		p.log.Warn("truncated torn tail", "error", truncated)
 	}
-	if err := s.sync(); err != nil {
+	if err := s.syncData(s.size); err != nil {
 		return err
 	}
 	if err := s.activate(p.capacity(s.size)); err != nil {
@@ -145,7 +144,7 @@ func (p *Partition) recoverActive(s *segment) error {
 }
 
 func (p *Partition) readRecoveryPoint() int64 {
-	b, err := os.ReadFile(filepath.Join(p.dir, recoveryPointFile))
+	b, err := readFile(p.fs, filepath.Join(p.dir, recoveryPointFile))
 	if err != nil {
 		return 0
 	}
@@ -172,22 +171,11 @@ func (p *Partition) recordRecoveryPoint(offset int64) {
 func (p *Partition) writeRecoveryPoint(offset int64) error {
 	path := filepath.Join(p.dir, recoveryPointFile)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := writeFileSync(p.fs, tmp, []byte(strconv.FormatInt(offset, 10)+"\n")); err != nil {
 		return err
 	}
-	f, err := os.Open(tmp)
-	if err != nil {
+	if err := p.fs.Rename(tmp, path); err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(p.dir)
+	return p.fs.SyncDir(p.dir)
 }

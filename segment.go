@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // A segment is one file of a partition's log, named by the offset of its
@@ -31,15 +29,16 @@ import (
 // segment's size); sealed segments search their index files, so memory
 // stays flat as the log grows.
 type segment struct {
-	base int64  // offset of the first record; the file name
-	path string // of the .log file; indexes share its stem
+	base int64      // offset of the first record; the file name
+	path string     // of the .log file; indexes share its stem
+	fs   fileSystem // where the files are
 
 	// mu guards f, idx, tidx, m and closed against sealing and deletion:
 	// readers hold it shared while they touch the files or the mapping.
 	mu     sync.RWMutex
-	f      *os.File
-	idx    *os.File
-	tidx   *os.File
+	f      vfsFile
+	idx    vfsFile
+	tidx   vfsFile
 	m      []byte // the writable mapping of an active segment; nil when sealed
 	closed bool
 
@@ -100,26 +99,26 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
-	s := newSegment(dir, base, indexEvery)
+func createSegment(fsys fileSystem, dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			// Unmap too: a failed reserve (a full disk) would leave the
 			// mapping of the removed file behind, one per failed roll.
 			s.unmapLocked()
 			s.closeFiles()
-			os.Remove(s.path)
-			os.Remove(s.indexPath())
-			os.Remove(s.timeIndexPath())
+			fsys.Remove(s.path)
+			fsys.Remove(s.indexPath())
+			fsys.Remove(s.timeIndexPath())
 		}
 	}()
-	if s.f, err = os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+	if s.f, err = fsys.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
 		return nil, err
 	}
-	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if s.idx, err = fsys.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
 	if err = s.activate(capacity); err != nil {
@@ -128,7 +127,7 @@ func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, er
 	if _, err = s.reserve(min(int64(minAllocation), int64(len(s.m)))); err != nil {
 		return nil, err
 	}
-	if err = syncDir(dir); err != nil {
+	if err = fsys.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -138,17 +137,17 @@ func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, er
 // virtual: disk space is reserved as appends reach it (reserve), so a
 // topic with many partitions does not claim SegmentBytes of disk for each.
 func (s *segment) activate(capacity int64) error {
-	fi, err := s.f.Stat()
+	size, err := s.f.Size()
 	if err != nil {
 		return err
 	}
-	capacity = roundUpPage(max(capacity, fi.Size(), 1))
-	m, err := unix.Mmap(int(s.f.Fd()), 0, int(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	capacity = roundUpPage(max(capacity, size, 1))
+	m, err := s.f.Map(capacity, true)
 	if err != nil {
 		return fmt.Errorf("mmap %s: %w", s.path, err)
 	}
 	s.m = m
-	s.allocated = fi.Size()
+	s.allocated = size
 	return nil
 }
 
@@ -172,11 +171,11 @@ func (s *segment) reserve(end int64) (bool, error) {
 	}
 	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
 	want := min(max(end, s.allocated+grow), int64(len(s.m)))
-	err := preallocate(s.f, want)
+	err := s.f.Allocate(want)
 	if err != nil && want > end {
 		// A nearly full disk may still hold what this append needs.
 		want = end
-		err = preallocate(s.f, want)
+		err = s.f.Allocate(want)
 	}
 	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
@@ -184,29 +183,6 @@ func (s *segment) reserve(end int64) (bool, error) {
 	populate(s.m[s.allocated:want])
 	s.allocated = want
 	return true, nil
-}
-
-// preallocate grows f to size bytes with every block allocated, so writes
-// through a mapping cannot fail for want of space.
-func preallocate(f *os.File, size int64) error {
-	err := fallocate(f, size)
-	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
-		return err
-	}
-	// The file system cannot fallocate: write the zeros ourselves.
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	zeros := make([]byte, 1<<20)
-	for pos := fi.Size(); pos < size; {
-		n := min(int64(len(zeros)), size-pos)
-		if _, err := f.WriteAt(zeros[:n], pos); err != nil {
-			return err
-		}
-		pos += n
-	}
-	return nil
 }
 
 func roundUpPage(n int64) int64 {
@@ -217,36 +193,34 @@ func roundUpPage(n int64) int64 {
 func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
 func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
 
-func newSegment(dir string, base, indexEvery int64) *segment {
+func newSegment(fsys fileSystem, dir string, base, indexEvery int64) *segment {
 	return &segment{
-		base: base, path: segmentPath(dir, base, ".log"),
+		base: base, path: segmentPath(dir, base, ".log"), fs: fsys,
 		maxTime: -1, firstTime: -1, indexEvery: indexEvery,
 	}
 }
 
 // openSegment opens the files of an existing segment; loadSealed or
 // recoverActive then reads what they hold.
-func openSegment(dir string, base, indexEvery int64) (_ *segment, err error) {
-	s := newSegment(dir, base, indexEvery)
+func openSegment(fsys fileSystem, dir string, base, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
 		}
 	}()
-	if s.f, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+	if s.f, err = fsys.OpenFile(s.path, os.O_RDWR, 0); err != nil {
 		return nil, err
 	}
-	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.idx, err = fsys.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return nil, err
 	}
-	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return nil, err
 	}
-	fi, err := s.f.Stat()
-	if err != nil {
+	if s.size, err = s.f.Size(); err != nil {
 		return nil, err
 	}
-	s.size = fi.Size()
 	s.visible = s.size
 	return s, nil
 }
@@ -266,12 +240,12 @@ func (s *segment) loadSealed(next int64) error {
 		}
 	}
 	var b [timeEntrySize]byte
-	fi, err := s.tidx.Stat()
+	tsize, err := s.tidx.Size()
 	if err != nil {
 		return err
 	}
-	if fi.Size() >= timeEntrySize {
-		if _, err := s.tidx.ReadAt(b[:], fi.Size()-timeEntrySize); err != nil {
+	if tsize >= timeEntrySize {
+		if _, err := s.tidx.ReadAt(b[:], tsize-timeEntrySize); err != nil {
 			return err
 		}
 		ts, rel := int64(binary.BigEndian.Uint64(b[:])), binary.BigEndian.Uint32(b[8:])
@@ -335,11 +309,10 @@ type scanResult struct {
 // one. It stops at the first batch that is torn, out of sequence or fails
 // its CRC, and reports why.
 func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)) (scanResult, error) {
-	fi, err := s.f.Stat()
+	fileSize, err := s.f.Size()
 	if err != nil {
 		return scanResult{}, err
 	}
-	fileSize := fi.Size()
 	r := scanResult{end: pos, next: nextOffset}
 	var hdr [batchHeaderSize]byte
 	var buf []byte
@@ -396,13 +369,13 @@ func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)
 // zeroFrom reports whether the log file holds only zeros from pos to its
 // end: the untrimmed preallocated tail of a segment.
 func (s *segment) zeroFrom(pos int64) bool {
-	fi, err := s.f.Stat()
+	size, err := s.f.Size()
 	if err != nil {
 		return false
 	}
 	buf := make([]byte, 64<<10)
-	for pos < fi.Size() {
-		n := min(int64(len(buf)), fi.Size()-pos)
+	for pos < size {
+		n := min(int64(len(buf)), size-pos)
 		if _, err := s.f.ReadAt(buf[:n], pos); err != nil || !allZero(buf[:n]) {
 			return false
 		}
@@ -470,11 +443,11 @@ func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
 	if r.bad != nil {
 		truncated = corruptError(s.path, r.end, r.bad)
 	}
-	fi, err := s.f.Stat()
+	fsize, err := s.f.Size()
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() != r.end {
+	if fsize != r.end {
 		// Cut everything after the last valid batch, so the space
 		// preallocated again reads as zeros.
 		if err := s.f.Truncate(r.end); err != nil {
@@ -672,14 +645,14 @@ func (s *segment) unmapLocked() error {
 	if s.m == nil {
 		return nil
 	}
-	err := unix.Munmap(s.m)
+	err := s.f.Unmap(s.m)
 	s.m = nil
 	return err
 }
 
-// sync flushes the log's data to disk.
-func (s *segment) sync() error {
-	return fdatasync(s.f)
+// syncData makes the log's first n bytes durable (fdatasync).
+func (s *segment) syncData(n int64) error {
+	return s.f.SyncData(n)
 }
 
 // readAt reads len(p) bytes at pos from the mapping or the file.
@@ -718,7 +691,7 @@ func (s *segment) close() error {
 
 func (s *segment) closeFiles() error {
 	var errs []error
-	for _, f := range []*os.File{s.f, s.idx, s.tidx} {
+	for _, f := range []vfsFile{s.f, s.idx, s.tidx} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
@@ -732,19 +705,9 @@ func (s *segment) remove() error {
 	cerr := s.close()
 	var errs []error
 	for _, p := range []string{s.path, s.indexPath(), s.timeIndexPath()} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(cerr, errors.Join(errs...))
-}
-
-// syncDir fsyncs a directory, making new and removed entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }

@@ -291,6 +291,7 @@ var (
 type Stream struct {
 	dir  string
 	opts Options
+	fs   fileSystem // the topics' files; meta.db and LOCK are on the OS's
 	log  *slog.Logger
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
@@ -324,15 +325,24 @@ type topicRecord struct {
 // directory already opened by another Stream, in this process or another,
 // fails at once with an error naming it.
 func Open(dir string, opts *Options) (_ *Stream, err error) {
+	return openFS(osFS{}, dir, opts)
+}
+
+// openFS is Open with the topics' files on fsys (tests use an in-memory
+// file system that can cut the power; meta.db stays on the OS's).
+func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	if err := fsys.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
 	}
 	s := &Stream{
-		dir: dir, opts: o, log: o.Logger,
+		dir: dir, opts: o, fs: fsys, log: o.Logger,
 		topics:    map[string]*Topic{},
 		stop:      make(chan struct{}),
 		flushWake: make(chan struct{}, 1),
@@ -360,6 +370,16 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	// Make the entries of meta.db and topics durable in DIR: a power
+	// cut right after the first Open must not lose them.
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	if _, ok := fsys.(osFS); !ok {
+		if err := fsys.SyncDir(dir); err != nil {
+			return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		}
 	}
 	if err := s.loadTopics(); err != nil {
 		return nil, err
@@ -434,7 +454,7 @@ func (s *Stream) loadTopics() error {
 // warnStrayDirs logs partition directories that belong to no topic. They
 // are left alone: data the stream does not know is never deleted.
 func (s *Stream) warnStrayDirs() {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "topics"))
+	entries, err := s.fs.ReadDir(filepath.Join(s.dir, "topics"))
 	if err != nil {
 		return
 	}
@@ -471,7 +491,7 @@ func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 		pc.finalizeLater = s.wakeFlusher
 	}
 	for i := range cfg.Partitions {
-		p, err := openPartition(s.partitionDir(name, i), name, int32(i), pc, s.log)
+		p, err := openPartition(s.fs, s.partitionDir(name, i), name, int32(i), pc, s.log)
 		if err != nil {
 			for _, q := range t.partitions {
 				q.close()
@@ -578,7 +598,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrTopicExists)
 	}
 	for i := range cfg.Partitions {
-		if _, err := os.Stat(s.partitionDir(name, i)); err == nil {
+		if ok, _ := s.fs.Exists(s.partitionDir(name, i)); ok {
 			return nil, fmt.Errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
 				name, s.partitionDir(name, i), ErrTopicExists)
 		}
@@ -597,7 +617,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 		s.removeTopicFiles(name, cfg.Partitions)
 		return nil, err
 	}
-	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
+	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
 		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
 	}
 	s.topics[name] = t
@@ -669,11 +689,11 @@ func (s *Stream) DeleteTopic(name string) error {
 // for deletion, then its meta.db entry.
 func (s *Stream) removeTopicFiles(name string, partitions int) error {
 	for i := range partitions {
-		if err := os.RemoveAll(s.partitionDir(name, i)); err != nil {
+		if err := s.fs.RemoveAll(s.partitionDir(name, i)); err != nil {
 			return fmt.Errorf("stream: delete topic %s: %w", name, err)
 		}
 	}
-	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
+	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
 		return fmt.Errorf("stream: delete topic %s: %w", name, err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
