@@ -51,8 +51,9 @@ type Partition struct {
 	syncing  bool
 	syncDone chan struct{}
 
-	recoveryPoint int64 // offsets below are in finalized segments, recorded on disk
-	err           error // sticky write or sync failure: appends refuse until reopened
+	recoveryPoint int64           // offsets below are in finalized segments, recorded on disk
+	recovery      []RecoveryEvent // what Open repaired or found; immutable after Open
+	err           error           // sticky write or sync failure: appends refuse until reopened
 	closed        bool
 	waitCh        chan struct{}            // closed when the high watermark moves; nil when nobody waits
 	producers     map[int64]*producerState // idempotent producers' recent batches, by producer ID
@@ -102,7 +103,8 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 	if err != nil {
 		return nil, err
 	}
-	p.recoveryPoint = p.readRecoveryPoint()
+	point, known := p.readRecoveryPoint()
+	p.recoveryPoint = point
 	if len(bases) == 0 {
 		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.indexEvery)
 		if err != nil {
@@ -110,10 +112,15 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
+		// A partition always has a recovery point file: recovery
+		// tells a lost one from a partition that never rolled.
+		if err := p.writeRecoveryPoint(0); err != nil {
+			return nil, err
+		}
 		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
-	} else if err := p.recover(bases); err != nil {
+	} else if err := p.recover(bases, known); err != nil {
 		return nil, err
 	}
 	p.leo = p.active.next
@@ -309,11 +316,10 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	if p.cfg.sync != SyncAlways {
 		seg.visible = seg.size
 		p.advanceLocked(end)
-		if len(seg.index)-seg.idxDone >= 512 {
-			if err := seg.flushIndexes(seg.size); err != nil {
-				p.failLocked(err)
-			}
-		}
+		// Index entries reach the file only in syncTo, after the data
+		// they point at is synced: recovery starts its scan at the last
+		// entry, so an entry past the durable end would hide a torn
+		// tail from it.
 		p.mu.Unlock()
 		return base, nil
 	}
@@ -408,8 +414,20 @@ func (p *Partition) advanceLocked(end int64) {
 // rollLocked seals the active segment and starts a new one that can hold
 // a batch of n bytes. Under SyncAlways the old segment is finalized here;
 // otherwise the background flusher does it. p.mu is held.
+//
+// Under SyncAlways the order is the one a power cut needs: fsync the old
+// segment, then create the new one (whose creation fsyncs the
+// directory), then trim and finalize the old one and record the recovery
+// point. Under SyncPeriodic and SyncNever the old segment is synced
+// later; until the recovery point passes it, recovery validates it and
+// cuts the log at its first torn batch.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
+	if p.cfg.sync == SyncAlways {
+		if err := old.syncData(old.size); err != nil {
+			return p.failLocked(fmt.Errorf("fsync %s: %w", old.path, err))
+		}
+	}
 	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
@@ -483,14 +501,39 @@ func (p *Partition) finalizeSealed() error {
 
 // Sync fsyncs everything appended so far, for SyncPeriodic and SyncNever
 // users who want a durable point now.
+//
+// Appends may roll the log while Sync runs: the segment that was active
+// when Sync started can be sealed before the fsync of the active one, so
+// Sync finalizes sealed segments again until none below its start
+// remains.
 func (p *Partition) Sync() error {
-	if err := p.finalizeSealed(); err != nil {
-		return err
-	}
 	p.mu.RLock()
 	leo := p.leo
 	p.mu.RUnlock()
-	return p.syncTo(leo)
+	for {
+		if err := p.finalizeSealed(); err != nil {
+			return err
+		}
+		if err := p.syncTo(leo); err != nil {
+			return err
+		}
+		if !p.sealedBelow(leo) {
+			return nil
+		}
+	}
+}
+
+// sealedBelow reports whether a segment holding offsets below end is
+// sealed but not yet finalized (so neither synced nor trimmed).
+func (p *Partition) sealedBelow(end int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	found := false
+	p.segs.AscendLessThan(&segment{base: end}, func(s *segment) bool {
+		found = s.sealed && !s.finalized
+		return !found
+	})
+	return found
 }
 
 // StartOffset returns the offset of the first record kept: 0 until
@@ -618,6 +661,21 @@ func (p *Partition) close() error {
 	var errs []error
 	errs = append(errs, ferr)
 	a := p.active
+	if p.err == nil {
+		// Appends may have rolled the log since finalizeSealed: no more
+		// can (closed is set), so finalize what they sealed before the
+		// recovery point moves past it.
+		p.segs.Ascend(func(s *segment) bool {
+			if s.sealed && !s.finalized {
+				if err := s.finalizeFiles(); err != nil {
+					errs = append(errs, p.failLocked(err))
+					return false
+				}
+				s.markFinalizedLocked()
+			}
+			return true
+		})
+	}
 	if p.err == nil {
 		// Trim the active segment to its batches; it stays the last
 		// segment and reopens as active.

@@ -384,6 +384,27 @@ func (s *segment) zeroFrom(pos int64) bool {
 	return true
 }
 
+// dataEnd returns the position after the last non-zero byte of the log
+// between from and size (from when all are zero): how much data a cut at
+// from drops, preallocated zeros aside.
+func (s *segment) dataEnd(from, size int64) int64 {
+	buf := make([]byte, 64<<10)
+	for end := size; end > from; {
+		start := max(from, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := s.f.ReadAt(b, start); err != nil {
+			return size
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return start + int64(i) + 1
+			}
+		}
+		end = start
+	}
+	return from
+}
+
 func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
@@ -421,7 +442,7 @@ func (s *segment) noteBatch(h *batchHeader, pos int64) {
 // torn or corrupt tail, and rebuilds the in-memory indexes. fromStart
 // forces a scan of the whole file (a segment whose sync was not recorded).
 // It returns what it truncated, if anything.
-func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
+func (s *segment) recoverActive(fromStart bool) (truncated *RecoveryEvent, err error) {
 	s.index, s.tindex = nil, nil
 	pos, next := int64(0), s.base
 	if !fromStart {
@@ -440,12 +461,15 @@ func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
 		return nil, err
 	}
 	s.size, s.next, s.visible = r.end, r.next, r.end
-	if r.bad != nil {
-		truncated = corruptError(s.path, r.end, r.bad)
-	}
 	fsize, err := s.f.Size()
 	if err != nil {
 		return nil, err
+	}
+	if r.bad != nil {
+		truncated = &RecoveryEvent{
+			File: s.path, Position: r.end, Offset: r.next, Truncated: true,
+			DroppedBytes: s.dataEnd(r.end, fsize) - r.end, Err: r.bad,
+		}
 	}
 	if fsize != r.end {
 		// Cut everything after the last valid batch, so the space
