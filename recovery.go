@@ -185,12 +185,14 @@ func (p *Partition) refinalize(s *segment, end, next int64) error {
 // recoverActive validates the last segment and makes it the active one.
 // noted: recover already recorded the cut it makes.
 func (p *Partition) recoverActive(s *segment, noted bool) error {
-	truncated, err := s.recoverActive(false)
+	events, err := s.recoverActive(false)
 	if err != nil {
 		return err
 	}
-	if truncated != nil && !noted {
-		p.noteRecovery(*truncated)
+	for _, ev := range events {
+		if !(noted && ev.Truncated) {
+			p.noteRecovery(ev)
+		}
 	}
 	if err := s.syncData(s.size); err != nil {
 		return err

@@ -442,7 +442,7 @@ func (s *segment) noteBatch(h *batchHeader, pos int64) {
 // torn or corrupt tail, and rebuilds the in-memory indexes. fromStart
 // forces a scan of the whole file (a segment whose sync was not recorded).
 // It returns what it truncated, if anything.
-func (s *segment) recoverActive(fromStart bool) (truncated *RecoveryEvent, err error) {
+func (s *segment) recoverActive(fromStart bool) (events []RecoveryEvent, err error) {
 	s.index, s.tindex = nil, nil
 	pos, next := int64(0), s.base
 	if !fromStart {
@@ -456,9 +456,26 @@ func (s *segment) recoverActive(fromStart bool) (truncated *RecoveryEvent, err e
 		s.index, s.tindex, s.sinceIndex = s.index[:0], s.tindex[:0], 0
 		s.maxTime, s.firstTime = -1, -1
 	}
-	r, err := s.scan(pos, next, func(h *batchHeader, at int64) { s.noteBatch(h, at) })
+	note := func(h *batchHeader, at int64) { s.noteBatch(h, at) }
+	r, err := s.scan(pos, next, note)
 	if err != nil {
 		return nil, err
+	}
+	// A batch that fails its check with valid batches chained after it
+	// is damage (a flipped byte), not a torn tail: a tail torn by a
+	// power cut ends the data the fsyncs covered, and a batch after it
+	// would have had to reach the disk without the pages before it. Keep
+	// it and the batches after it; reads of it report ErrCorrupt.
+	for r.bad != nil {
+		h, after, ok := s.chainAfterDamage(r.end, r.next)
+		if !ok {
+			break
+		}
+		events = append(events, RecoveryEvent{File: s.path, Position: r.end, Offset: r.next, Err: r.bad})
+		s.noteBatch(&h, r.end)
+		if r, err = s.scan(after, h.LastOffset()+1, note); err != nil {
+			return nil, err
+		}
 	}
 	s.size, s.next, s.visible = r.end, r.next, r.end
 	fsize, err := s.f.Size()
@@ -466,10 +483,10 @@ func (s *segment) recoverActive(fromStart bool) (truncated *RecoveryEvent, err e
 		return nil, err
 	}
 	if r.bad != nil {
-		truncated = &RecoveryEvent{
+		events = append(events, RecoveryEvent{
 			File: s.path, Position: r.end, Offset: r.next, Truncated: true,
 			DroppedBytes: s.dataEnd(r.end, fsize) - r.end, Err: r.bad,
-		}
+		})
 	}
 	if fsize != r.end {
 		// Cut everything after the last valid batch, so the space
@@ -492,7 +509,28 @@ func (s *segment) recoverActive(fromStart bool) (truncated *RecoveryEvent, err e
 	if s.firstTime < 0 && s.size > 0 {
 		s.firstTime = s.maxTime
 	}
-	return truncated, nil
+	return events, nil
+}
+
+// chainAfterDamage looks past a batch at pos that failed its check: when
+// its header is whole (the offset expected, magic 2, a length inside the
+// file) and a valid batch with the next offset follows it, it returns
+// the header and the position after the batch.
+func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
+	var hdr [batchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+		return batchHeader{}, 0, false
+	}
+	h, err := parseBatchHeader(hdr[:])
+	if err != nil || h.BaseOffset != base {
+		return batchHeader{}, 0, false
+	}
+	after := pos + h.Size()
+	r, err := s.scan(after, h.LastOffset()+1, nil)
+	if err != nil || r.end == after {
+		return batchHeader{}, 0, false
+	}
+	return h, after, true
 }
 
 // loadIndexForRecovery reads the active segment's index files into memory

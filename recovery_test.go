@@ -1,0 +1,117 @@
+package stream_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/instream/stream"
+)
+
+// TestFlippedByteInActiveSegmentKeepsLaterBatches: one flipped byte in a
+// batch in the middle of the active segment, with fsynced, acknowledged
+// batches after it, is damage, not a torn tail: Open keeps every batch,
+// reports the damage in Stream.Recovery, and reads of the damaged batch
+// fail with a *CorruptError while the batches after it read back.
+func TestFlippedByteInActiveSegmentKeepsLaterBatches(t *testing.T) {
+	dir := t.TempDir()
+	// No index entries: recovery scans the active segment from its start.
+	opts := &stream.Options{IndexIntervalBytes: 1 << 20}
+	s := reopen(t, dir, opts)
+	p := partition(t, s, "t", stream.TopicConfig{})
+	appendN(t, p, 0, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(p.Dir(), "*.log"))
+	if len(logs) != 1 {
+		t.Fatalf("%d segments, want 1", len(logs))
+	}
+	sf, err := stream.OpenSegmentFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim stream.SegmentBatch
+	for b := range sf.Batches() {
+		if b.BaseOffset == 20 {
+			victim = b
+		}
+	}
+	sf.Close()
+	flipByte(t, logs[0], victim.Position+victim.Size-3) // in the record, under the CRC
+	size := fileSize(t, logs[0])
+
+	s = reopen(t, dir, opts)
+	p = existing(t, s, "t", 0)
+	if hw := p.HighWatermark(); hw != 50 {
+		t.Fatalf("high watermark %d after reopen, want 50: acknowledged batches after the damage were dropped", hw)
+	}
+	evs := s.Recovery()
+	if len(evs) != 1 || evs[0].Truncated || evs[0].Offset != 20 || evs[0].Position != victim.Position || evs[0].File != logs[0] {
+		t.Fatalf("Recovery() = %v, want one damage event (not truncated) at %s:%d, offset 20", evs, logs[0], victim.Position)
+	}
+	_, err = p.Read(20, 1)
+	var ce *stream.CorruptError
+	if !errors.As(err, &ce) || ce.Position != victim.Position {
+		t.Fatalf("Read of the damaged batch: %v, want a CorruptError at byte %d", err, victim.Position)
+	}
+	// Without an index entry past the damage, reads after it walk
+	// through it and report it too; the batches stay in the file.
+	if _, err := p.Read(21, 1); !errors.As(err, &ce) {
+		t.Fatalf("Read past the damage in its index interval: %v, want the CorruptError", err)
+	}
+	if off, err := p.Append(&stream.Record{Value: value(50)}); err != nil || off != 50 {
+		t.Fatalf("Append after recovery = %d, %v; want 50", off, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, logs[0]); got < size {
+		t.Fatalf("the segment shrank from %d to %d bytes", size, got)
+	}
+}
+
+// TestRecoveryReportsTornTail: under SyncNever, a power cut loses what was
+// appended after the last Sync; Open cuts the log at the first batch that
+// did not survive, after the recovery point, removes the later segments,
+// and says so in Stream.Recovery. Everything synced survives.
+// (TestPowerCut checks the same at random points.)
+func TestRecoveryReportsTornTail(t *testing.T) {
+	dir := t.TempDir()
+	fsys := stream.NewMemFS()
+	fsys.MkdirAllDurable(dir)
+	opts := &stream.Options{Sync: stream.SyncNever, SegmentBytes: 2 * stream.KiB, IndexIntervalBytes: 256}
+	s, err := stream.OpenOnFS(fsys, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := partition(t, s, "t", stream.TopicConfig{})
+	appendN(t, p, 0, 30)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, p, 30, 200) // several rolls, never synced
+	fsys.CutPower()
+	s.Close()
+
+	fsys = fsys.Restart(0)
+	s, err = stream.OpenOnFS(fsys, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p = existing(t, s, "t", 0)
+	hw := p.HighWatermark()
+	if hw < 30 || hw >= 230 {
+		t.Fatalf("high watermark %d after the power cut, want in [30, 230)", hw)
+	}
+	checkValues(t, readAll(t, p, 0), 0)
+	// The flusher finalizes rolled segments in the background: the cut
+	// is in the first segment it had not reached. (When it had reached
+	// the last, nothing of the active segment was on disk: no cut.)
+	evs := s.Recovery()
+	if len(evs) > 1 || len(evs) == 1 && (!evs[0].Truncated || evs[0].Offset != hw) {
+		t.Fatalf("Recovery() = %v, want at most one truncation, at offset %d", evs, hw)
+	}
+	t.Logf("high watermark %d, %v", hw, evs)
+}
