@@ -41,6 +41,7 @@ type MemFS struct {
 	fault func(op, path string) error    // fails an operation when it returns an error
 	log   func(op, path string, ok bool) // traces operations when set
 	onCut func()                         // runs when the power goes
+	hook  func(op, path string)          // runs before each operation, unlocked
 }
 
 type memNode struct {
@@ -135,6 +136,24 @@ func (m *MemFS) SetFault(f func(op, path string) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fault = f
+}
+
+// Hook makes every operation call f first, with the file system
+// unlocked: f may block, or use the Stream, to order a race.
+func (m *MemFS) Hook(f func(op, path string)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hook = f
+}
+
+// before runs the hook; m.mu is not held.
+func (m *MemFS) before(op, path string) {
+	m.mu.Lock()
+	h := m.hook
+	m.mu.Unlock()
+	if h != nil {
+		h(op, path)
+	}
 }
 
 // Trace makes every operation call f with its name, path and whether it
@@ -265,6 +284,7 @@ func (m *MemFS) lookup(path string) (parent, n *memNode, name string, err error)
 }
 
 func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (vfsFile, error) {
+	m.before("open", name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("open", name); err != nil {
@@ -293,6 +313,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (vfsFile, erro
 }
 
 func (m *MemFS) Remove(name string) error {
+	m.before("remove", name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("remove", name); err != nil {
@@ -313,6 +334,7 @@ func (m *MemFS) Remove(name string) error {
 }
 
 func (m *MemFS) RemoveAll(name string) error {
+	m.before("removeall", name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("removeall", name); err != nil {
@@ -330,6 +352,7 @@ func (m *MemFS) RemoveAll(name string) error {
 }
 
 func (m *MemFS) Rename(oldname, newname string) error {
+	m.before("rename", oldname)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("rename", oldname); err != nil {
@@ -352,6 +375,7 @@ func (m *MemFS) Rename(oldname, newname string) error {
 }
 
 func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
+	m.before("mkdir", dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("mkdir", dir); err != nil {
@@ -421,6 +445,7 @@ func (m *MemFS) Exists(name string) (bool, error) {
 }
 
 func (m *MemFS) SyncDir(dir string) error {
+	m.before("syncdir", dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.begin("syncdir", dir); err != nil {
@@ -527,6 +552,7 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.before("write", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("write", f.name); err != nil {
@@ -550,6 +576,7 @@ func (f *memFile) Size() (int64, error) {
 }
 
 func (f *memFile) Truncate(size int64) error {
+	f.fs.before("truncate", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("truncate", f.name); err != nil {
@@ -559,6 +586,7 @@ func (f *memFile) Truncate(size int64) error {
 }
 
 func (f *memFile) Sync() error {
+	f.fs.before("sync", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("sync", f.name); err != nil {
@@ -578,6 +606,7 @@ func (f *memFile) Sync() error {
 // keep their durable state: while the file is mapped, appenders may be
 // writing them.
 func (f *memFile) SyncData(n int64) error {
+	f.fs.before("syncdata", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("syncdata", f.name); err != nil {
@@ -594,6 +623,7 @@ func (f *memFile) SyncData(n int64) error {
 }
 
 func (f *memFile) Allocate(size int64) error {
+	f.fs.before("allocate", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("allocate", f.name); err != nil {

@@ -372,6 +372,7 @@ func (p *Partition) syncTo(end int64) error {
 		return p.failLocked(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
 	p.synced = max(p.synced, leo)
+	seg.synced = max(seg.synced, size)
 	if p.active == seg && !seg.sealed {
 		if p.cfg.sync == SyncAlways {
 			seg.visible = max(seg.visible, size)
@@ -583,8 +584,18 @@ func (p *Partition) hwChanged() (<-chan struct{}, error) {
 // enforceRetention deletes the oldest finalized segments while they are
 // older than retention (by their newest record) or the partition is over
 // retentionBytes. The active segment is never deleted.
+//
+// It holds finalizeMu while it removes files, so close waits for it, and
+// it does nothing once the partition is closed: after DeleteTopic a new
+// topic of the same name may own files with the same names.
 func (p *Partition) enforceRetention(now time.Time, retention time.Duration, retentionBytes int64) (int, error) {
+	p.finalizeMu.Lock()
+	defer p.finalizeMu.Unlock()
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0, nil
+	}
 	var total int64
 	p.segs.Ascend(func(s *segment) bool { total += s.size; return true })
 	var doomed []*segment
@@ -687,6 +698,9 @@ func (p *Partition) close() error {
 		a.index, a.tindex = nil, nil
 		p.recordRecoveryPoint(a.base)
 	}
+	if p.err != nil {
+		p.dropUnsyncedLocked()
+	}
 	p.segs.Ascend(func(s *segment) bool {
 		errs = append(errs, s.close())
 		return true
@@ -695,4 +709,35 @@ func (p *Partition) close() error {
 		return p.errorf("close: %w", err)
 	}
 	return nil
+}
+
+// dropUnsyncedLocked cuts every segment that is not finalized back to
+// what its last successful fsync covered, when closing a failed
+// partition. After a failed fsync the kernel may have marked the dirty
+// pages clean without writing them (fsyncgate): a reopen in this process
+// would read them back from the page cache, valid-looking, and they could
+// vanish at the next eviction or power cut. Nothing cut was acknowledged
+// under SyncAlways. Best effort: when the disk refuses this too, the
+// reopen validates what it finds, as after a crash. p.mu is held.
+func (p *Partition) dropUnsyncedLocked() {
+	p.segs.Ascend(func(s *segment) bool {
+		if s.finalized {
+			return true
+		}
+		s.mu.Lock()
+		err := s.unmapLocked()
+		s.mu.Unlock()
+		if err == nil {
+			err = s.f.Truncate(s.synced)
+		}
+		if err == nil {
+			err = s.f.Sync()
+		}
+		if err != nil {
+			p.log.Error("could not cut the unsynced tail of a failed partition", "file", s.path, "error", err)
+			return false
+		}
+		p.log.Warn("cut the unsynced tail of a failed partition", "file", s.path, "position", s.synced)
+		return true
+	})
 }

@@ -197,6 +197,7 @@ func (p *Partition) recoverActive(s *segment, noted bool) error {
 	if err := s.syncData(s.size); err != nil {
 		return err
 	}
+	s.synced = s.size
 	if err := s.activate(p.capacity(s.size)); err != nil {
 		return err
 	}

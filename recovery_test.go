@@ -3,7 +3,10 @@ package stream_test
 import (
 	"errors"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -114,4 +117,125 @@ func TestRecoveryReportsTornTail(t *testing.T) {
 		t.Fatalf("Recovery() = %v, want at most one truncation, at offset %d", evs, hw)
 	}
 	t.Logf("high watermark %d, %v", hw, evs)
+}
+
+// TestRetentionRacingDeleteAndCreateTopic: retention deleting a topic's
+// oldest segment while the topic is deleted and created again under the
+// same name must not delete the new topic's files (whose first segment
+// has the same name): a closed partition never touches the file system.
+func TestRetentionRacingDeleteAndCreateTopic(t *testing.T) {
+	dir := t.TempDir()
+	fsys := stream.NewMemFS()
+	fsys.MkdirAllDurable(dir)
+	s, err := stream.OpenOnFS(fsys, dir, &stream.Options{
+		SegmentBytes: 1 * stream.KiB, RetentionCheckInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg := stream.TopicConfig{Retention: -1, RetentionBytes: 2 * stream.KiB}
+	p := partition(t, s, "r", cfg)
+	firstLog := filepath.Join(p.Dir(), "00000000000000000000.log")
+	removing := make(chan struct{})
+	release := make(chan struct{})
+	firstTimeIndex := strings.TrimSuffix(firstLog, ".log") + ".timeindex"
+	removedLog := make(chan struct{})
+	var once, onceAfter sync.Once
+	fsys.Hook(func(op, path string) {
+		if op == "remove" && path == firstLog {
+			once.Do(func() {
+				close(removing)
+				<-release // hold retention between its decision and the removal
+			})
+		}
+		if op == "remove" && path == firstTimeIndex {
+			onceAfter.Do(func() { close(removedLog) }) // the .log removal is done
+		}
+	})
+	appendN(t, p, 0, 100) // about 5 segments: retention starts deleting
+	<-removing
+	recreated := make(chan error, 1)
+	go func() {
+		if err := s.DeleteTopic("r"); err != nil {
+			recreated <- err
+			return
+		}
+		_, err := s.CreateTopic("r", cfg)
+		recreated <- err
+	}()
+	// Let the deletion and re-creation run (with the fix they wait for
+	// retention to finish with the old partition), then let retention go.
+	select {
+	case err := <-recreated:
+		close(release)
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(200 * time.Millisecond):
+		t.Log("deletion waits for retention")
+		close(release)
+		if err := <-recreated; err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-removedLog:
+	case <-time.After(10 * time.Second):
+		t.Fatal("retention did not go on")
+	}
+	fsys.Hook(nil)
+	p = existing(t, s, "r", 0)
+	if fsys.ReadFileForTest(firstLog) == nil {
+		t.Fatalf("retention of the deleted topic removed the new topic's %s", firstLog)
+	}
+	appendN(t, p, 0, 3)
+	checkValues(t, readAll(t, p, 0), 0)
+}
+
+// TestReopenAfterFailedFsync: after an fsync fails, the partition refuses
+// writes until reopened, and the reopen (in the same process, the page
+// cache intact) does not serve the batch whose fsync failed: the kernel
+// may have dropped its pages (fsyncgate), so Close cut it. The records
+// acknowledged before are all there, and appends go on after them.
+func TestReopenAfterFailedFsync(t *testing.T) {
+	dir := t.TempDir()
+	fsys := stream.NewMemFS()
+	fsys.MkdirAllDurable(dir)
+	s, err := stream.OpenOnFS(fsys, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := partition(t, s, "f", stream.TopicConfig{})
+	appendN(t, p, 0, 10)
+	fsys.SetFault(func(op, path string) error {
+		if op == "syncdata" && strings.HasSuffix(path, ".log") {
+			return stream.ErrInjected
+		}
+		return nil
+	})
+	if _, err := p.Append(&stream.Record{Value: value(10)}); err == nil {
+		t.Fatal("append whose fsync failed succeeded")
+	}
+	fsys.SetFault(nil)
+	if _, err := p.Append(&stream.Record{Value: value(10)}); err == nil {
+		t.Fatal("append after a failed fsync succeeded: the failure must stick until reopen")
+	}
+	if hw := p.HighWatermark(); hw != 10 {
+		t.Fatalf("high watermark %d after the failed fsync, want 10", hw)
+	}
+	s.Close()
+
+	s, err = stream.OpenOnFS(fsys, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p = existing(t, s, "f", 0)
+	if hw := p.HighWatermark(); hw != 10 {
+		t.Fatalf("high watermark %d after reopen, want 10: the batch whose fsync failed came back from the page cache", hw)
+	}
+	checkValues(t, readAll(t, p, 0), 0)
+	appendN(t, p, 10, 5)
+	checkValues(t, readAll(t, p, 0), 0)
 }

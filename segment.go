@@ -48,6 +48,7 @@ type segment struct {
 	idxMapped       bool
 
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
+	synced    int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
 
 	// The fields below are guarded by the owning partition's mu.
 	size       int64  // bytes of whole batches in the .log
@@ -700,6 +701,7 @@ func (s *segment) finalizeFiles() error {
 func (s *segment) markFinalizedLocked() {
 	s.index, s.tindex = nil, nil
 	s.visible = s.size
+	s.synced = s.size
 	s.finalized = true
 }
 
