@@ -106,7 +106,7 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 	point, known := p.readRecoveryPoint()
 	p.recoveryPoint = point
 	if len(bases) == 0 {
-		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.indexEvery)
+		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.segmentBytes, cfg.indexEvery)
 		if err != nil {
 			return nil, err
 		}
@@ -429,7 +429,7 @@ func (p *Partition) rollLocked(n int64) error {
 			return p.failLocked(fmt.Errorf("fsync %s: %w", old.path, err))
 		}
 	}
-	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
+	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.segmentBytes, p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}

@@ -239,3 +239,31 @@ func TestReopenAfterFailedFsync(t *testing.T) {
 	appendN(t, p, 10, 5)
 	checkValues(t, readAll(t, p, 0), 0)
 }
+
+// TestPreallocationWithinSegmentBytes: the active segment's file never
+// grows past SegmentBytes ahead of its data, so RetentionBytes bounds
+// the disk a partition takes (a topic with 4 KiB segments held 64 KiB
+// files).
+func TestPreallocationWithinSegmentBytes(t *testing.T) {
+	s, _ := open(t, &stream.Options{SegmentBytes: 4 * stream.KiB})
+	p := partition(t, s, "small", stream.TopicConfig{})
+	for i := range 200 {
+		appendN(t, p, i, 1)
+		logs, _ := filepath.Glob(filepath.Join(p.Dir(), "*.log"))
+		for _, l := range logs {
+			if n := fileSize(t, l); n > int64(4*stream.KiB) {
+				t.Fatalf("after %d appends %s holds %d bytes, over SegmentBytes (4 KiB)", i+1, filepath.Base(l), n)
+			}
+		}
+	}
+	// A batch larger than SegmentBytes gets a segment of its own, sized
+	// to it.
+	big := make([]byte, 10*stream.KiB)
+	if _, err := p.Append(&stream.Record{Value: big}); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(p.Dir(), "*.log"))
+	if n := fileSize(t, logs[len(logs)-1]); n > int64(11*stream.KiB) {
+		t.Fatalf("the segment of a 10 KiB batch holds %d bytes", n)
+	}
+}

@@ -48,6 +48,7 @@ type segment struct {
 	idxMapped       bool
 
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
+	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
 	synced    int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
 
 	// The fields below are guarded by the owning partition's mu.
@@ -100,7 +101,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(fsys fileSystem, dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
+func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64) (_ *segment, err error) {
 	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
@@ -122,10 +123,10 @@ func createSegment(fsys fileSystem, dir string, base, capacity, indexEvery int64
 	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if err = s.activate(capacity); err != nil {
+	if err = s.activate(capacity, limit); err != nil {
 		return nil, err
 	}
-	if _, err = s.reserve(min(int64(minAllocation), int64(len(s.m)))); err != nil {
+	if _, err = s.reserve(min(int64(minAllocation), limit, int64(len(s.m)))); err != nil {
 		return nil, err
 	}
 	if err = fsys.SyncDir(dir); err != nil {
@@ -137,7 +138,11 @@ func createSegment(fsys fileSystem, dir string, base, capacity, indexEvery int64
 // activate maps capacity bytes of the log for writing. The mapping is
 // virtual: disk space is reserved as appends reach it (reserve), so a
 // topic with many partitions does not claim SegmentBytes of disk for each.
-func (s *segment) activate(capacity int64) error {
+//
+// Space is reserved no further than limit (SegmentBytes), except for a
+// batch that does not fit below it on its own.
+func (s *segment) activate(capacity, limit int64) error {
+	s.limit = limit
 	size, err := s.f.Size()
 	if err != nil {
 		return err
@@ -171,7 +176,7 @@ func (s *segment) reserve(end int64) (bool, error) {
 		return true, nil
 	}
 	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
-	want := min(max(end, s.allocated+grow), int64(len(s.m)))
+	want := min(max(end, s.allocated+grow), max(end, s.limit), int64(len(s.m)))
 	err := s.f.Allocate(want)
 	if err != nil && want > end {
 		// A nearly full disk may still hold what this append needs.
