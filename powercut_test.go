@@ -51,6 +51,9 @@ type pcModel struct {
 	covered map[stream.TopicPartition]int           // how many of pending a Sync made durable
 	durable map[stream.TopicPartition][]ackedAppend
 	acked   int // acknowledged appends, durable or not
+	// Under SyncAlways, each partition's high watermark when the power
+	// went: every record a reader could see must survive.
+	visible map[stream.TopicPartition]int64
 }
 
 func newPCModel() *pcModel {
@@ -58,6 +61,7 @@ func newPCModel() *pcModel {
 		pending: map[stream.TopicPartition][]ackedAppend{},
 		covered: map[stream.TopicPartition]int{},
 		durable: map[stream.TopicPartition][]ackedAppend{},
+		visible: map[stream.TopicPartition]int64{},
 	}
 }
 
@@ -107,7 +111,7 @@ func (m *pcModel) endRound() {
 
 func TestPowerCut(t *testing.T) {
 	for _, policy := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncPeriodic, stream.SyncNever} {
-		t.Run(policyName(policy), func(t *testing.T) {
+		t.Run(policy.String(), func(t *testing.T) {
 			seed := crashSeed(t)
 			rounds := 10
 			if testing.Short() {
@@ -116,16 +120,6 @@ func TestPowerCut(t *testing.T) {
 			runPowerCuts(t, policy, seed, rounds)
 		})
 	}
-}
-
-func policyName(p stream.SyncPolicy) string {
-	switch p {
-	case stream.SyncAlways:
-		return "SyncAlways"
-	case stream.SyncPeriodic:
-		return "SyncPeriodic"
-	}
-	return "SyncNever"
 }
 
 func runPowerCuts(t *testing.T, policy stream.SyncPolicy, seed uint64, rounds int) {
@@ -205,6 +199,9 @@ func checkPowerCut(t *testing.T, s *stream.Stream, model *pcModel) []*stream.Par
 			if name == pcTopic && start != 0 {
 				t.Errorf("%s-%d: StartOffset %d without retention", name, i, start)
 			}
+			if hw, seen := start+int64(len(recs)), model.visible[tp]; hw < seen {
+				t.Errorf("%s-%d: high watermark %d after the power cut; readers saw records up to %d before it", name, i, hw, seen)
+			}
 			checkAcked(t, p, start, recs, acks)
 		}
 	}
@@ -218,6 +215,13 @@ func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts 
 	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	if policy == stream.SyncAlways {
+		fsys.OnCut(func() {
+			for _, p := range parts {
+				model.visible[stream.TopicPartition{Topic: p.Topic(), Partition: p.ID()}] = p.HighWatermark()
+			}
+		})
+	}
 	for i, p := range parts {
 		for w := range 2 {
 			wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(i*2+w)))

@@ -27,29 +27,69 @@
 //
 // # Durability
 //
-// Options.Sync says when an append is acknowledged:
+// Options.Sync says when an append is acknowledged, and so what survives
+// a crash of the process (kill -9: the page cache survives it) and a
+// power loss (the page cache is lost). Each promise names the test that
+// checks it. The kill -9 tests re-execute the test binary and SIGKILL it;
+// the power-loss tests run the engine on an in-memory file system that,
+// after a random number of operations, forgets every byte not fsynced
+// and every directory entry whose directory was not fsynced.
 //
 //   - SyncAlways (the default): after fsync. Concurrent appenders to a
 //     partition share one fsync (group commit), so many small appends
 //     from many goroutines cost few fsyncs. An acknowledged append
-//     survives kill -9 and power loss.
+//     survives kill -9 (TestCrashSIGKILL, TestCrashProducer) and power
+//     loss (TestPowerCut/always). The high watermark is the fsynced end:
+//     no reader sees a record that a power loss can erase (TestPowerCut/
+//     always compares the high watermark before and after the cut).
 //   - SyncPeriodic: after the write; every Options.SyncInterval a
-//     background goroutine fsyncs. An acknowledged append survives kill
-//     -9; a power loss can take the last interval.
+//     background goroutine fsyncs. The high watermark is the written
+//     end. An acknowledged append survives kill -9
+//     (TestCrashSyncPeriodic); a power loss takes what was appended
+//     after the last completed sync, records readers may have seen
+//     included (TestPowerCut/periodic checks that what was appended
+//     before each Sync survives).
 //   - SyncNever: after the write; the operating system flushes when it
-//     likes, and Sync or Close make everything durable.
+//     likes. An acknowledged append survives kill -9 (TestCrashSIGKILL/
+//     SyncNever); a power loss takes what was appended after the last
+//     Sync or Close (TestPowerCut/never).
 //
-// A record is visible to readers only below the partition's high
-// watermark: the durable end of the log under the sync policy. No reader
-// sees a record that a crash can erase. A failed write or fsync makes the
-// partition refuse writes until it is reopened (the kernel may have
-// dropped the data; retrying and acknowledging would lie).
+// Under every policy, once Sync or Close returns nil everything appended
+// before the call is durable, and after Close every .log holds exactly
+// its batches (TestPowerCut: some of its rounds cut the power right after
+// Close, with appends racing it, and check both).
 //
-// On Open each partition recovers: the last segment is validated from its
-// last index entry, a torn or corrupt tail is truncated and missing or
-// damaged indexes are rebuilt. A corrupt batch in a sealed segment is
-// never skipped or truncated: reads that reach it fail with a
-// *CorruptError (ErrCorrupt) naming the file and byte position.
+// A failed write or fsync makes the partition refuse writes until it is
+// reopened (TestFailedSyncIsSticky): retrying and acknowledging would lie.
+// After a failed fsync the kernel may have marked the unwritten pages
+// clean (fsyncgate), so a failed partition's Close cuts each unfinished
+// segment back to what its last successful fsync covered, and a reopen
+// in the same process never serves those pages (TestReopenAfterFailedFsync).
+//
+// On Open each partition recovers. Its recovery point (a small file,
+// written at every roll's finalization and at Close) names the first
+// segment not yet synced, trimmed and indexed for good; the segments
+// below it are trusted. After it every batch is checked, as Kafka does:
+// the log is cut at the first batch a power loss tore, later segments
+// are removed, and appends go on from there (TestPowerCut,
+// TestRecoveryReportsTornTail). A batch in the last segment that fails
+// its check but has valid batches chained after it is damage, not a torn
+// tail: it is kept, with every batch after it
+// (TestFlippedByteInActiveSegmentKeepsLaterBatches). Damage is never
+// skipped: reads that reach it fail with a *CorruptError (ErrCorrupt)
+// naming the file and byte position (TestFlippedBitSealedSegment,
+// TestDamageBeforeTheLastSegmentIsNeverTruncated). Missing or damaged
+// indexes are rebuilt
+// (TestDamagedIndexes); index entries are written only for fsynced data,
+// so recovery's scan, which starts at the last one, never skips a torn
+// region. Stream.Recovery lists every cut and every damage Open found,
+// and Verify (the stream verify command) checks a closed directory.
+//
+// What this does not cover: meta.db (topics, committed offsets, producer
+// IDs) is bbolt, which fsyncs its own commits; the power-loss tests keep
+// it on the real disk, so they do not test losing its writes. A byte the
+// disk flips in the last batches of a segment, with no valid batch after
+// it, looks like a torn tail and is cut; Stream.Recovery reports the cut.
 //
 // Retention deletes whole sealed segments, oldest first, once their newest
 // record is older than TopicConfig.Retention or the partition is larger
