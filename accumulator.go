@@ -38,7 +38,8 @@ type accumulator struct {
 	timer    *time.Timer      // fires Linger after the open batch opened
 	sealed   uint64           // batches sealed so far
 
-	completed atomic.Uint64 // batches whose callbacks have run; at most sealed
+	completed  atomic.Uint64 // batches whose callbacks have run; at most sealed
+	inCallback atomic.Uint64 // ID of the goroutine running SendAsync callbacks of this partition; 0: none
 
 	// Idempotence state, used only by the drain goroutine (one at a
 	// time, handed over under mu): the producer ID and epoch this
@@ -55,6 +56,7 @@ type accumulator struct {
 type producerBatch struct {
 	batch   Batch
 	recs    []pendingRecord // nil done for AcksNone: nothing to report
+	user    bool            // some done is a SendAsync callback (not Send's own)
 	bytes   int64           // buffer room its records reserved
 	created time.Time       // when it opened: Linger and DeliveryTimeout count from here
 	nowMs   int64           // created in ms: the Timestamp of records sent without one
@@ -67,10 +69,12 @@ type pendingRecord struct {
 
 var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
 
-// add encodes r (with timestamp ts in ms, noTimestamp for none) into the open batch
-// and keeps done for its acknowledgement. It returns the timestamp the
-// record got, or ErrClosed.
-func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) (int64, error) {
+// add encodes r (with timestamp ts in ms, noTimestamp for none) into the
+// open batch and keeps done for its acknowledgement; fromSend says done is
+// Send's own, which never calls back into the producer, and that a caller
+// waits for the record, so the batch does not linger. It returns the
+// timestamp the record got, or ErrClosed.
+func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), fromSend bool) (int64, error) {
 	p := a.p
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,6 +109,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) 
 	b.bytes += size
 	if p.cfg.Acks != AcksNone {
 		b.recs = append(b.recs, pendingRecord{r, done})
+		b.user = b.user || done != nil && !fromSend
 	}
 	if int64(len(b.batch.buf)) >= p.maxBatch || p.cfg.Linger == 0 && !a.draining {
 		a.sealLocked()
@@ -139,9 +144,15 @@ func (a *accumulator) lingerExpired() {
 	}
 }
 
-// drain appends the ready batches in order until none is left.
+// drain appends the ready batches in order until none is left. Once
+// CloseContext gives up, the batches not yet appended fail with ErrClosed.
 func (a *accumulator) drain() {
-	defer a.p.drains.Done()
+	p := a.p
+	defer func() {
+		p.drains.Add(-1)
+		p.wakeWaiters()
+	}()
+	var g uint64 // this goroutine's ID, once SendAsync callbacks need it
 	for {
 		a.mu.Lock()
 		if len(a.ready) == 0 && a.open != nil && a.p.cfg.Linger == 0 {
@@ -159,8 +170,13 @@ func (a *accumulator) drain() {
 			a.ready = a.ready[:0:0] // let the array go; the next seal starts a fresh one
 		}
 		a.mu.Unlock()
-		base, err := a.deliver(b)
-		a.complete(b, base, err)
+		base, err := int64(-1), error(nil)
+		if p.forced.Load() {
+			err = errorf("stream: partition %s-%d: producer closed before the batch was written: %w", a.topic, a.id, ErrClosed)
+		} else {
+			base, err = a.deliver(b)
+		}
+		a.complete(b, base, err, &g)
 	}
 }
 
@@ -175,13 +191,15 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 	b.batch.compression = p.cfg.Compression
 	deadline := b.created.Add(p.cfg.DeliveryTimeout)
 	var err error
-	for attempt := 1; ; attempt++ {
+	attempts := 0
+	for {
 		if !time.Now().Before(deadline) {
-			err = a.expired(attempt-1, err)
+			err = a.expired(attempts, err)
 			break
 		}
 		var base int64
 		base, err = a.part.AppendBatch(&b.batch)
+		attempts++
 		if err == nil {
 			if p.id >= 0 {
 				a.nextSeq = lastSequence(a.nextSeq, n+1)
@@ -197,7 +215,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 			break
 		}
 		p.log.Warn("producer: append failed; retrying", "topic", a.topic, "partition", a.id,
-			"records", n, "attempt", attempt, "backoff", p.cfg.RetryBackoff, "error", err)
+			"records", n, "attempt", attempts, "backoff", p.cfg.RetryBackoff, "error", err)
 		wait := min(p.cfg.RetryBackoff, time.Until(deadline))
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -210,6 +228,9 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 				break
 			}
 		}
+	}
+	if p.forced.Load() && !errors.Is(err, ErrClosed) {
+		err = errorf("stream: partition %s-%d: producer closed after %d failed attempts: %w: %w", a.topic, a.id, attempts, ErrClosed, err)
 	}
 	if p.id >= 0 {
 		// The batch may or may not be in the log: start the partition's
@@ -275,9 +296,22 @@ func retriable(err error) bool {
 }
 
 // complete reports b's fate to its records' callbacks, frees its buffer
-// room and recycles it.
-func (a *accumulator) complete(b *producerBatch, base int64, err error) {
+// room and recycles it. g caches the drain goroutine's ID: SendAsync
+// callbacks run with it in inCallback, so that calls from them into the
+// producer know not to wait for this goroutine.
+func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint64) {
 	p := a.p
+	if b.user {
+		if *g == 0 {
+			*g = goroutineID()
+		}
+		p.userCallbacks.Add(1)
+		a.inCallback.Store(*g)
+		defer func() {
+			a.inCallback.Store(0)
+			p.userCallbacks.Add(-1)
+		}()
+	}
 	p.release(b.bytes)
 	if p.cfg.Acks == AcksNone {
 		if err != nil {
@@ -298,12 +332,13 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error) {
 		}
 	}
 	a.completed.Add(1)
-	p.batchDone()
+	p.wakeWaiters()
 	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
 		return // grown for an outsized record: let it go
 	}
 	clear(b.recs)
 	b.recs = b.recs[:0]
+	b.user = false
 	b.bytes = 0
 	b.batch.Reset()
 	b.batch.compression = CompressNone

@@ -508,6 +508,10 @@ type ProducerConfig struct {
 	// CompressLZ4 or CompressZstd. A batch that does not get smaller is
 	// stored uncompressed. Kafka: compression.type.
 	Compression Compression
+	// MaxBlock bounds how long Send and SendAsync wait for buffer room
+	// when the buffer is full (BufferBytes); the record then fails with
+	// ErrBufferFull. Default 60s. Kafka: max.block.ms.
+	MaxBlock time.Duration
 }
 
 // NoLinger is ProducerConfig.Linger for Kafka's linger.ms=0: batches are
@@ -521,6 +525,7 @@ const (
 	DefaultBufferBytes     = 32 * MiB
 	DefaultDeliveryTimeout = 2 * time.Minute
 	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxBlock        = 60 * time.Second
 )
 
 // withDefaults returns a copy of c with every zero field set to its
@@ -567,6 +572,12 @@ func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
 	}
 	if !c.Compression.valid() {
 		return c, configError("ProducerConfig.Compression", c.Compression)
+	}
+	if c.MaxBlock < 0 {
+		return c, configError("ProducerConfig.MaxBlock", c.MaxBlock)
+	}
+	if c.MaxBlock == 0 {
+		c.MaxBlock = DefaultMaxBlock
 	}
 	return c, nil
 }

@@ -18,8 +18,8 @@ import (
 // each partition into batches (see ProducerConfig: Linger, BatchBytes),
 // appends whole batches, and reports each record's fate to a callback.
 // Get one from Stream.NewProducer; it is safe for concurrent use, and
-// Close delivers what it holds and stops it. Stream.Close closes the
-// producers still open.
+// Close (or CloseContext, to bound the wait) delivers what it holds and
+// stops it. Stream.Close closes the producers still open.
 //
 // A failed append is retried every ProducerConfig.RetryBackoff until
 // ProducerConfig.DeliveryTimeout, unless the error is one retrying cannot
@@ -41,10 +41,16 @@ type Producer struct {
 	id       int64 // producer ID for idempotence; -1 when disabled
 
 	closed    atomic.Bool   // set by Close: sends fail with ErrClosed
-	abort     chan struct{} // closed when the Stream closes the producer: no more retries
+	abort     chan struct{} // closed when the Stream closes the producer or CloseContext gives up: no more retries
 	abortOnce sync.Once
-	closeOnce sync.Once      // the work of Close, done once; later callers wait for it
-	drains    sync.WaitGroup // running drain goroutines (one at most per partition)
+	forced    atomic.Bool  // set when CloseContext gives up: batches not yet appended fail with ErrClosed
+	closeOnce sync.Once    // the start of the close (seal everything), done once
+	drains    atomic.Int64 // running drain goroutines (one at most per partition)
+
+	// userCallbacks counts the drain goroutines running callbacks of
+	// SendAsync; while it is zero no goroutine can be in one, and the
+	// calls that must not wait for their own goroutine skip the check.
+	userCallbacks atomic.Int32
 
 	// topics maps a topic name to its accumulators; a copy-on-write map,
 	// replaced under mu, read without a lock.
@@ -52,12 +58,17 @@ type Producer struct {
 
 	buffered     atomic.Int64 // buffer bytes reserved by records not yet delivered
 	roomWaiters  atomic.Int32 // senders waiting for buffer room
-	flushWaiters atomic.Int32 // Flush calls waiting for deliveries
+	flushWaiters atomic.Int32 // Flush and Close calls waiting for deliveries or drain goroutines
 
 	// mu guards the topics map's replacement, room and progress.
 	mu       sync.Mutex
 	room     chan struct{} // closed when buffer room frees or on Close; nil when nobody waits
-	progress chan struct{} // closed when a batch completes; nil when nobody waits
+	progress chan struct{} // closed when a batch completes or a drain goroutine ends; nil when nobody waits
+
+	// retired holds the accumulators of topics the producer stopped
+	// sending to (deleted, recreated or grown) while they still had
+	// batches to deliver, so that Flush and Close wait for them too.
+	retired []*accumulator
 }
 
 // producerTopic is a producer's view of one topic: an accumulator per
@@ -146,8 +157,10 @@ func (s *Stream) topicForProducer(name string) (*Topic, error) {
 // ambiguous: the record may still be written (and, with idempotence, at
 // most once), and r is left as it was; send with context.WithoutCancel
 // when a shutdown must not leave records in doubt. Send blocks while the
-// producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends.
-// Send copies r, so r may be reused once Send returns.
+// producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends
+// or ProducerConfig.MaxBlock passes (ErrBufferFull). Called from one of
+// the producer's callbacks, which it would wait for, it fails at once
+// with ErrInCallback. Send copies r, so r may be reused once Send returns.
 func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if r == nil {
 		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
@@ -155,9 +168,12 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if p.cfg.Acks != AcksNone && p.inCallback() {
+		return errorf("stream: send to topic %s: %w", r.Topic, ErrInCallback)
+	}
 	c := *r
 	ch := make(chan error, 1)
-	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err })
+	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err }, true)
 	if err == nil {
 		select {
 		case err = <-ch:
@@ -171,17 +187,23 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 
 // SendAsync hands r to the producer and returns at once, unless the
 // buffer is full (ProducerConfig.BufferBytes): then it blocks until
-// deliveries free room, and never drops a record. done, which may be nil,
-// is called exactly once with r, its Partition, Offset and (when it was
-// zero) Timestamp set, and the delivery error:
+// deliveries free room, for at most ProducerConfig.MaxBlock, after which
+// the record fails with ErrBufferFull. done, which may be nil, is called
+// exactly once with r, its Partition, Offset and (when it was zero)
+// Timestamp set, and the delivery error:
 //
 //   - Records are delivered in batches; done is called in the order the
 //     records were sent, for each partition, on the goroutine that
-//     appends the partition's batches. It should return quickly, and must
-//     not call Send or Flush, which would wait for that goroutine.
+//     appends the partition's batches. It should return quickly. It may
+//     call the producer back: SendAsync works (but fails at once with
+//     ErrBufferFull when the buffer is full, since room is freed by the
+//     very goroutine running done), Close returns at once without waiting
+//     for that goroutine, and Send and Flush, which would wait for it,
+//     fail with ErrInCallback.
 //   - A record refused at once (ErrClosed, ErrUnknownTopic, a partition
-//     out of range, ErrRecordTooLarge, ErrInvalidConfig) gets done before
-//     SendAsync returns, on the caller's goroutine, as in Kafka.
+//     out of range, ErrRecordTooLarge, ErrInvalidConfig, ErrBufferFull)
+//     gets done before SendAsync returns, on the caller's goroutine, as in
+//     Kafka.
 //   - With AcksNone, done is called as soon as the record is accepted,
 //     before SendAsync returns, with Offset -1.
 //
@@ -190,7 +212,7 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 // called. A record with a zero Timestamp gets the time its batch was
 // opened (at most Linger before the send).
 func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
-	if err := p.send(context.Background(), r, done); err != nil && done != nil {
+	if err := p.send(context.Background(), r, done, false); err != nil && done != nil {
 		if r != nil {
 			r.Offset = -1
 		}
@@ -199,8 +221,8 @@ func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
 }
 
 // send accepts r into its partition's batch, or returns why not; ctx
-// bounds a wait for buffer room.
-func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error)) error {
+// bounds a wait for buffer room. fromSend says done is Send's own.
+func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error), fromSend bool) error {
 	if r == nil {
 		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
@@ -227,14 +249,14 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	if size > int64(p.cfg.BufferBytes) {
 		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
 	}
-	if err := p.reserve(ctx, size); err != nil {
+	if err := p.reserve(ctx, size, r.Topic, i); err != nil {
 		return err
 	}
 	ts := int64(noTimestamp)
 	if !r.Timestamp.IsZero() {
 		ts = r.Timestamp.UnixMilli()
 	}
-	ts, err = a.add(r, ts, size, done)
+	ts, err = a.add(r, ts, size, done, fromSend)
 	if err != nil {
 		p.release(size)
 		return err
@@ -299,18 +321,24 @@ func (p *Producer) forgetTopic(t *Topic) {
 	p.topics.Store(&m)
 }
 
-// accumulators returns every accumulator of the producer.
+// accumulators returns every accumulator of the producer, retired ones
+// included.
 func (p *Producer) accumulators() []*accumulator {
 	var all []*accumulator
 	for _, pt := range *p.topics.Load() {
 		all = append(all, pt.accs...)
 	}
+	p.mu.Lock()
+	all = append(all, p.retired...)
+	p.mu.Unlock()
 	return all
 }
 
 // reserve takes n bytes of buffer room, waiting while the buffer is full
-// until room frees, ctx ends, or the producer closes.
-func (p *Producer) reserve(ctx context.Context, n int64) error {
+// until room frees, ctx ends, MaxBlock passes or the producer closes. A
+// callback does not wait: its goroutine may be the one to free room.
+// topic and partition name the record's destination in errors.
+func (p *Producer) reserve(ctx context.Context, n int64, topic string, partition int32) error {
 	limit := int64(p.cfg.BufferBytes)
 	if p.buffered.Add(n) <= limit {
 		return nil
@@ -319,6 +347,8 @@ func (p *Producer) reserve(ctx context.Context, n int64) error {
 	p.roomWaiters.Add(1)
 	defer p.roomWaiters.Add(-1)
 	ctxDone := ctx.Done()
+	inCallback := p.inCallback()
+	var maxBlock *time.Timer
 	for {
 		p.mu.Lock()
 		if p.room == nil {
@@ -336,10 +366,19 @@ func (p *Producer) reserve(ctx context.Context, n int64) error {
 		// The buffer is full: write every batch now rather than let
 		// them linger (Kafka does the same when buffer.memory runs out).
 		p.sealAll()
+		if inCallback {
+			return errorf("stream: send to %s-%d: buffer full (ProducerConfig.BufferBytes %v), and a callback cannot wait for room: %w", topic, partition, p.cfg.BufferBytes, ErrBufferFull)
+		}
+		if maxBlock == nil {
+			maxBlock = time.NewTimer(p.cfg.MaxBlock)
+			defer maxBlock.Stop()
+		}
 		select {
 		case <-room:
 		case <-ctxDone:
 			return ctx.Err()
+		case <-maxBlock.C:
+			return errorf("stream: send to %s-%d: buffer full (ProducerConfig.BufferBytes %v) for ProducerConfig.MaxBlock %v: %w", topic, partition, p.cfg.BufferBytes, p.cfg.MaxBlock, ErrBufferFull)
 		}
 	}
 }
@@ -362,8 +401,8 @@ func (p *Producer) wakeRoom() {
 	p.mu.Unlock()
 }
 
-// batchDone wakes the Flush calls waiting for deliveries.
-func (p *Producer) batchDone() {
+// wakeWaiters wakes the Flush and Close calls waiting for deliveries.
+func (p *Producer) wakeWaiters() {
 	if p.flushWaiters.Load() > 0 {
 		p.mu.Lock()
 		if p.progress != nil {
@@ -372,6 +411,17 @@ func (p *Producer) batchDone() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// progressChan returns the channel closed at the next completed batch or
+// ended drain goroutine, for a caller counted in flushWaiters.
+func (p *Producer) progressChan() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.progress == nil {
+		p.progress = make(chan struct{})
+	}
+	return p.progress
 }
 
 // sealAll seals every partition's open batch, so that it is written
@@ -389,11 +439,15 @@ func (p *Producer) sealAll() {
 // Flush writes every batch at once and waits until each record sent
 // before the call is delivered or has failed, and its callback has
 // returned; ctx bounds the wait. Records sent during Flush may or may not
-// be waited for. It returns ErrClosed after Close, and ctx.Err() if ctx
-// ends first. Kafka: KafkaProducer.flush.
+// be waited for. It returns ErrClosed after Close, ErrInCallback from one
+// of the producer's callbacks, and ctx.Err() if ctx ends first. Kafka:
+// KafkaProducer.flush.
 func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() {
 		return p.errClosed()
+	}
+	if p.inCallback() {
+		return errorf("stream: flush: %w", ErrInCallback)
 	}
 	return p.flush(ctx)
 }
@@ -422,12 +476,7 @@ func (p *Producer) flush(ctx context.Context) error {
 	defer p.flushWaiters.Add(-1)
 	for _, t := range targets {
 		for {
-			p.mu.Lock()
-			if p.progress == nil {
-				p.progress = make(chan struct{})
-			}
-			progress := p.progress
-			p.mu.Unlock()
+			progress := p.progressChan()
 			if t.a.completed.Load() >= t.n {
 				break
 			}
@@ -439,58 +488,6 @@ func (p *Producer) flush(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Close delivers every record sent before it (retrying failures until
-// ProducerConfig.DeliveryTimeout, as always), waits for their callbacks,
-// and stops the producer's goroutines. Sends during or after Close fail
-// with ErrClosed, as does a second Close. Kafka: KafkaProducer.close.
-func (p *Producer) Close() error {
-	if p.closed.Swap(true) {
-		p.shutdown() // wait for the Close in progress, if any
-		return p.errClosed()
-	}
-	p.shutdown()
-	p.s.mu.Lock()
-	delete(p.s.producers, p)
-	p.s.mu.Unlock()
-	return nil
-}
-
-// closeForStream is Close called by Stream.Close: batches are still
-// written, but a failed append is not retried.
-func (p *Producer) closeForStream() {
-	p.closed.Store(true)
-	p.abortOnce.Do(func() { close(p.abort) })
-	p.shutdown()
-}
-
-// shutdown does the work of Close once: senders waiting for room learn
-// of the close, every open batch is sealed and written, and the drain
-// goroutines end.
-func (p *Producer) shutdown() {
-	p.closeOnce.Do(func() {
-		p.wakeRoom()
-		p.sealAll() // after closed is set: no batch opens after this
-		p.drains.Wait()
-		for _, a := range p.accumulators() {
-			a.mu.Lock()
-			if a.timer != nil {
-				a.timer.Stop()
-			}
-			a.mu.Unlock()
-		}
-	})
-}
-
-// aborted reports whether the Stream is closing the producer.
-func (p *Producer) aborted() bool {
-	select {
-	case <-p.abort:
-		return true
-	default:
-		return false
-	}
 }
 
 // TypedProducer sends Go values, encoding keys and values with codecs,

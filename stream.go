@@ -120,13 +120,14 @@
 //	err = p.Send(ctx, r)  // waits for the ack; sets r.Partition, r.Offset
 //	p.SendAsync(r, done)  // batched; done(r, err) once per record
 //	err = p.Flush(ctx)    // everything sent so far delivered
-//	err = p.Close()       // flush, then refuse sends
+//	err = p.Close()       // flush, then refuse sends; CloseContext(ctx) bounds the wait
 //
 // ProducerConfig maps onto the Java client's settings:
 //
 //	linger.ms            Linger              5ms; NoLinger for 0
 //	batch.size           BatchBytes          64 KiB
-//	buffer.memory        BufferBytes         32 MiB; SendAsync blocks when full, never drops
+//	buffer.memory        BufferBytes         32 MiB; sends block when full, never drop
+//	max.block.ms         MaxBlock            60s; then the send fails with ErrBufferFull
 //	acks                 Acks                AcksAll (all), AcksLeader (1), AcksNone (0)
 //	enable.idempotence   DisableIdempotence  idempotent unless set
 //	compression.type     Compression         CompressNone, Gzip, Snappy, LZ4, Zstd
@@ -163,6 +164,15 @@
 // Compressed batches are Kafka's: the codec in the batch attributes, the
 // header in the clear, the CRC over the compressed records. Reads
 // decompress transparently.
+//
+// Shutdown and callbacks: Close delivers everything sent before it,
+// retrying for up to DeliveryTimeout; CloseContext(ctx) gives up when ctx
+// ends, and then every record not yet written fails with ErrClosed (its
+// callback runs; nothing is dropped silently). Callbacks may call the
+// producer back: SendAsync works (failing at once with ErrBufferFull
+// rather than waiting for room its own goroutine must free), Close
+// returns at once and the rest is still delivered, and Send and Flush
+// fail with ErrInCallback instead of deadlocking.
 //
 // TypedProducer and Decode send and read Go values through a Codec (JSON,
 // String, Bytes, or your own), as Kafka's serializers.
@@ -284,6 +294,15 @@ var (
 	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
 	// does not exist.
 	ErrUnknownGroup = errors.New("stream: unknown consumer group")
+	// ErrBufferFull is returned (to the callback, for SendAsync) by sends
+	// that found the producer's buffer (ProducerConfig.BufferBytes) full
+	// for ProducerConfig.MaxBlock, and at once by a SendAsync from a
+	// producer callback that finds it full: the callback's goroutine is
+	// the one that would free room. Nothing was sent.
+	ErrBufferFull = errors.New("stream: producer buffer full")
+	// ErrInCallback is returned by Producer.Send and Flush called from
+	// one of the producer's delivery callbacks, which they would wait for.
+	ErrInCallback = errors.New("stream: called from a producer callback")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
