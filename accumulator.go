@@ -23,12 +23,12 @@ import (
 
 // accumulator gathers the records a producer sends to one partition.
 type accumulator struct {
-	p             *Producer
-	t             *Topic
-	topic         string
-	id            int32
-	part          *Partition
-	numPartitions int
+	p     *Producer
+	topic string
+	id    int32
+
+	part          *Partition   // used by the drain goroutine only: the topic recreated, it moves to the new partition
+	numPartitions atomic.Int32 // of the topic, for the sticky partitioner; grows with CreatePartitions
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -124,7 +124,7 @@ func (a *accumulator) sealLocked() {
 	a.open = nil
 	a.sealed++
 	if a.p.sticky != nil {
-		a.p.sticky.onNewBatch(a.topic, a.id, a.numPartitions)
+		a.p.sticky.onNewBatch(a.topic, a.id, int(a.numPartitions.Load()))
 	}
 	if !a.draining {
 		a.draining = true
@@ -209,7 +209,9 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		}
 		a.lastErr = err
 		if errors.Is(err, ErrClosed) {
-			err = a.closedPartition(err)
+			if err = a.closedPartition(err); err == nil {
+				continue // the topic was recreated: append to its partition
+			}
 		}
 		if !retriable(err) || p.aborted() {
 			break
@@ -255,17 +257,27 @@ func (a *accumulator) expired(attempts int, last error) error {
 		a.topic, a.id, a.p.cfg.DeliveryTimeout, attempts, ErrTimeout, last)
 }
 
-// closedPartition explains an ErrClosed from the partition: its topic
-// was deleted (ErrUnknownTopic; later sends look the topic up again) or
-// the stream is closing (err as it is).
+// closedPartition explains an ErrClosed from the partition. The stream
+// is closing: err as it is. The topic was deleted: ErrUnknownTopic, unless
+// it was recreated with this partition, to which the batch then moves
+// (nil), as Kafka's producer sends a batch to the topic partition of that
+// name once its metadata knows the new topic. Later sends look the topic
+// up again (Topic.changes).
 func (a *accumulator) closedPartition(err error) error {
 	t, terr := a.p.s.Topic(a.topic)
-	if terr == nil && int(a.id) < len(t.partitions) && t.partitions[a.id] == a.part ||
-		terr != nil && !errors.Is(terr, ErrUnknownTopic) {
+	if terr != nil && !errors.Is(terr, ErrUnknownTopic) {
 		return err
 	}
-	a.p.forgetTopic(a.t)
-	return fmt.Errorf("stream: partition %s-%d: the topic was deleted: %w", a.topic, a.id, ErrUnknownTopic)
+	if terr == nil {
+		if part, perr := t.Partition(a.id); perr == nil {
+			if part == a.part {
+				return err
+			}
+			a.part = part
+			return nil
+		}
+	}
+	return errorf("stream: partition %s-%d: the topic was deleted: %w", a.topic, a.id, ErrUnknownTopic)
 }
 
 // bumpEpoch moves the partition to the next producer epoch, sequence 0;
@@ -348,3 +360,10 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint6
 
 // minBatchCap is the buffer a Batch starts with (Batch.start).
 const minBatchCap = 16 << 10
+
+// busy reports whether a has records not yet delivered.
+func (a *accumulator) busy() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.open != nil || a.completed.Load() < a.sealed
+}

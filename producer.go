@@ -72,10 +72,11 @@ type Producer struct {
 }
 
 // producerTopic is a producer's view of one topic: an accumulator per
-// partition.
+// partition, as of the topic's changes count.
 type producerTopic struct {
-	t    *Topic
-	accs []*accumulator
+	t       *Topic
+	changes uint64
+	accs    []*accumulator
 }
 
 var bucketProducers = []byte("producers")
@@ -275,50 +276,82 @@ func (p *Producer) errClosed() error {
 	return fmt.Errorf("stream: producer: %w", ErrClosed)
 }
 
-// topic returns the accumulators of the named topic.
+// topic returns the accumulators of the named topic. A topic deleted,
+// recreated or grown since the last send is looked up again: accumulators
+// of partitions that remain are kept, the others retired.
 func (p *Producer) topic(name string) (*producerTopic, error) {
-	if pt := (*p.topics.Load())[name]; pt != nil {
+	if pt := (*p.topics.Load())[name]; pt != nil && pt.changes == pt.t.changes.Load() {
 		return pt, nil
 	}
 	t, err := p.s.topicForProducer(name)
-	if err != nil {
-		return nil, fmt.Errorf("stream: send to topic %s: %w", name, err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := *p.topics.Load()
-	if pt := old[name]; pt != nil && pt.t == t {
-		return pt, nil
+	prev := old[name]
+	if err != nil {
+		if prev != nil && errors.Is(err, ErrUnknownTopic) {
+			p.replaceTopicLocked(name, prev, nil)
+		}
+		return nil, errorf("stream: send to topic %s: %w", name, err)
 	}
-	pt := &producerTopic{t: t, accs: make([]*accumulator, len(t.partitions))}
-	for i, part := range t.partitions {
-		pt.accs[i] = &accumulator{p: p, t: t, topic: name, id: int32(i), part: part, numPartitions: len(t.partitions), pid: p.id}
+	changes := t.changes.Load() // before reading the partitions: a later change is seen at the next send
+	if prev != nil && prev.t == t && prev.changes == changes {
+		return prev, nil // another sender got here first
 	}
-	m := make(map[string]*producerTopic, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+	parts := t.partitionList()
+	pt := &producerTopic{t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	for i, part := range parts {
+		if prev != nil && prev.t == t && i < len(prev.accs) {
+			pt.accs[i] = prev.accs[i]
+		} else {
+			pt.accs[i] = &accumulator{p: p, topic: name, id: int32(i), part: part, pid: p.id}
+		}
+		pt.accs[i].numPartitions.Store(int32(len(parts)))
 	}
-	m[name] = pt
-	p.topics.Store(&m)
+	p.replaceTopicLocked(name, prev, pt)
 	return pt, nil
 }
 
-// forgetTopic drops t from the topics map, after it was deleted: the next
-// send looks the name up again.
-func (p *Producer) forgetTopic(t *Topic) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// replaceTopicLocked makes pt (nil: none) the producer's view of the named
+// topic instead of prev, and retires prev's accumulators that pt does not
+// keep: their open batches are sealed, to be written (or failed) now, and
+// Flush and Close wait for them. p.mu is held.
+func (p *Producer) replaceTopicLocked(name string, prev, pt *producerTopic) {
 	old := *p.topics.Load()
-	if pt := old[t.name]; pt == nil || pt.t != t {
-		return
-	}
-	m := make(map[string]*producerTopic, len(old))
+	m := make(map[string]*producerTopic, len(old)+1)
 	for k, v := range old {
-		if k != t.name {
+		if k != name {
 			m[k] = v
 		}
 	}
+	if pt != nil {
+		m[name] = pt
+	}
 	p.topics.Store(&m)
+	kept := p.retired[:0]
+	for _, a := range p.retired {
+		if a.busy() {
+			kept = append(kept, a)
+		}
+	}
+	clear(p.retired[len(kept):])
+	p.retired = kept
+	if prev == nil {
+		return
+	}
+	for i, a := range prev.accs {
+		if pt != nil && pt.t == prev.t && i < len(pt.accs) {
+			continue
+		}
+		a.mu.Lock()
+		if a.open != nil && !p.closed.Load() {
+			a.sealLocked()
+		}
+		a.mu.Unlock()
+		if a.busy() {
+			p.retired = append(p.retired, a)
+		}
+	}
 }
 
 // accumulators returns every accumulator of the producer, retired ones

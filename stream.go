@@ -476,6 +476,23 @@ func (s *Stream) partitionDir(topic string, i int) string {
 
 func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	t := &Topic{name: name, cfg: cfg}
+	pc := s.partitionConfigFor(cfg)
+	for i := range cfg.Partitions {
+		p, err := openPartition(s.partitionDir(name, i), name, int32(i), pc, s.log)
+		if err != nil {
+			for _, q := range t.partitions {
+				q.close()
+			}
+			return nil, errorf("stream: open partition %s-%d: %w", name, i, err)
+		}
+		t.partitions = append(t.partitions, p)
+	}
+	return t, nil
+}
+
+// partitionConfigFor returns the configuration of the partitions of a
+// topic configured by cfg.
+func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 	pc := partitionConfig{
 		sync:           s.opts.Sync,
 		segmentBytes:   int64(s.opts.SegmentBytes),
@@ -489,17 +506,7 @@ func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if s.opts.Sync != SyncAlways {
 		pc.finalizeLater = s.wakeFlusher
 	}
-	for i := range cfg.Partitions {
-		p, err := openPartition(s.partitionDir(name, i), name, int32(i), pc, s.log)
-		if err != nil {
-			for _, q := range t.partitions {
-				q.close()
-			}
-			return nil, fmt.Errorf("stream: open partition %s-%d: %w", name, i, err)
-		}
-		t.partitions = append(t.partitions, p)
-	}
-	return t, nil
+	return pc
 }
 
 func (s *Stream) wakeFlusher(*Partition) {
@@ -674,6 +681,7 @@ func (s *Stream) DeleteTopic(name string) error {
 		return fmt.Errorf("stream: delete topic %s: %w", name, err)
 	}
 	delete(s.topics, name)
+	t.changes.Add(1) // producers look the name up again
 	for _, p := range t.partitions {
 		p.close()
 	}
@@ -757,8 +765,9 @@ func (s *Stream) enforceRetention(now time.Time) {
 	}
 	s.mu.RUnlock()
 	for _, t := range topics {
-		for _, p := range t.partitions {
-			if _, err := p.enforceRetention(now, t.cfg.Retention, int64(t.cfg.RetentionBytes)); err != nil {
+		cfg := t.Config()
+		for _, p := range t.partitionList() {
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes)); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}
