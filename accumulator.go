@@ -2,7 +2,6 @@ package stream
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -253,7 +252,7 @@ func (a *accumulator) expired(attempts int, last error) error {
 			last = errors.New("no append attempted")
 		}
 	}
-	return fmt.Errorf("stream: partition %s-%d: delivery timed out after %v and %d attempts: %w: %w",
+	return errorf("stream: partition %s-%d: delivery timed out after %v and %d attempts: %w: %w",
 		a.topic, a.id, a.p.cfg.DeliveryTimeout, attempts, ErrTimeout, last)
 }
 

@@ -20,7 +20,12 @@ func errorf(format string, args ...any) error {
 	if !strings.Contains(msg, ": stream: ") {
 		return err
 	}
-	return &wrapError{msg: strings.ReplaceAll(msg, ": stream: ", ": "), err: err}
+	return &wrapError{msg: onePrefix(msg), err: err}
+}
+
+// onePrefix drops the "stream: " prefixes from the middle of msg.
+func onePrefix(msg string) string {
+	return strings.ReplaceAll(msg, ": stream: ", ": ")
 }
 
 // wrapError is an error whose message was tidied by errorf; it unwraps to

@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -88,7 +87,7 @@ var bucketProducers = []byte("producers")
 func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("stream: new producer: %w", err)
+		return nil, errorf("stream: new producer: %w", err)
 	}
 	p := &Producer{
 		s: s, cfg: c, log: s.log, id: -1,
@@ -107,7 +106,7 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: new producer: %w", ErrClosed)
+		return nil, errorf("stream: new producer: %w", ErrClosed)
 	}
 	if s.producers == nil {
 		s.producers = map[*Producer]struct{}{}
@@ -132,7 +131,7 @@ func (s *Stream) newProducerID() (int64, error) {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			err = ErrClosed
 		}
-		return -1, fmt.Errorf("stream: allocate producer ID: %w", err)
+		return -1, errorf("stream: allocate producer ID: %w", err)
 	}
 	return int64(id), nil
 }
@@ -164,7 +163,7 @@ func (s *Stream) topicForProducer(name string) (*Topic, error) {
 // with ErrInCallback. Send copies r, so r may be reused once Send returns.
 func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if r == nil {
-		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+		return errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -225,7 +224,7 @@ func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
 // bounds a wait for buffer room. fromSend says done is Send's own.
 func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error), fromSend bool) error {
 	if r == nil {
-		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+		return errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
 	if p.closed.Load() {
 		return p.errClosed()
@@ -237,7 +236,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	n := len(pt.accs)
 	i := p.part.Partition(r, n)
 	if i < 0 || int(i) >= n {
-		return fmt.Errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
+		return errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
 	}
 	a := pt.accs[i]
 	// size bounds the record's encoded size: its length varint and its
@@ -245,10 +244,10 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	// zero deltas.
 	size := int64(recordSize(0, 0, r.Key, r.Value, r.Headers) + 18)
 	if size+batchHeaderSize > p.maxRec {
-		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds Options.MaxRecordBytes %d: %w", r.Topic, i, size, p.maxRec, ErrRecordTooLarge)
+		return errorf("stream: send to %s-%d: record of %d bytes exceeds Options.MaxRecordBytes %d: %w", r.Topic, i, size, p.maxRec, ErrRecordTooLarge)
 	}
 	if size > int64(p.cfg.BufferBytes) {
-		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
+		return errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
 	}
 	if err := p.reserve(ctx, size, r.Topic, i); err != nil {
 		return err
@@ -273,7 +272,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 }
 
 func (p *Producer) errClosed() error {
-	return fmt.Errorf("stream: producer: %w", ErrClosed)
+	return errorf("stream: producer: %w", ErrClosed)
 }
 
 // topic returns the accumulators of the named topic. A topic deleted,
@@ -551,11 +550,11 @@ func (tp *TypedProducer[K, V]) Record(topic string, key K, value V) (*Record, er
 	var err error
 	if tp.key != nil {
 		if r.Key, err = tp.key.Encode(key); err != nil {
-			return nil, fmt.Errorf("stream: encode key for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+			return nil, errorf("stream: encode key for topic %s: %w: %w", topic, ErrInvalidConfig, err)
 		}
 	}
 	if r.Value, err = tp.value.Encode(value); err != nil {
-		return nil, fmt.Errorf("stream: encode value for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+		return nil, errorf("stream: encode value for topic %s: %w: %w", topic, ErrInvalidConfig, err)
 	}
 	return r, nil
 }
@@ -593,11 +592,11 @@ func Decode[K, V any](r *Record, key Codec[K], value Codec[V]) (K, V, error) {
 	var err error
 	if key != nil {
 		if k, err = key.Decode(r.Key); err != nil {
-			return k, v, fmt.Errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+			return k, v, errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 	}
 	if v, err = value.Decode(r.Value); err != nil {
-		return k, v, fmt.Errorf("stream: decode value of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+		return k, v, errorf("stream: decode value of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
 	return k, v, nil
 }

@@ -348,7 +348,7 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	s := &Stream{
 		dir: dir, opts: o, log: o.Logger,
@@ -372,13 +372,13 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
+		return nil, errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketTopics)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if err := s.loadTopics(); err != nil {
 		return nil, err
@@ -392,19 +392,32 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	return s, nil
 }
 
-// lockDir takes an exclusive, non-blocking flock on DIR/LOCK.
+// lockDir takes an exclusive, non-blocking flock on DIR/LOCK and writes
+// the process ID into it, so that a second Open can name the holder.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("stream: directory %s is in use by another Stream (lock %s held)", dir, path)
+			holder := "another process"
+			if b, err := os.ReadFile(path); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					holder = "process " + strconv.Itoa(pid)
+					if pid == os.Getpid() {
+						holder += " (this one: another Stream)"
+					}
+				}
+			}
+			return nil, errorf("stream: directory %s is in use by %s, which holds %s", dir, holder, path)
 		}
-		return nil, fmt.Errorf("stream: lock %s: %w", path, err)
+		return nil, errorf("stream: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // for the error above; the lock works without it
 	}
 	return f, nil
 }
@@ -424,7 +437,7 @@ func (s *Stream) loadTopics() error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
+		return errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
 	}
 	names := make([]string, 0, len(recs))
 	for name := range recs {
@@ -522,7 +535,7 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
+		return errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
 	producers := s.producers
@@ -537,7 +550,7 @@ func (s *Stream) Close() error {
 	err := s.closeTopics()
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
-		return fmt.Errorf("stream: close %s: %w", s.dir, err)
+		return errorf("stream: close %s: %w", s.dir, err)
 	}
 	return nil
 }
@@ -571,7 +584,7 @@ func (s *Stream) partitions() ([]*Partition, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: %s: %w", s.dir, ErrClosed)
+		return nil, errorf("stream: %s: %w", s.dir, ErrClosed)
 	}
 	var parts []*Partition
 	for _, t := range s.topics {
@@ -590,22 +603,22 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	}
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	if cfg.ReplicationFactor > 1 {
-		return nil, fmt.Errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
+		return nil, errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: create topic %s: %w", name, ErrClosed)
 	}
 	if _, ok := s.topics[name]; ok {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrTopicExists)
+		return nil, errorf("stream: create topic %s: %w", name, ErrTopicExists)
 	}
 	for i := range cfg.Partitions {
 		if _, err := os.Stat(s.partitionDir(name, i)); err == nil {
-			return nil, fmt.Errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
+			return nil, errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
 				name, s.partitionDir(name, i), ErrTopicExists)
 		}
 	}
@@ -615,7 +628,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	t, err := s.openTopic(name, cfg)
 	if err != nil {
@@ -624,7 +637,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 		return nil, err
 	}
 	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	s.topics[name] = t
 	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)
@@ -636,11 +649,11 @@ func (s *Stream) Topic(name string) (*Topic, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrUnknownTopic)
+		return nil, errorf("stream: topic %s: %w", name, ErrUnknownTopic)
 	}
 	return t, nil
 }
@@ -668,17 +681,17 @@ func (s *Stream) DeleteTopic(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrClosed)
+		return errorf("stream: delete topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
+		return errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
 	}
 	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	delete(s.topics, name)
 	t.changes.Add(1) // producers look the name up again
@@ -697,16 +710,16 @@ func (s *Stream) DeleteTopic(name string) error {
 func (s *Stream) removeTopicFiles(name string, partitions int) error {
 	for i := range partitions {
 		if err := os.RemoveAll(s.partitionDir(name, i)); err != nil {
-			return fmt.Errorf("stream: delete topic %s: %w", name, err)
+			return errorf("stream: delete topic %s: %w", name, err)
 		}
 	}
 	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Delete([]byte(name))
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func TestDumpTornSegment(t *testing.T) {
 				t.Errorf("%s: stdout lacks %q", tc.name, want)
 			}
 		}
-		if want := fmt.Sprintf("stream dump: stream: corrupt data in %s at byte %d: %s\n", torn, pos, tc.want); errOut != want {
+		if want := fmt.Sprintf("stream dump: corrupt data in %s at byte %d: %s\n", torn, pos, tc.want); errOut != want {
 			t.Errorf("%s: stderr %q, want %q", tc.name, errOut, want)
 		}
 		if !regexp.MustCompile(`(?m)^ +` + strconv.FormatInt(pos, 10) + ` .*DAMAGED$`).MatchString(out) {
