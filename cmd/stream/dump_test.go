@@ -346,3 +346,19 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// dump takes -dir as the other commands do: a relative file is found
+// under DIR/topics.
+func TestDumpDir(t *testing.T) {
+	dir, logs := writeSegments(t, 5, 2)
+	rel, err := filepath.Rel(filepath.Join(dir, "topics"), logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustRun(t, "dump", "-dir", dir, rel), mustRun(t, "dump", logs[0]); got != want {
+		t.Fatalf("dump -dir %s %s:\n%s\nwant what dump %s prints:\n%s", dir, rel, got, logs[0], want)
+	}
+	if got, want := mustRun(t, "dump", rel, "-dir", dir), mustRun(t, "dump", logs[0]); got != want {
+		t.Fatalf("dump %s -dir %s:\n%s\nwant:\n%s", rel, dir, got, want)
+	}
+}
