@@ -22,8 +22,11 @@
 // record (the Record it lends is reused); OffsetForTime finds the first
 // record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
-// byte for byte as Kafka writes them, a sparse .index and a .timeindex.
-// Topic configurations live in DIR/meta.db (bbolt).
+// byte for byte as Kafka writes them, a sparse .index and a .timeindex;
+// its recovery-point file says which segments Open need not validate.
+// DIR/meta.db (bbolt) holds the topics' configurations, the producer ID
+// sequence and the consumer groups' committed offsets; DIR/LOCK the
+// directory lock.
 //
 // # Durability
 //
@@ -181,9 +184,9 @@
 //
 // Not yet: a Stream is one node, and CreateTopic refuses a
 // ReplicationFactor above 1 with ErrNotEnoughReplicas. The design it
-// grows into (see DESIGN.md) is Kafka's: followers pull batches from the
-// leader, the leader advances the high watermark once every in-sync
-// replica holds a batch, and AcksAll waits for that. The seams are in
+// grows into is Kafka's: followers pull batches from the leader, the
+// leader advances the high watermark once every in-sync replica holds a
+// batch, and AcksAll waits for that. The seams are in
 // place: acknowledgements wait for the high watermark (which on one node
 // is the durable end), batches carry the partitionLeaderEpoch field that
 // KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
@@ -220,7 +223,8 @@
 // # Caveats
 //
 //   - One process at a time: Open takes an exclusive lock on the
-//     directory, and a second Open fails at once naming it.
+//     directory (DIR/LOCK, which holds the process ID), and a second Open
+//     fails at once naming the directory and the process holding it.
 //   - Unix systems only (Linux, macOS, the BSDs): the active segment is
 //     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
 //     page population in one call; elsewhere preallocation writes zeros
@@ -250,8 +254,11 @@ import (
 // Sentinel errors, matched with errors.Is. Returned errors wrap them with
 // the context a caller needs (topic, partition, offset, file, position).
 var (
-	// ErrClosed is returned by every call on a closed Stream, Producer,
-	// Consumer or Partition.
+	// ErrClosed is returned by the calls that return an error, on a
+	// closed Stream, Producer, Consumer or Partition (or a partition of a
+	// deleted topic); calls without an error result report a zero or last
+	// value instead (Stream.Topics returns nil, Stream.Stats a zero Stats).
+	// Records a producer gave up on (CloseContext) fail with it too.
 	ErrClosed = errors.New("stream: closed")
 	// ErrUnknownTopic is returned by Topic, DeleteTopic and producers for
 	// a topic that does not exist (and is not auto-created).
@@ -278,14 +285,17 @@ var (
 	// ErrFenced is returned by commits from a consumer group member that
 	// was evicted or rebalanced away; the commit changes nothing.
 	ErrFenced = errors.New("stream: fenced by a newer group generation")
-	// ErrNotLeader is returned by writes to a replica that is not the
-	// partition's leader.
+	// ErrNotLeader is reserved for replication: writes to a replica that
+	// is not the partition's leader will return it. A single node is the
+	// leader of every partition, so no call returns it yet.
 	ErrNotLeader = errors.New("stream: not the partition leader")
-	// ErrNotEnoughReplicas is returned when fewer replicas than a topic
-	// needs are available.
+	// ErrNotEnoughReplicas is returned by CreateTopic for a
+	// ReplicationFactor above 1, the number of nodes of a Stream today.
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
-	// ErrTimeout is returned when a delivery or an operation's deadline
-	// passes.
+	// ErrTimeout is what a producer's records fail with when
+	// ProducerConfig.DeliveryTimeout passes before they are delivered; it
+	// wraps the last append error. Calls that take a context return the
+	// context's error instead.
 	ErrTimeout = errors.New("stream: timed out")
 	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
 	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
