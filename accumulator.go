@@ -56,6 +56,7 @@ type producerBatch struct {
 	batch   Batch
 	recs    []pendingRecord // nil done for AcksNone: nothing to report
 	user    bool            // some done is a SendAsync callback (not Send's own)
+	waited  bool            // holds a record of Send, whose caller waits: the batch does not linger
 	bytes   int64           // buffer room its records reserved
 	created time.Time       // when it opened: Linger and DeliveryTimeout count from here
 	nowMs   int64           // created in ms: the Timestamp of records sent without one
@@ -110,7 +111,8 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), 
 		b.recs = append(b.recs, pendingRecord{r, done})
 		b.user = b.user || done != nil && !fromSend
 	}
-	if int64(len(b.batch.buf)) >= p.maxBatch || p.cfg.Linger == 0 && !a.draining {
+	b.waited = b.waited || fromSend
+	if int64(len(b.batch.buf)) >= p.maxBatch || (p.cfg.Linger == 0 || b.waited) && !a.draining {
 		a.sealLocked()
 	}
 	return ts, nil
@@ -154,7 +156,7 @@ func (a *accumulator) drain() {
 	var g uint64 // this goroutine's ID, once SendAsync callbacks need it
 	for {
 		a.mu.Lock()
-		if len(a.ready) == 0 && a.open != nil && a.p.cfg.Linger == 0 {
+		if len(a.ready) == 0 && a.open != nil && (p.cfg.Linger == 0 || a.open.waited) {
 			a.sealLocked() // gathered while the previous batch was written
 		}
 		if len(a.ready) == 0 {
@@ -349,7 +351,7 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint6
 	}
 	clear(b.recs)
 	b.recs = b.recs[:0]
-	b.user = false
+	b.user, b.waited = false, false
 	b.bytes = 0
 	b.batch.Reset()
 	b.batch.compression = CompressNone

@@ -470,9 +470,13 @@ type ProducerConfig struct {
 	// Acks says when a record counts as delivered: AcksAll (the zero
 	// value), AcksLeader or AcksNone. Kafka: acks.
 	Acks Acks
-	// Linger is how long a partition's batch waits for more records
-	// before it is written, unless it fills first. Default 5ms (Kafka's
-	// default since 4.0). Because zero means the default, linger.ms=0 is
+	// Linger is how long a partition's batch of SendAsync records waits
+	// for more records before it is written, unless it fills first.
+	// Default 5ms (Kafka's default since 4.0). A batch holding a record of
+	// Send does not linger (its caller waits for the acknowledgement
+	// anyway): it is written as soon as the partition is free, and Sends
+	// arriving meanwhile share the next batch, so concurrent Sends batch
+	// without adding Linger to each. Because zero means the default, linger.ms=0 is
 	// spelled NoLinger (any negative value): a batch is written as soon
 	// as the partition is free, and records arriving while the previous
 	// batch of the partition is being written share the next one. Kafka:

@@ -271,3 +271,30 @@ func TestProducerCloseContextDelivers(t *testing.T) {
 		}
 	}
 }
+
+// Send does not linger: its caller waits for the acknowledgement anyway,
+// so a batch holding a Send's record is written as soon as its partition
+// is free, and concurrent Sends still share batches (those arriving
+// while one is written gather into the next). SendAsync records in the
+// same batch go with it.
+func TestProducerSendDoesNotLinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := open(t, nil)
+		topic(t, s, "t", 1)
+		p := newProducer(t, s, stream.ProducerConfig{Linger: time.Minute})
+		var rs results
+		p.SendAsync(&stream.Record{Topic: "t", Value: value(0)}, rs.done())
+		start := time.Now()
+		r := &stream.Record{Topic: "t", Value: value(1)}
+		if err := p.Send(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != 0 || r.Offset != 1 {
+			t.Fatalf("Send returned offset %d after %v; want offset 1 without waiting for Linger", r.Offset, got)
+		}
+		rs.wg.Wait()
+		if rs.errs[0] != nil || rs.recs[0].Offset != 0 {
+			t.Fatalf("the SendAsync record before it: %v, offset %d", rs.errs[0], rs.recs[0].Offset)
+		}
+	})
+}

@@ -139,9 +139,11 @@
 //	partitioner.class    Partitioner         HashPartitioner: murmur2 of the key, sticky for none
 //
 // A partition's batch is written when it reaches BatchBytes or Linger
-// after it opened, whichever comes first; records sent while the
-// previous batch of the partition is being written and fsynced gather
-// into the next one, so many concurrent Sends share fsyncs. Callbacks run
+// after it opened, whichever comes first, or, once it holds a record of
+// Send (whose caller waits anyway), as soon as the partition is free;
+// records sent while the previous batch of the partition is being
+// written and fsynced gather into the next one, so many concurrent Sends
+// share fsyncs. Callbacks run
 // in send order within a partition.
 //
 // Acks: on one node AcksAll and AcksLeader both acknowledge a record once
