@@ -348,34 +348,44 @@ func BenchmarkProducerSendAsync(b *testing.B) {
 
 // BenchmarkProducerSendAcksAll64 sends 100-byte records with Send
 // (AcksAll, SyncAlways: each Send waits for its fsync) from 1 and from 64
-// goroutines: records sent while a batch is being written and fsynced
-// share the next batch and its fsync.
+// goroutines, with the default ProducerConfig and with NoLinger: records
+// sent while a batch is being written and fsynced share the next batch
+// and its fsync.
 func BenchmarkProducerSendAcksAll64(b *testing.B) {
-	for _, senders := range []int{1, 64} {
-		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
-			s, _ := openBench(b, nil, 1)
-			p, err := s.NewProducer(stream.ProducerConfig{Linger: stream.NoLinger})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			val := payload(100)
-			b.SetBytes(100)
-			b.ReportAllocs()
-			b.ResetTimer()
-			inParallel(b, senders, func(n int) error {
-				rec := &stream.Record{Topic: "bench", Value: val}
-				for range n {
-					if err := p.Send(context.Background(), rec); err != nil {
-						return err
-					}
-				}
-				return nil
+	for _, c := range []struct {
+		name   string
+		linger time.Duration
+	}{{"default", 0}, {"NoLinger", stream.NoLinger}} {
+		for _, senders := range []int{1, 64} {
+			b.Run(fmt.Sprintf("linger=%s/senders=%d", c.name, senders), func(b *testing.B) {
+				sendAcksAll(b, c.linger, senders)
 			})
-			reportPerRecord(b, b.N)
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-		})
+		}
 	}
+}
+
+func sendAcksAll(b *testing.B, linger time.Duration, senders int) {
+	s, _ := openBench(b, nil, 1)
+	p, err := s.NewProducer(stream.ProducerConfig{Linger: linger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	val := payload(100)
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	inParallel(b, senders, func(n int) error {
+		rec := &stream.Record{Topic: "bench", Value: val}
+		for range n {
+			if err := p.Send(context.Background(), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	reportPerRecord(b, b.N)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkProducerLatency measures produce-to-acknowledge latency of Send

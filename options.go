@@ -485,9 +485,13 @@ type ProducerConfig struct {
 	// Acks says when a record counts as delivered: AcksAll (the zero
 	// value), AcksLeader or AcksNone. Kafka: acks.
 	Acks Acks
-	// Linger is how long a partition's batch waits for more records
-	// before it is written, unless it fills first. Default 5ms (Kafka's
-	// default since 4.0). Because zero means the default, linger.ms=0 is
+	// Linger is how long a partition's batch of SendAsync records waits
+	// for more records before it is written, unless it fills first.
+	// Default 5ms (Kafka's default since 4.0). A batch holding a record of
+	// Send does not linger (its caller waits for the acknowledgement
+	// anyway): it is written as soon as the partition is free, and Sends
+	// arriving meanwhile share the next batch, so concurrent Sends batch
+	// without adding Linger to each. Because zero means the default, linger.ms=0 is
 	// spelled NoLinger (any negative value): a batch is written as soon
 	// as the partition is free, and records arriving while the previous
 	// batch of the partition is being written share the next one. Kafka:
@@ -523,6 +527,10 @@ type ProducerConfig struct {
 	// CompressLZ4 or CompressZstd. A batch that does not get smaller is
 	// stored uncompressed. Kafka: compression.type.
 	Compression Compression
+	// MaxBlock bounds how long Send and SendAsync wait for buffer room
+	// when the buffer is full (BufferBytes); the record then fails with
+	// ErrBufferFull. Default 60s. Kafka: max.block.ms.
+	MaxBlock time.Duration
 }
 
 // NoLinger is ProducerConfig.Linger for Kafka's linger.ms=0: batches are
@@ -536,6 +544,7 @@ const (
 	DefaultBufferBytes     = 32 * MiB
 	DefaultDeliveryTimeout = 2 * time.Minute
 	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxBlock        = 60 * time.Second
 )
 
 // withDefaults returns a copy of c with every zero field set to its
@@ -582,6 +591,12 @@ func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
 	}
 	if !c.Compression.valid() {
 		return c, configError("ProducerConfig.Compression", c.Compression)
+	}
+	if c.MaxBlock < 0 {
+		return c, configError("ProducerConfig.MaxBlock", c.MaxBlock)
+	}
+	if c.MaxBlock == 0 {
+		c.MaxBlock = DefaultMaxBlock
 	}
 	return c, nil
 }

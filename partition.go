@@ -138,7 +138,7 @@ func (p *Partition) capacity(n int64) int64 {
 }
 
 func (p *Partition) errorf(format string, args ...any) error {
-	return fmt.Errorf("stream: partition %s-%d: "+format, append([]any{p.topic, p.id}, args...)...)
+	return errorf("stream: partition %s-%d: "+format, append([]any{p.topic, p.id}, args...)...)
 }
 
 // Topic returns the name of the partition's topic.

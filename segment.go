@@ -90,7 +90,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("stream: corrupt data in %s at byte %d: %v", e.File, e.Position, e.Err)
+	return onePrefix(fmt.Sprintf("stream: corrupt data in %s at byte %d: %v", e.File, e.Position, e.Err))
 }
 
 // Is makes errors.Is(err, ErrCorrupt) true.

@@ -23,8 +23,11 @@
 // record (the Record it lends is reused); OffsetForTime finds the first
 // record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
-// byte for byte as Kafka writes them, a sparse .index and a .timeindex.
-// Topic configurations live in DIR/meta.db (bbolt).
+// byte for byte as Kafka writes them, a sparse .index and a .timeindex;
+// its recovery-point file says which segments Open need not validate.
+// DIR/meta.db (bbolt) holds the topics' configurations, the producer ID
+// sequence and the consumer groups' committed offsets; DIR/LOCK the
+// directory lock.
 //
 // # Durability
 //
@@ -161,13 +164,14 @@
 //	err = p.Send(ctx, r)  // waits for the ack; sets r.Partition, r.Offset
 //	p.SendAsync(r, done)  // batched; done(r, err) once per record
 //	err = p.Flush(ctx)    // everything sent so far delivered
-//	err = p.Close()       // flush, then refuse sends
+//	err = p.Close()       // flush, then refuse sends; CloseContext(ctx) bounds the wait
 //
 // ProducerConfig maps onto the Java client's settings:
 //
 //	linger.ms            Linger              5ms; NoLinger for 0
 //	batch.size           BatchBytes          64 KiB
-//	buffer.memory        BufferBytes         32 MiB; SendAsync blocks when full, never drops
+//	buffer.memory        BufferBytes         32 MiB; sends block when full, never drop
+//	max.block.ms         MaxBlock            60s; then the send fails with ErrBufferFull
 //	acks                 Acks                AcksAll (all), AcksLeader (1), AcksNone (0)
 //	enable.idempotence   DisableIdempotence  idempotent unless set
 //	compression.type     Compression         CompressNone, Gzip, Snappy, LZ4, Zstd
@@ -176,9 +180,11 @@
 //	partitioner.class    Partitioner         HashPartitioner: murmur2 of the key, sticky for none
 //
 // A partition's batch is written when it reaches BatchBytes or Linger
-// after it opened, whichever comes first; records sent while the
-// previous batch of the partition is being written and fsynced gather
-// into the next one, so many concurrent Sends share fsyncs. Callbacks run
+// after it opened, whichever comes first, or, once it holds a record of
+// Send (whose caller waits anyway), as soon as the partition is free;
+// records sent while the previous batch of the partition is being
+// written and fsynced gather into the next one, so many concurrent Sends
+// share fsyncs. Callbacks run
 // in send order within a partition.
 //
 // Acks: on one node AcksAll and AcksLeader both acknowledge a record once
@@ -205,6 +211,15 @@
 // header in the clear, the CRC over the compressed records. Reads
 // decompress transparently.
 //
+// Shutdown and callbacks: Close delivers everything sent before it,
+// retrying for up to DeliveryTimeout; CloseContext(ctx) gives up when ctx
+// ends, and then every record not yet written fails with ErrClosed (its
+// callback runs; nothing is dropped silently). Callbacks may call the
+// producer back: SendAsync works (failing at once with ErrBufferFull
+// rather than waiting for room its own goroutine must free), Close
+// returns at once and the rest is still delivered, and Send and Flush
+// fail with ErrInCallback instead of deadlocking.
+//
 // TypedProducer and Decode send and read Go values through a Codec (JSON,
 // String, Bytes, or your own), as Kafka's serializers.
 //
@@ -212,9 +227,9 @@
 //
 // Not yet: a Stream is one node, and CreateTopic refuses a
 // ReplicationFactor above 1 with ErrNotEnoughReplicas. The design it
-// grows into (see DESIGN.md) is Kafka's: followers pull batches from the
-// leader, the leader advances the high watermark once every in-sync
-// replica holds a batch, and AcksAll waits for that. The seams are in
+// grows into is Kafka's: followers pull batches from the leader, the
+// leader advances the high watermark once every in-sync replica holds a
+// batch, and AcksAll waits for that. The seams are in
 // place: acknowledgements wait for the high watermark (which on one node
 // is the durable end), batches carry the partitionLeaderEpoch field that
 // KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
@@ -251,7 +266,8 @@
 // # Caveats
 //
 //   - One process at a time: Open takes an exclusive lock on the
-//     directory, and a second Open fails at once naming it.
+//     directory (DIR/LOCK, which holds the process ID), and a second Open
+//     fails at once naming the directory and the process holding it.
 //   - Unix systems only (Linux, macOS, the BSDs): the active segment is
 //     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
 //     page population in one call; elsewhere preallocation writes zeros
@@ -288,8 +304,11 @@ import (
 // Sentinel errors, matched with errors.Is. Returned errors wrap them with
 // the context a caller needs (topic, partition, offset, file, position).
 var (
-	// ErrClosed is returned by every call on a closed Stream, Producer,
-	// Consumer or Partition.
+	// ErrClosed is returned by the calls that return an error, on a
+	// closed Stream, Producer, Consumer or Partition (or a partition of a
+	// deleted topic); calls without an error result report a zero or last
+	// value instead (Stream.Topics returns nil, Stream.Stats a zero Stats).
+	// Records a producer gave up on (CloseContext) fail with it too.
 	ErrClosed = errors.New("stream: closed")
 	// ErrUnknownTopic is returned by Topic, DeleteTopic and producers for
 	// a topic that does not exist (and is not auto-created).
@@ -318,14 +337,17 @@ var (
 	// ErrFenced is returned by commits from a consumer group member that
 	// was evicted or rebalanced away; the commit changes nothing.
 	ErrFenced = errors.New("stream: fenced by a newer group generation")
-	// ErrNotLeader is returned by writes to a replica that is not the
-	// partition's leader.
+	// ErrNotLeader is reserved for replication: writes to a replica that
+	// is not the partition's leader will return it. A single node is the
+	// leader of every partition, so no call returns it yet.
 	ErrNotLeader = errors.New("stream: not the partition leader")
-	// ErrNotEnoughReplicas is returned when fewer replicas than a topic
-	// needs are available.
+	// ErrNotEnoughReplicas is returned by CreateTopic for a
+	// ReplicationFactor above 1, the number of nodes of a Stream today.
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
-	// ErrTimeout is returned when a delivery or an operation's deadline
-	// passes.
+	// ErrTimeout is what a producer's records fail with when
+	// ProducerConfig.DeliveryTimeout passes before they are delivered; it
+	// wraps the last append error. Calls that take a context return the
+	// context's error instead.
 	ErrTimeout = errors.New("stream: timed out")
 	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
 	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
@@ -334,6 +356,15 @@ var (
 	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
 	// does not exist.
 	ErrUnknownGroup = errors.New("stream: unknown consumer group")
+	// ErrBufferFull is returned (to the callback, for SendAsync) by sends
+	// that found the producer's buffer (ProducerConfig.BufferBytes) full
+	// for ProducerConfig.MaxBlock, and at once by a SendAsync from a
+	// producer callback that finds it full: the callback's goroutine is
+	// the one that would free room. Nothing was sent.
+	ErrBufferFull = errors.New("stream: producer buffer full")
+	// ErrInCallback is returned by Producer.Send and Flush called from
+	// one of the producer's delivery callbacks, which they would wait for.
+	ErrInCallback = errors.New("stream: called from a producer callback")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -389,10 +420,10 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 		return nil, argError("open", "empty directory name")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if err := fsys.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	s := &Stream{
 		dir: dir, opts: o, fs: fsys, log: o.Logger,
@@ -416,13 +447,13 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
+		return nil, errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketTopics)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	// Make the entries of meta.db and topics durable in DIR: a power
 	// cut right after the first Open must not lose them.
@@ -446,19 +477,32 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	return s, nil
 }
 
-// lockDir takes an exclusive, non-blocking flock on DIR/LOCK.
+// lockDir takes an exclusive, non-blocking flock on DIR/LOCK and writes
+// the process ID into it, so that a second Open can name the holder.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("stream: directory %s is in use by another Stream (lock %s held)", dir, path)
+			holder := "another process"
+			if b, err := os.ReadFile(path); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					holder = "process " + strconv.Itoa(pid)
+					if pid == os.Getpid() {
+						holder += " (this one: another Stream)"
+					}
+				}
+			}
+			return nil, errorf("stream: directory %s is in use by %s, which holds %s", dir, holder, path)
 		}
-		return nil, fmt.Errorf("stream: lock %s: %w", path, err)
+		return nil, errorf("stream: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // for the error above; the lock works without it
 	}
 	return f, nil
 }
@@ -478,7 +522,7 @@ func (s *Stream) loadTopics() error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
+		return errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
 	}
 	names := make([]string, 0, len(recs))
 	for name := range recs {
@@ -530,6 +574,23 @@ func (s *Stream) partitionDir(topic string, i int) string {
 
 func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	t := &Topic{name: name, cfg: cfg}
+	pc := s.partitionConfigFor(cfg)
+	for i := range cfg.Partitions {
+		p, err := openPartition(s.fs, s.partitionDir(name, i), name, int32(i), pc, s.log)
+		if err != nil {
+			for _, q := range t.partitions {
+				q.close()
+			}
+			return nil, errorf("stream: open partition %s-%d: %w", name, i, err)
+		}
+		t.partitions = append(t.partitions, p)
+	}
+	return t, nil
+}
+
+// partitionConfigFor returns the configuration of the partitions of a
+// topic configured by cfg.
+func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 	pc := partitionConfig{
 		sync:           s.opts.Sync,
 		segmentBytes:   int64(s.opts.SegmentBytes),
@@ -543,17 +604,7 @@ func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if s.opts.Sync != SyncAlways {
 		pc.finalizeLater = s.wakeFlusher
 	}
-	for i := range cfg.Partitions {
-		p, err := openPartition(s.fs, s.partitionDir(name, i), name, int32(i), pc, s.log)
-		if err != nil {
-			for _, q := range t.partitions {
-				q.close()
-			}
-			return nil, fmt.Errorf("stream: open partition %s-%d: %w", name, i, err)
-		}
-		t.partitions = append(t.partitions, p)
-	}
-	return t, nil
+	return pc
 }
 
 func (s *Stream) wakeFlusher(*Partition) {
@@ -569,7 +620,7 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
+		return errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
 	producers := s.producers
@@ -584,7 +635,7 @@ func (s *Stream) Close() error {
 	err := s.closeTopics()
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
-		return fmt.Errorf("stream: close %s: %w", s.dir, err)
+		return errorf("stream: close %s: %w", s.dir, err)
 	}
 	return nil
 }
@@ -618,7 +669,7 @@ func (s *Stream) partitions() ([]*Partition, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: %s: %w", s.dir, ErrClosed)
+		return nil, errorf("stream: %s: %w", s.dir, ErrClosed)
 	}
 	var parts []*Partition
 	for _, t := range s.topics {
@@ -637,22 +688,22 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	}
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	if cfg.ReplicationFactor > 1 {
-		return nil, fmt.Errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
+		return nil, errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: create topic %s: %w", name, ErrClosed)
 	}
 	if _, ok := s.topics[name]; ok {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrTopicExists)
+		return nil, errorf("stream: create topic %s: %w", name, ErrTopicExists)
 	}
 	for i := range cfg.Partitions {
 		if ok, _ := s.fs.Exists(s.partitionDir(name, i)); ok {
-			return nil, fmt.Errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
+			return nil, errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
 				name, s.partitionDir(name, i), ErrTopicExists)
 		}
 	}
@@ -662,7 +713,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	t, err := s.openTopic(name, cfg)
 	if err != nil {
@@ -671,7 +722,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 		return nil, err
 	}
 	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	s.topics[name] = t
 	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)
@@ -683,11 +734,11 @@ func (s *Stream) Topic(name string) (*Topic, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrUnknownTopic)
+		return nil, errorf("stream: topic %s: %w", name, ErrUnknownTopic)
 	}
 	return t, nil
 }
@@ -715,19 +766,20 @@ func (s *Stream) DeleteTopic(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrClosed)
+		return errorf("stream: delete topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
+		return errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
 	}
 	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	delete(s.topics, name)
+	t.changes.Add(1) // producers look the name up again
 	for _, p := range t.partitions {
 		p.close()
 	}
@@ -743,16 +795,16 @@ func (s *Stream) DeleteTopic(name string) error {
 func (s *Stream) removeTopicFiles(name string, partitions int) error {
 	for i := range partitions {
 		if err := s.fs.RemoveAll(s.partitionDir(name, i)); err != nil {
-			return fmt.Errorf("stream: delete topic %s: %w", name, err)
+			return errorf("stream: delete topic %s: %w", name, err)
 		}
 	}
 	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Delete([]byte(name))
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	return nil
 }
@@ -836,8 +888,9 @@ func (s *Stream) enforceRetention(now time.Time) {
 	}
 	s.mu.RUnlock()
 	for _, t := range topics {
-		for _, p := range t.partitions {
-			if _, err := p.enforceRetention(now, t.cfg.Retention, int64(t.cfg.RetentionBytes)); err != nil {
+		cfg := t.Config()
+		for _, p := range t.partitionList() {
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes)); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}

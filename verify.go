@@ -51,12 +51,12 @@ type SegmentFile struct {
 func OpenSegmentFile(path string) (*SegmentFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
+		return nil, errorf("stream: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("stream: %w", err)
+		return nil, errorf("stream: %w", err)
 	}
 	return &SegmentFile{path: path, f: f, size: fi.Size()}, nil
 }
@@ -75,7 +75,7 @@ func (sf *SegmentFile) Batches() iter.Seq2[SegmentBatch, error] {
 		for pos := int64(0); pos < sf.size; {
 			n := min(int64(batchHeaderSize), sf.size-pos)
 			if _, err := sf.f.ReadAt(hdr[:n], pos); err != nil {
-				yield(SegmentBatch{}, fmt.Errorf("stream: read %s: %w", sf.path, err))
+				yield(SegmentBatch{}, errorf("stream: read %s: %w", sf.path, err))
 				return
 			}
 			if allZero(hdr[:n]) {
@@ -95,7 +95,7 @@ func (sf *SegmentFile) Batches() iter.Seq2[SegmentBatch, error] {
 			if err == nil {
 				buf = slices.Grow(buf[:0], int(h.Size()))[:h.Size()]
 				if _, rerr := sf.f.ReadAt(buf, pos); rerr != nil {
-					yield(b, fmt.Errorf("stream: read %s: %w", sf.path, rerr))
+					yield(b, errorf("stream: read %s: %w", sf.path, rerr))
 					return
 				}
 				err = checkBatch(buf, &h)
@@ -130,7 +130,7 @@ func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
 	}
 	buf := make([]byte, b.Size)
 	if _, err := sf.f.ReadAt(buf, b.Position); err != nil {
-		return nil, fmt.Errorf("stream: read %s: %w", sf.path, err)
+		return nil, errorf("stream: read %s: %w", sf.path, err)
 	}
 	h, err := parseBatchHeader(buf)
 	if err == nil && h.Size() != b.Size {
@@ -169,7 +169,7 @@ func Verify(dir string) ([]*CorruptError, error) {
 	defer lock.Close()
 	parts, err := os.ReadDir(filepath.Join(dir, "topics"))
 	if err != nil {
-		return nil, fmt.Errorf("stream: verify %s: %w", dir, err)
+		return nil, errorf("stream: verify %s: %w", dir, err)
 	}
 	var problems []*CorruptError
 	for _, e := range parts {
@@ -188,7 +188,7 @@ func Verify(dir string) ([]*CorruptError, error) {
 func verifyPartition(pdir string) ([]*CorruptError, error) {
 	entries, err := os.ReadDir(pdir)
 	if err != nil {
-		return nil, fmt.Errorf("stream: verify %s: %w", pdir, err)
+		return nil, errorf("stream: verify %s: %w", pdir, err)
 	}
 	var bases []int64
 	for _, e := range entries {

@@ -303,3 +303,21 @@ func holdDir(t *testing.T, dir string) {
 		t.Fatalf("holder process: %q, %v", line, err)
 	}
 }
+
+// topics -alter grows a topic with Stream.CreatePartitions and lists the
+// result; shrinking is refused.
+func TestTopicsAlterPartitions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustRun(t, "create", "-dir", dir, "-partitions", "2", "events")
+	out := mustRun(t, "topics", "-dir", dir, "-alter", "events", "-partitions", "3")
+	if rows := fields(out); len(rows) != 5 || rows[3][0] != "events" || rows[3][1] != "2" {
+		t.Fatalf("topics -alter events -partitions 3:\n%s", out)
+	}
+	code, _, errOut := runCmd(t, "topics", "-dir", dir, "-alter", "events", "-partitions", "2")
+	if code == 0 || !strings.Contains(errOut, "can only grow") {
+		t.Fatalf("shrinking: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "topics", "-dir", dir, "-alter", "events"); code != 2 {
+		t.Fatalf("-alter without -partitions: exit %d, want 2 (usage)", code)
+	}
+}
