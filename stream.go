@@ -277,6 +277,22 @@ var (
 	// ErrTimeout is returned when a delivery or an operation's deadline
 	// passes.
 	ErrTimeout = errors.New("stream: timed out")
+	// ErrUnreachable is returned by Transport.Call when the node cannot
+	// be reached: unknown, not serving, closed, cut off, or its
+	// connection lost with the request in flight (which then may or may
+	// not have been handled).
+	ErrUnreachable = errors.New("stream: node unreachable")
+	// ErrMessageTooLarge is returned by TCPTransport.Call for a request
+	// or reply larger than TCPConfig.MaxFrameBytes; an oversized request
+	// is never sent.
+	ErrMessageTooLarge = errors.New("stream: message too large")
+	// ErrBadRequest is returned for a request a node cannot parse:
+	// a malformed frame or envelope, or an unknown message kind.
+	ErrBadRequest = errors.New("stream: bad request")
+	// ErrUnsupportedVersion is returned for a request in a protocol
+	// version the receiving node does not speak; the *VersionError
+	// carrying it names the versions it does.
+	ErrUnsupportedVersion = errors.New("stream: unsupported protocol version")
 	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
 	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
 	// members.
