@@ -143,7 +143,9 @@ type TCPTransport struct {
 
 	// mu guards the fields below; wg counts every goroutine the
 	// transport starts, added only under mu while open, so Close's Wait
-	// is final.
+	// is final. The only nesting of the transport's locks is
+	// tcpPeer.mu around tcpConn.mu; none is held while dialling,
+	// writing or running a handler.
 	mu     sync.Mutex
 	closed bool
 	h      func(ctx context.Context, req []byte) []byte
@@ -188,15 +190,16 @@ func (t *TCPTransport) SetPeer(id NodeID, addr string) error {
 		}
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if addr == "" {
 		delete(t.cfg.Peers, id)
 	} else {
 		t.cfg.Peers[id] = addr
 	}
-	if p := t.peers[id]; p != nil {
-		delete(t.peers, id)
-		p.closeConns(ErrUnreachable)
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if p != nil {
+		p.closeConns(fmt.Errorf("node %d moved", id))
 	}
 	return nil
 }
@@ -311,6 +314,19 @@ func (t *TCPTransport) startConn(nc net.Conn, dialled bool) (*tcpConn, bool) {
 // connForCall returns the pooled connection a call to node to takes,
 // dialling it if needed.
 func (t *TCPTransport) connForCall(ctx context.Context, to NodeID) (*tcpConn, error) {
+	for {
+		c, err := t.connForCallOnce(ctx, to)
+		if err != errPeerReplaced {
+			return c, err
+		}
+	}
+}
+
+// errPeerReplaced is returned by tcpPeer.conn when SetPeer replaced the
+// peer meanwhile: connForCall then looks it up again.
+var errPeerReplaced = errors.New("peer replaced")
+
+func (t *TCPTransport) connForCallOnce(ctx context.Context, to NodeID) (*tcpConn, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -367,7 +383,7 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 		}
 		if p.closed {
 			p.mu.Unlock()
-			return nil, fmt.Errorf("%w: node %d's address changed", ErrUnreachable, p.id)
+			return nil, errPeerReplaced
 		}
 		if p.fails > 0 && time.Now().Before(p.retryAt) {
 			err := fmt.Errorf("%w: node %d at %s: %v (redial in %v)", ErrUnreachable, p.id, p.addr, p.lastErr, time.Until(p.retryAt).Round(time.Millisecond))
@@ -384,8 +400,8 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 		switch {
 		case err == nil && p.closed: // SetPeer moved the node meanwhile
 			p.mu.Unlock()
-			c.fail(ErrUnreachable)
-			return nil, fmt.Errorf("%w: node %d's address changed", ErrUnreachable, p.id)
+			c.fail(errPeerReplaced)
+			return nil, errPeerReplaced
 		case err == nil:
 			p.fails = 0
 			p.conns[slot] = c
@@ -708,6 +724,7 @@ func (c *tcpConn) serveLoop() {
 			return
 		}
 	}
+	var h func(context.Context, []byte) []byte // set once Serve was called
 	sem := make(chan struct{}, maxInflightPerConn)
 	var handlers sync.WaitGroup
 	defer handlers.Wait()
@@ -749,9 +766,11 @@ func (c *tcpConn) serveLoop() {
 				payload: fmt.Appendf(nil, "frame type %d sent to a server", f.typ)}, nil)
 			continue
 		}
-		c.t.mu.Lock()
-		h := c.t.h
-		c.t.mu.Unlock()
+		if h == nil {
+			c.t.mu.Lock()
+			h = c.t.h
+			c.t.mu.Unlock()
+		}
 		if h == nil {
 			c.send(frame{version: frameVersion, typ: frameError, id: f.id, arg: uint32(codeNotServing), payload: []byte("not serving yet")}, nil)
 			continue

@@ -517,3 +517,35 @@ func TestTCPTransportClose(t *testing.T) {
 		t.Errorf("call to a closed node: %v, want ErrUnreachable", err)
 	}
 }
+
+func TestTCPTransportSetPeerMoves(t *testing.T) {
+	checkNoLeaks(t)
+	ts := tcpNodes(t, 3, stream.TCPConfig{})
+	if got, err := ts[1].Call(t.Context(), 2, []byte("a")); err != nil || string(got) != "from 2: a" {
+		t.Fatalf("call: %q, %v", got, err)
+	}
+	// Node 2 moves to node 3's address while connections to its old
+	// one are open: calls follow it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := ts[1].SetPeer(2, ts[3].Addr().String()); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SetPeer hangs")
+	}
+	if got, err := ts[1].Call(t.Context(), 2, []byte("b")); err != nil || string(got) != "from 3: b" {
+		t.Errorf("call after the move: %q, %v", got, err)
+	}
+	ts[1].SetPeer(2, "")
+	if _, err := ts[1].Call(t.Context(), 2, nil); !errors.Is(err, stream.ErrUnreachable) {
+		t.Errorf("call to a removed peer: %v, want ErrUnreachable", err)
+	}
+	if err := ts[1].SetPeer(2, "no port"); !errors.Is(err, stream.ErrInvalidConfig) {
+		t.Errorf("SetPeer with a bad address: %v, want ErrInvalidConfig", err)
+	}
+}
