@@ -40,8 +40,9 @@ type MemFaults struct {
 // A Call over a cut link, or to a node that is unknown, closed or not
 // serving, fails at once with ErrUnreachable (as a connection refused);
 // a link cut while a message travels loses it, and the Call then fails
-// with ErrUnreachable too. A handler's ctx ends when its node's Transport
-// closes; the caller's cancellation does not travel.
+// with ErrUnreachable too. A handler's ctx carries the caller's deadline
+// and cancellation, as over TCPTransport, and ends when its node's
+// Transport closes.
 type MemNetwork struct {
 	seed int64
 
@@ -219,11 +220,11 @@ func (t *memTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 	}
 	req = bytes.Clone(req) // the caller may reuse req once Call returns; a late copy may not
 	out := make(chan memReply, 2)
-	if !fate.dropReq && !dst.deliver(t.id, req, fate.reqDelay, fate.dropReply, fate.replyDelay, out) {
+	if !fate.dropReq && !dst.deliver(ctx, t.id, req, fate.reqDelay, fate.dropReply, fate.replyDelay, out) {
 		return nil, fmt.Errorf("%w: node %d is not serving", ErrUnreachable, to)
 	}
 	if fate.dup {
-		dst.deliver(t.id, req, fate.dupDelay, fate.dropReply, fate.replyDelay, out)
+		dst.deliver(ctx, t.id, req, fate.dupDelay, fate.dropReply, fate.replyDelay, out)
 	}
 	select {
 	case r := <-out:
@@ -239,8 +240,10 @@ func (t *memTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 
 // deliver hands req from node from to this node's handler after delay,
 // and its reply back after replyDelay, unless dropReply. It reports
-// false, delivering nothing, if this node is closed or not serving.
-func (t *memTransport) deliver(from NodeID, req []byte, delay time.Duration, dropReply bool, replyDelay time.Duration, out chan<- memReply) bool {
+// false, delivering nothing, if this node is closed or not serving. The
+// request travels even once the caller's ctx is done (a late copy); the
+// handler's ctx then is too.
+func (t *memTransport) deliver(callerCtx context.Context, from NodeID, req []byte, delay time.Duration, dropReply bool, replyDelay time.Duration, out chan<- memReply) bool {
 	t.mu.Lock()
 	h := t.h
 	if t.closed || h == nil {
@@ -258,7 +261,18 @@ func (t *memTransport) deliver(from NodeID, req []byte, delay time.Duration, dro
 			sendReply(out, memReply{err: fmt.Errorf("%w: node %d was cut off from node %d", ErrUnreachable, t.id, from)})
 			return
 		}
-		reply := h(t.ctx, req)
+		ctx, cancel := context.WithCancel(t.ctx)
+		if dl, ok := callerCtx.Deadline(); ok {
+			ctx, cancel = context.WithDeadline(t.ctx, dl)
+		}
+		stop := context.AfterFunc(callerCtx, func() {
+			if callerCtx.Err() != context.DeadlineExceeded { // else ctx's own deadline ends it, reporting so
+				cancel()
+			}
+		})
+		reply := h(ctx, req)
+		stop()
+		cancel()
 		if dropReply || !sleepCtx(t.ctx, replyDelay) {
 			return
 		}

@@ -151,10 +151,12 @@ func TestMemNetworkCancelPendingCall(t *testing.T) {
 		a, b := net.Transport(1), net.Transport(2)
 		release := make(chan struct{})
 		var handled atomic.Int32
+		handlerErr := make(chan error, 1)
 		b.Serve(func(ctx context.Context, req []byte) []byte {
 			select {
 			case <-release:
-			case <-ctx.Done():
+			case <-ctx.Done(): // the caller's deadline travels
+				handlerErr <- ctx.Err()
 			}
 			handled.Add(1)
 			return []byte("late")
@@ -168,11 +170,14 @@ func TestMemNetworkCancelPendingCall(t *testing.T) {
 		if d := time.Since(start); d != time.Second {
 			t.Errorf("call returned after %v, want 1s", d)
 		}
-		close(release)
 		synctest.Wait()
 		if handled.Load() != 1 {
 			t.Errorf("handler ran %d times, want 1", handled.Load())
 		}
+		if err := <-handlerErr; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("handler's ctx: %v, want the caller's deadline", err)
+		}
+		close(release)
 
 		// Close fails a pending call from the closed node, and waits for
 		// the handlers running on it.

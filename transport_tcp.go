@@ -506,7 +506,9 @@ func (t *TCPTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 		}
 		return r.b, nil
 	case <-ctx.Done():
-		if c.forget(id) {
+		// A deadline travelled with the request and ends the handler
+		// by itself; a cancellation must be sent.
+		if c.forget(id) && ctx.Err() == context.Canceled {
 			c.cancelRemote(id)
 		}
 		return nil, fmt.Errorf("stream: call node %d: %w", to, ctx.Err())

@@ -229,7 +229,7 @@ func TestTCPTransportCancel(t *testing.T) {
 	if _, err := a.Call(ctx, 2, []byte("wait")); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("call past its deadline: %v, want context.DeadlineExceeded", err)
 	}
-	if s := <-handled; !s.deadline || s.err == nil {
+	if s := <-handled; !s.deadline || !errors.Is(s.err, context.DeadlineExceeded) {
 		t.Errorf("handler of a call with a deadline: deadline %v, ctx %v", s.deadline, s.err)
 	}
 
