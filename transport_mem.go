@@ -218,7 +218,6 @@ func (t *memTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	req = bytes.Clone(req) // the caller may reuse req once Call returns; a late copy may not
 	out := make(chan memReply, 2)
 	if !fate.dropReq && !dst.deliver(ctx, t.id, req, fate.reqDelay, fate.dropReply, fate.replyDelay, out) {
 		return nil, fmt.Errorf("%w: node %d is not serving", ErrUnreachable, to)
@@ -252,6 +251,10 @@ func (t *memTransport) deliver(callerCtx context.Context, from NodeID, req []byt
 	}
 	t.wg.Add(1)
 	t.mu.Unlock()
+	// Copies, as a network makes: the caller may reuse req once Call
+	// returns (a late copy may not), and neither side can change what
+	// the other holds.
+	req = bytes.Clone(req)
 	go func() {
 		defer t.wg.Done()
 		if !sleepCtx(t.ctx, delay) {
@@ -280,7 +283,7 @@ func (t *memTransport) deliver(callerCtx context.Context, from NodeID, req []byt
 			sendReply(out, memReply{err: fmt.Errorf("%w: node %d was cut off from node %d", ErrUnreachable, t.id, from)})
 			return
 		}
-		sendReply(out, memReply{b: reply})
+		sendReply(out, memReply{b: bytes.Clone(reply)})
 	}()
 	return true
 }
