@@ -549,3 +549,85 @@ func TestTCPTransportSetPeerMoves(t *testing.T) {
 		t.Errorf("SetPeer with a bad address: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// Calls that give up at random while others go on: every reply a call
+// gets is its own, never one meant for a call that gave up.
+func TestTCPTransportRepliesNeverCross(t *testing.T) {
+	checkNoLeaks(t)
+	a := newTCP(t, stream.TCPConfig{ConnsPerPeer: 1})
+	b := newTCP(t, stream.TCPConfig{})
+	a.SetPeer(2, b.Addr().String())
+	b.Serve(func(ctx context.Context, req []byte) []byte {
+		// Ignore ctx: replies come late for calls that gave up.
+		time.Sleep(time.Duration(req[0]%4) * time.Millisecond)
+		return req
+	})
+	var wg sync.WaitGroup
+	var ok, gaveUp atomic.Int32
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				req := fmt.Appendf(nil, "%c g%d call %d", byte(g+i), g, i)
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%3)*time.Millisecond)
+				got, err := a.Call(ctx, 2, req)
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+					if !bytes.Equal(got, req) {
+						t.Errorf("call %q got the reply %q", req, got)
+					}
+				case errors.Is(err, context.DeadlineExceeded):
+					gaveUp.Add(1)
+				default:
+					t.Errorf("call %q: %v", req, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d replies, %d calls gave up", ok.Load(), gaveUp.Load())
+}
+
+// A peer that stops reading: once WriteTimeout passes with bytes
+// unwritten, the connection closes and the calls on it fail.
+func TestTCPTransportWriteTimeout(t *testing.T) {
+	checkNoLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc // never read
+		}
+	}()
+	var logs logBuffer
+	a := newTCP(t, stream.TCPConfig{
+		WriteTimeout: 50 * time.Millisecond, ConnsPerPeer: 1,
+		Peers:  map[stream.NodeID]string{2: ln.Addr().String()},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 16 { // 64 MiB: more than the socket buffers hold
+		wg.Go(func() {
+			_, err := a.Call(t.Context(), 2, make([]byte, 4<<20))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, stream.ErrUnreachable) {
+			t.Errorf("call to a peer that does not read: %v, want ErrUnreachable", err)
+		}
+	}
+	if !strings.Contains(logs.String(), "connection lost") {
+		t.Errorf("no log line for the stuck connection:\n%s", logs.String())
+	}
+	(<-accepted).Close()
+}
