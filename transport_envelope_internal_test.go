@@ -186,3 +186,44 @@ func FuzzEnvelope(f *testing.F) {
 		decodeReply(b, 2, 1)
 	})
 }
+
+// Over TCP, requests in versions a node does not speak, of kinds it does
+// not know, or too short to be envelopes get error replies; the node
+// goes on serving.
+func TestMessengerOverTCPBadRequests(t *testing.T) {
+	srv, err := NewTCPTransport(TCPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	m := newMessenger(2, srv, nil)
+	m.handle(10, func(_ context.Context, e envelope) ([]byte, error) { return e.Payload, nil })
+	if err := m.serve(); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := NewTCPTransport(TCPConfig{Peers: map[NodeID]string{2: srv.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, tc := range []struct {
+		req  []byte
+		want error
+	}{
+		{nil, ErrBadRequest},
+		{[]byte{protoVersion}, ErrBadRequest},
+		{appendEnvelope(nil, envelope{Version: 0, Kind: 10, From: 1}), ErrUnsupportedVersion},
+		{appendEnvelope(nil, envelope{Version: protoVersion + 1, Kind: 10, From: 1}), ErrUnsupportedVersion},
+		{appendEnvelope(nil, envelope{Version: protoVersion, Kind: 250, From: 1}), ErrBadRequest},
+		{appendEnvelope(nil, envelope{Version: protoVersion, Kind: 10, From: 1, Payload: []byte("ok")}), nil},
+	} {
+		reply, err := cli.Call(t.Context(), 2, tc.req)
+		if err != nil {
+			t.Fatalf("request %v: %v", tc.req, err)
+		}
+		payload, _, err := decodeReply(reply, 2, protoVersion)
+		if !errors.Is(err, tc.want) || tc.want == nil && string(payload) != "ok" {
+			t.Errorf("request %v: %q, %v; want %v", tc.req, payload, err, tc.want)
+		}
+	}
+}
