@@ -264,9 +264,12 @@ func (t *memTransport) deliver(callerCtx context.Context, from NodeID, req []byt
 			sendReply(out, memReply{err: fmt.Errorf("%w: node %d was cut off from node %d", ErrUnreachable, t.id, from)})
 			return
 		}
-		ctx, cancel := context.WithCancel(t.ctx)
+		var ctx context.Context
+		var cancel context.CancelFunc
 		if dl, ok := callerCtx.Deadline(); ok {
 			ctx, cancel = context.WithDeadline(t.ctx, dl)
+		} else {
+			ctx, cancel = context.WithCancel(t.ctx)
 		}
 		stop := context.AfterFunc(callerCtx, func() {
 			if callerCtx.Err() != context.DeadlineExceeded { // else ctx's own deadline ends it, reporting so

@@ -784,9 +784,12 @@ func (c *tcpConn) serveLoop() {
 		}
 		// The handler's ctx ends with the caller's deadline, its
 		// cancel frame, the connection (fail cancels it) or Close.
-		ctx, cancel := context.WithCancel(c.t.ctx)
+		var ctx context.Context
+		var cancel context.CancelFunc
 		if f.arg > 0 {
 			ctx, cancel = context.WithTimeout(c.t.ctx, time.Duration(f.arg)*time.Millisecond)
+		} else {
+			ctx, cancel = context.WithCancel(c.t.ctx)
 		}
 		c.mu.Lock()
 		if c.running == nil { // failed meanwhile
