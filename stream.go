@@ -236,6 +236,25 @@
 // follower's fetch and a future Kafka wire-protocol front end can serve
 // them straight from the files.
 //
+// Nodes will talk through a Transport: Call sends bytes to a node and
+// returns its reply, Serve answers requests, each in its own goroutine.
+// Implement it over any network; the package ships two. NewTCPTransport
+// frames requests with a length prefix and a request ID, so many calls
+// share each of a few pooled connections at once; the caller's deadline
+// and cancellation travel to the handler's ctx, a reply that comes after
+// its call gave up is dropped, lost connections are redialled with
+// backoff, TLS is one *tls.Config away, frames over MaxFrameBytes are
+// refused (an error reply or a closed connection, and a log line, never
+// a panic), and it binds loopback unless told otherwise. NewMemNetwork
+// connects transports in memory for tests and simulation: Cut, Isolate
+// and Heal partition it, and SetFaults drops, delays, duplicates and
+// reorders messages, drawn from its seed (delays are timers, so
+// testing/synctest runs them on its fake clock). A node that cannot be
+// reached fails the call with ErrUnreachable. Requests are versioned: a
+// node of protocol version v accepts v and v-1 and answers any other
+// with an error naming the versions it speaks (*VersionError), so two
+// adjacent releases can run side by side during a rolling upgrade.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its
@@ -349,6 +368,22 @@ var (
 	// wraps the last append error. Calls that take a context return the
 	// context's error instead.
 	ErrTimeout = errors.New("stream: timed out")
+	// ErrUnreachable is returned by Transport.Call when the node cannot
+	// be reached: unknown, not serving, closed, cut off, or its
+	// connection lost with the request in flight (which then may or may
+	// not have been handled).
+	ErrUnreachable = errors.New("stream: node unreachable")
+	// ErrMessageTooLarge is returned by TCPTransport.Call for a request
+	// or reply larger than TCPConfig.MaxFrameBytes; an oversized request
+	// is never sent.
+	ErrMessageTooLarge = errors.New("stream: message too large")
+	// ErrBadRequest is returned for a request a node cannot parse:
+	// a malformed frame or envelope, or an unknown message kind.
+	ErrBadRequest = errors.New("stream: bad request")
+	// ErrUnsupportedVersion is returned for a request in a protocol
+	// version the receiving node does not speak; the *VersionError
+	// carrying it names the versions it does.
+	ErrUnsupportedVersion = errors.New("stream: unsupported protocol version")
 	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
 	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
 	// members.
