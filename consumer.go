@@ -44,6 +44,14 @@ type Consumer struct {
 	closed   bool                           // Close began: Poll refuses
 	left     bool                           // Close ended: everything refuses
 	autoNext time.Time                      // next auto-commit
+	// Run's batch in flight: the records its handler has not accepted
+	// yet, in order (commits stop at the first of each partition); a
+	// channel closed when Run stops working on the batch; and the
+	// cancellation of the handler's context, for a Close that stops
+	// waiting.
+	pending []*Record
+	running chan struct{}
+	stopRun context.CancelCauseFunc
 }
 
 // fetchState is the consumer's state for one assigned partition.
@@ -225,6 +233,9 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 // reset by GroupConfig.StartAt and the reset is logged. Poll returns
 // ctx.Err() when ctx ends and ErrClosed after Close.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	if err := c.checkPolling(); err != nil {
@@ -543,12 +554,31 @@ func (c *Consumer) commitPositions(ctx context.Context, tps []TopicPartition) er
 	}
 	offs := map[TopicPartition]OffsetAndMetadata{}
 	for _, tp := range tps {
-		if st := c.parts[tp]; st != nil && st.pos > st.committed {
-			offs[tp] = OffsetAndMetadata{Offset: st.pos}
+		if pos, ok := c.acceptedLocked(tp); ok {
+			offs[tp] = OffsetAndMetadata{Offset: pos}
 		}
 	}
 	c.mu.Unlock()
 	return c.commit(ctx, offs, true)
+}
+
+// acceptedLocked returns the offset to commit for tp: its position, or,
+// while Run's handler has not accepted a record of tp that Poll returned,
+// that record's offset. It reports false when there is nothing new to
+// commit.
+func (c *Consumer) acceptedLocked(tp TopicPartition) (int64, bool) {
+	st := c.parts[tp]
+	if st == nil {
+		return 0, false
+	}
+	pos := st.pos
+	for _, r := range c.pending {
+		if r.Partition == tp.Partition && r.Topic == tp.Topic {
+			pos = min(pos, r.Offset)
+			break
+		}
+	}
+	return pos, pos > st.committed
 }
 
 // CommitOffsets commits offs (for each partition, the next offset to
@@ -602,20 +632,32 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 	return nil
 }
 
-// rewind sets positions back to offs, dropping read-ahead records.
-func (c *Consumer) rewind(offs map[TopicPartition]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for tp, off := range offs {
+// rewindLocked sets the position of every partition of recs back to its
+// first record there, dropping read-ahead records.
+func (c *Consumer) rewindLocked(recs []*Record) {
+	seen := map[TopicPartition]bool{}
+	for _, r := range recs {
+		tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		if seen[tp] {
+			continue
+		}
+		seen[tp] = true
 		if st := c.parts[tp]; st != nil {
-			st.seek(off)
+			st.seek(r.Offset)
 		}
 	}
 }
 
+// runCtxKey marks the context Run gives its handler, so CloseContext
+// called from the handler does not wait for itself.
+type runCtxKey struct{}
+
 // Run polls and hands every record to handle, in order, until ctx ends
 // (it returns ctx.Err()), the consumer closes (ErrClosed) or handle fails.
-// A group member commits after handle has accepted each polled batch.
+// It checks ctx and Close before every record, so it stops within one
+// record of either. A group member commits what handle accepted when a
+// polled batch ends or Run stops, even when ctx has just ended.
+//
 // When handle returns an error for a record, Run commits up to (not
 // including) that record, rewinds the position of its partition to it
 // (and of every other partition to its first record not handled), so
@@ -623,43 +665,97 @@ func (c *Consumer) rewind(offs map[TopicPartition]int64) {
 // handler's error. A commit that fails with ErrFenced (the member was
 // evicted) is logged, and Run goes on: the group redelivers those
 // records elsewhere.
+//
+// Close waits for the record in flight (CloseContext bounds the wait and
+// then cancels the handler's context with a cause wrapping ErrClosed);
+// records Poll returned that the handler did not accept are never
+// committed. From inside handle, close with CloseContext(ctx) on the
+// handler's context: Close would wait for the handler to return.
 func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
 	for {
 		recs, err := c.Poll(ctx)
 		if err != nil {
 			return err
 		}
-		for i, r := range recs {
-			herr := handle(ctx, r)
-			if herr == nil {
-				continue
-			}
-			back := map[TopicPartition]int64{}
-			for _, q := range recs[i:] {
-				tp := TopicPartition{Topic: q.Topic, Partition: q.Partition}
-				if _, ok := back[tp]; !ok {
-					back[tp] = q.Offset
-				}
-			}
-			c.rewind(back)
-			if c.g != nil {
-				if err := c.Commit(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrFenced) {
-					return errors.Join(herr, err)
-				}
-			}
-			return herr
-		}
-		if c.g != nil && len(recs) > 0 {
-			// Accepted records are committed even when ctx has just
-			// ended.
-			if err := c.Commit(context.WithoutCancel(ctx)); err != nil {
-				if !errors.Is(err, ErrFenced) {
-					return err
-				}
-				c.log.Warn("commit after handling fenced; the records will be redelivered", "error", err)
-			}
+		if err := c.runBatch(ctx, recs, handle); err != nil {
+			return err
 		}
 	}
+}
+
+// runBatch hands recs to handle in order, stopping before the next record
+// once ctx ends or Close begins, and commits what handle accepted.
+func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(context.Context, *Record) error) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, runCtxKey{}, c))
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	c.mu.Lock()
+	if c.closed {
+		c.rewindLocked(recs)
+		c.mu.Unlock()
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	}
+	c.pending, c.running, c.stopRun = recs, done, cancel
+	c.mu.Unlock()
+	var stop error
+	for i, r := range recs {
+		if stop = c.runStopped(ctx); stop != nil {
+			break
+		}
+		if err := c.handle(hctx, r, handle); err != nil {
+			stop = err
+			break
+		}
+		c.mu.Lock()
+		c.pending = recs[i+1:]
+		c.mu.Unlock()
+	}
+	// Rewind to the first record not accepted, so that no later commit
+	// (auto-commit, Close) skips it.
+	c.mu.Lock()
+	c.rewindLocked(c.pending)
+	c.pending, c.running, c.stopRun = nil, nil, nil
+	c.mu.Unlock()
+	if errors.Is(context.Cause(hctx), ErrClosed) {
+		// Close stopped waiting and committed what was accepted.
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	}
+	if c.g == nil {
+		return stop
+	}
+	err := c.Commit(context.WithoutCancel(ctx))
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrFenced):
+		c.log.Warn("commit after handling fenced; the records will be redelivered", "error", err)
+	case stop != nil:
+		return fmt.Errorf("%w (and the commit of the records before it failed: %w)", stop, err)
+	default:
+		return err
+	}
+	return stop
+}
+
+// runStopped returns why Run must stop before its next record, or nil.
+func (c *Consumer) runStopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-c.closing:
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	default:
+		return nil
+	}
+}
+
+// handle runs the handler on one record.
+func (c *Consumer) handle(ctx context.Context, r *Record, handle func(context.Context, *Record) error) error {
+	return handle(ctx, r)
 }
 
 // ReadToEnd is the offline batch loader: it reads the consumer's
@@ -792,13 +888,25 @@ func (c *Consumer) advance(tp TopicPartition, off int64) {
 	}
 }
 
-// Close ends the consumer. A group member commits its positions (unless
-// CommitInterval < 0), runs OnRevoked for what it holds, and leaves the
-// group, which rebalances at once; a static member instead keeps its slot
-// and partitions for SessionTimeout, for a consumer with the same
-// InstanceID to take back. A Poll waiting in another goroutine returns
-// ErrClosed. Do not call Close from OnAssigned or OnRevoked.
+// Close ends the consumer: CloseContext without a bound on the wait.
 func (c *Consumer) Close() error {
+	return c.CloseContext(context.Background())
+}
+
+// CloseContext ends the consumer. A Poll waiting in another goroutine
+// returns ErrClosed, and a Run stops after the record its handler works
+// on: CloseContext waits for that record until ctx ends, and then cancels
+// the handler's context (its cause wraps ErrClosed) and goes on without
+// it, returning ctx's error once closed. A group member then commits the
+// positions of the records handed out and, under Run, accepted by the
+// handler (unless CommitInterval < 0), runs OnRevoked for what it holds,
+// and leaves the group, which rebalances at once; a static member instead
+// keeps its slot and partitions for SessionTimeout, for a consumer with
+// the same InstanceID to take back.
+//
+// Do not call it from OnAssigned, OnRevoked or OnLost; from Run's
+// handler, pass the handler's context.
+func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -806,7 +914,17 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	close(c.closing)
+	running, stopRun := c.running, c.stopRun
 	c.mu.Unlock()
+	var waitErr error
+	if running != nil && ctx.Value(runCtxKey{}) != c {
+		select {
+		case <-running:
+		case <-ctx.Done():
+			waitErr = fmt.Errorf("stream: close consumer: Run's handler did not return: %w", ctx.Err())
+			stopRun(fmt.Errorf("stream: consumer closed: %w", ErrClosed))
+		}
+	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	var err error
@@ -814,7 +932,9 @@ func (c *Consumer) Close() error {
 		ctx := context.Background()
 		held := c.Assignment()
 		if len(held) > 0 {
-			if c.g.cfg.CommitInterval > 0 {
+			// Run's abandoned handler cannot commit what it accepted:
+			// Close does, as Run would have.
+			if c.g.cfg.CommitInterval > 0 || waitErr != nil {
 				if cerr := c.commitPositions(ctx, held); cerr != nil && !errors.Is(cerr, ErrFenced) {
 					err = cerr
 				}
@@ -828,5 +948,8 @@ func (c *Consumer) Close() error {
 	c.parts, c.order = map[TopicPartition]*fetchState{}, nil
 	c.mu.Unlock()
 	c.s.groups.removeConsumer(c)
+	if waitErr != nil {
+		return waitErr
+	}
 	return err
 }
