@@ -34,8 +34,9 @@ type Consumer struct {
 
 	closing chan struct{} // closed by Close: a waiting Poll returns
 
-	// mu guards the fields below. It is taken after ConsumerGroup.mu is
-	// released, and before Partition locks (fetches read under it).
+	// mu guards the fields below. It is taken after ConsumerGroup.mu
+	// (join holds both) and before Partition locks (fetches read under
+	// it); ConsumerGroup.mu is never taken while it is held.
 	mu       sync.Mutex
 	memberID string
 	parts    map[TopicPartition]*fetchState // assigned partitions
@@ -438,13 +439,9 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 				c.log.Warn("member was evicted; its partitions are lost", "member", id, "partitions", len(lost))
 				c.onRevoked(ctx, lost)
 			}
-			newID, err := c.g.join(c)
-			if err != nil {
+			if err := c.g.join(c); err != nil {
 				return nil, err
 			}
-			c.mu.Lock()
-			c.memberID = newID
-			c.mu.Unlock()
 			continue
 		}
 		if len(res.revoke) > 0 {

@@ -64,3 +64,11 @@ func ProducerBuffered(p *Producer) int64 { return p.buffered.Load() }
 
 // Fdatasync is the engine's fdatasync, for the benchmark baseline.
 func Fdatasync(f *os.File) error { return fdatasync(f) }
+
+// SetCommitFault makes every commit of g call fault inside its meta.db
+// transaction (nil: no fault), to hold a commit in flight.
+func SetCommitFault(g *ConsumerGroup, fault func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.commitFault = fault
+}

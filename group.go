@@ -64,15 +64,20 @@ type ConsumerGroup struct {
 	instances  map[string]*member // static members, by InstanceID
 	// Invariant: owner[tp] == m if and only if m.owned[tp]; at most one
 	// member owns a partition.
-	owner   map[TopicPartition]*member
-	changed chan struct{} // closed and replaced when members must look again
-	nextID  int
-	armed   bool // the session timer is set for the earliest deadline
-	closed  bool // deleted or the Stream closed
+	owner map[TopicPartition]*member
+	// committing counts the commits in flight (in their transaction,
+	// outside mu) of each partition; acquire skips those partitions.
+	committing map[TopicPartition]int
+	changed    chan struct{} // closed and replaced when members must look again
+	nextID     int
+	armed      bool // the session timer is set for the earliest deadline
+	closed     bool // deleted or the Stream closed
 
 	stop chan struct{} // closed to stop run
 	done chan struct{} // closed when run returns
 	wake chan struct{} // a deadline appeared: run re-arms its timer
+
+	commitFault func() // tests: called inside every commit's transaction
 }
 
 // member is one member of a group.
@@ -177,14 +182,15 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 	}
 	g := &ConsumerGroup{
 		s: s, id: id, cfg: c, generation: gen,
-		log:       s.log.With("group", id),
-		members:   map[string]*member{},
-		instances: map[string]*member{},
-		owner:     map[TopicPartition]*member{},
-		changed:   make(chan struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		wake:      make(chan struct{}, 1),
+		log:        s.log.With("group", id),
+		members:    map[string]*member{},
+		instances:  map[string]*member{},
+		owner:      map[TopicPartition]*member{},
+		committing: map[TopicPartition]int{},
+		changed:    make(chan struct{}),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
 	}
 	if r.groups == nil {
 		r.groups = map[string]*ConsumerGroup{}
@@ -451,17 +457,24 @@ func (g *ConsumerGroup) cooperative() bool {
 	return g.cfg.Assignor.Name() == CooperativeStickyAssignor.Name()
 }
 
-// join adds c to the group and returns its member ID. A static member
+// join adds c to the group and sets its member ID. A static member
 // rejoining within its session timeout takes its slot back, with its
-// assignment and without a rebalance.
-func (g *ConsumerGroup) join(c *Consumer) (string, error) {
+// assignment and without a rebalance. It fails with ErrClosed once c's
+// Close began: c.mu is held across, so Close either sees the member ID
+// and leaves, or join sees Close and adds nothing.
+func (g *ConsumerGroup) join(c *Consumer) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return "", fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	if len(g.cfg.Topics) == 0 {
-		return "", fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
+		return fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
 	}
 	g.nextID++
 	inst := c.cfg.InstanceID
@@ -470,6 +483,7 @@ func (g *ConsumerGroup) join(c *Consumer) (string, error) {
 		prefix = inst
 	}
 	id := fmt.Sprintf("%s-%d", prefix, g.nextID)
+	c.memberID = id
 	deadline := time.Now().Add(g.cfg.SessionTimeout)
 	if m := g.instances[inst]; inst != "" && m != nil {
 		if m.consumer != nil {
@@ -482,7 +496,7 @@ func (g *ConsumerGroup) join(c *Consumer) (string, error) {
 		g.notifyLocked()
 		g.wakeRunLocked()
 		g.log.Info("static member rejoined", "member", id, "instance", inst, "generation", g.generation)
-		return id, nil
+		return nil
 	}
 	m := &member{id: id, instanceID: inst, consumer: c, owned: map[TopicPartition]bool{}, deadline: deadline}
 	g.members[id] = m
@@ -491,7 +505,7 @@ func (g *ConsumerGroup) join(c *Consumer) (string, error) {
 	}
 	g.rebalanceLocked("member joined")
 	g.wakeRunLocked()
-	return id, nil
+	return nil
 }
 
 // leave handles Close: a dynamic member leaves and the group rebalances;
@@ -611,7 +625,7 @@ func (g *ConsumerGroup) acquire(id string) []TopicPartition {
 	}
 	var added []TopicPartition
 	for _, tp := range m.target {
-		if g.owner[tp] == nil {
+		if g.owner[tp] == nil && g.committing[tp] == 0 {
 			g.owner[tp] = m
 			m.owned[tp] = true
 			added = append(added, tp)
@@ -677,47 +691,89 @@ func (s *Stream) partition(tp TopicPartition) (*Partition, error) {
 // partition named, and fails with ErrFenced otherwise, writing nothing.
 // An implicit commit (Commit, auto-commit, Run) never moves an offset
 // backwards; an explicit one (CommitOffsets) may.
+//
+// The fence is checked under g.mu, but the transaction and its fsync run
+// outside it, so heartbeats and other members' commits do not wait for
+// them. Ownership may still change meanwhile (an eviction): the
+// partitions stay marked in g.committing until the write is done, and
+// acquire hands none of them to a new owner before that, so a new owner
+// never reads a committed offset that an old owner's write then changes.
 func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetadata, implicit bool) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.closed {
+		g.mu.Unlock()
 		return fmt.Errorf("stream: group %s: commit: %w", g.id, ErrClosed)
 	}
 	m := g.members[id]
 	if m == nil || m.consumer == nil {
+		g.mu.Unlock()
 		return fmt.Errorf("stream: group %s: commit by member %s, which was evicted or left: %w", g.id, id, ErrFenced)
 	}
 	for tp := range offs {
 		if g.owner[tp] != m {
+			g.mu.Unlock()
 			return fmt.Errorf("stream: group %s: commit of %s-%d by member %s, which does not own it in generation %d: %w",
 				g.id, tp.Topic, tp.Partition, id, g.generation, ErrFenced)
 		}
 	}
 	if len(offs) == 0 {
+		g.mu.Unlock()
 		return nil
 	}
-	now := time.Now().UTC()
-	return g.writeOffsets(offs, implicit, now)
+	for tp := range offs {
+		g.committing[tp]++
+	}
+	gen, fault := g.generation, g.commitFault
+	g.mu.Unlock()
+
+	err := g.writeOffsets(offs, implicit, gen, time.Now().UTC(), fault)
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	moved := false
+	for tp := range offs {
+		if g.committing[tp]--; g.committing[tp] == 0 {
+			delete(g.committing, tp)
+		}
+		moved = moved || g.owner[tp] != m
+	}
+	if moved {
+		g.notifyLocked() // a member waiting to acquire one of them may go on
+	}
+	return err
 }
 
-// writeOffsets writes committed offsets in one transaction; with
-// implicit, an offset lower than or equal to the stored one is skipped.
-// The caller holds g.mu.
-func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, now time.Time) error {
+// writeOffsets writes committed offsets in one transaction, stamped with
+// generation gen and time now; with implicit, an offset lower than or
+// equal to the stored one is skipped. Offsets of a topic that no longer
+// exists are skipped (implicit) or fail with ErrTopicDeleted, inside the
+// transaction, so a commit racing DeleteTopic never brings the deleted
+// topic's offsets back.
+func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, gen int64, now time.Time, fault func()) error {
 	err := g.s.db.Update(func(tx *bbolt.Tx) error {
-		groups, err := tx.CreateBucketIfNotExists(bucketGroups)
-		if err != nil {
-			return err
+		if fault != nil {
+			fault()
 		}
-		gb, err := groups.CreateBucketIfNotExists([]byte(g.id))
-		if err != nil {
-			return err
+		groups := tx.Bucket(bucketGroups)
+		var gb *bbolt.Bucket
+		if groups != nil {
+			gb = groups.Bucket([]byte(g.id))
+		}
+		if gb == nil {
+			return fmt.Errorf("the group was deleted: %w", ErrClosed)
 		}
 		ob, err := gb.CreateBucketIfNotExists(bucketOffsets)
 		if err != nil {
 			return err
 		}
+		topics := tx.Bucket(bucketTopics)
 		for tp, o := range offs {
+			if !topicLive(topics, tp.Topic) {
+				if implicit {
+					continue
+				}
+				return fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, ErrTopicDeleted)
+			}
 			tb, err := ob.CreateBucketIfNotExists([]byte(tp.Topic))
 			if err != nil {
 				return err
@@ -731,7 +787,7 @@ func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, 
 					}
 				}
 			}
-			o.Generation, o.Time = g.generation, now
+			o.Generation, o.Time = gen, now
 			v, _ := json.Marshal(o)
 			if err := tb.Put(key, v); err != nil {
 				return err
@@ -743,6 +799,37 @@ func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, 
 		return fmt.Errorf("stream: group %s: commit: %w", g.id, err)
 	}
 	return nil
+}
+
+// topicLive reports whether the topics bucket holds name, not marked for
+// deletion.
+func topicLive(topics *bbolt.Bucket, name string) bool {
+	if topics == nil {
+		return false
+	}
+	v := topics.Get([]byte(name))
+	if v == nil {
+		return false
+	}
+	var rec topicRecord
+	return json.Unmarshal(v, &rec) == nil && !rec.Deleting
+}
+
+// deleteTopicOffsetsTx deletes every group's committed offsets of topic,
+// in DeleteTopic's transaction: a topic recreated under the same name is
+// read from its start (by StartAt), as in Kafka.
+func deleteTopicOffsetsTx(tx *bbolt.Tx, topic string) error {
+	groups := tx.Bucket(bucketGroups)
+	if groups == nil {
+		return nil
+	}
+	return groups.ForEachBucket(func(id []byte) error {
+		ob := groups.Bucket(id).Bucket(bucketOffsets)
+		if ob == nil || ob.Bucket([]byte(topic)) == nil {
+			return nil
+		}
+		return ob.DeleteBucket([]byte(topic))
+	})
 }
 
 // committed reads the group's committed offsets.
@@ -795,12 +882,10 @@ func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer
 	if err != nil {
 		return nil, fmt.Errorf("stream: join group %s: %w", g.id, err)
 	}
-	id, err := g.join(c)
-	if err != nil {
+	if err := g.join(c); err != nil {
 		g.s.groups.removeConsumer(c)
 		return nil, err
 	}
-	c.memberID = id
 	return c, nil
 }
 
@@ -922,7 +1007,7 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 	if len(offs) == 0 {
 		return nil
 	}
-	if err := g.writeOffsets(offs, false, time.Now().UTC()); err != nil {
+	if err := g.writeOffsets(offs, false, g.generation, time.Now().UTC(), nil); err != nil {
 		return err
 	}
 	g.log.Info("reset offsets", "partitions", len(offs))
@@ -961,7 +1046,7 @@ func (g *ConsumerGroup) ResetOffsetsToTime(ctx context.Context, t time.Time) err
 	if len(offs) == 0 {
 		return nil
 	}
-	if err := g.writeOffsets(offs, false, time.Now().UTC()); err != nil {
+	if err := g.writeOffsets(offs, false, g.generation, time.Now().UTC(), nil); err != nil {
 		return err
 	}
 	g.log.Info("reset offsets to time", "time", t, "partitions", len(offs))

@@ -284,6 +284,11 @@ var (
 	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
 	// does not exist.
 	ErrUnknownGroup = errors.New("stream: unknown consumer group")
+	// ErrTopicDeleted is returned by Poll, Run and commits of a consumer
+	// whose partitions belong to a topic deleted since they were
+	// assigned (a group member whose group has no topic left), and by
+	// CommitOffsets naming a deleted topic.
+	ErrTopicDeleted = errors.New("stream: topic deleted")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -650,6 +655,9 @@ func (s *Stream) DeleteTopic(name string) error {
 	}
 	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := deleteTopicOffsetsTx(tx, name); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
 		return fmt.Errorf("stream: delete topic %s: %w", name, err)
