@@ -9,6 +9,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -53,6 +54,9 @@ type Consumer struct {
 	pending []*Record
 	running chan struct{}
 	stopRun context.CancelCauseFunc
+	// gone are partitions dropped because their topic was deleted, not
+	// yet reported (OnLost, or Poll's ErrTopicDeleted).
+	gone []TopicPartition
 }
 
 // fetchState is the consumer's state for one assigned partition.
@@ -103,7 +107,7 @@ func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, er
 		return nil, fmt.Errorf("stream: new consumer: %w", err)
 	}
 	if g == nil {
-		c.OnAssigned, c.OnRevoked, c.InstanceID = nil, nil, ""
+		c.OnAssigned, c.OnRevoked, c.OnLost, c.InstanceID = nil, nil, nil, ""
 	}
 	cons := &Consumer{
 		s: s, g: g, cfg: c, log: s.log,
@@ -263,6 +267,11 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 			return recs, err
 		}
 		if again {
+			if c.g != nil {
+				resync = true // syncGroup reports and releases gone partitions
+			} else if gone := c.takeGone(); len(gone) > 0 {
+				return nil, fmt.Errorf("stream: poll %s-%d: %w", gone[0].Topic, gone[0].Partition, ErrTopicDeleted)
+			}
 			continue
 		}
 		if expired {
@@ -323,6 +332,9 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		// short of FetchMinBytes (so the wait below is for new data).
 		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && st.p.HighWatermark() > st.end {
 			if err := c.refillLocked(tp, st, want-st.bufBytes); err != nil {
+				if c.goneLocked(tp, st, err) {
+					return nil, nil, true, nil
+				}
 				return nil, nil, false, err
 			}
 		}
@@ -338,6 +350,9 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		st := c.parts[tp]
 		ch, err := st.p.hwChanged()
 		if err != nil {
+			if c.goneLocked(tp, st, err) {
+				return nil, nil, true, nil
+			}
 			return nil, nil, false, err
 		}
 		if st.p.HighWatermark() > st.end {
@@ -346,6 +361,51 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		wait = append(wait, ch)
 	}
 	return nil, wait, false, nil
+}
+
+// goneLocked reports whether err, from st's partition, means its topic
+// was deleted (the partition closed, and the Stream no longer holds it);
+// it then drops the partition, to be reported by the next Poll.
+func (c *Consumer) goneLocked(tp TopicPartition, st *fetchState, err error) bool {
+	if !errors.Is(err, ErrClosed) {
+		return false
+	}
+	p, err := c.s.partition(tp)
+	if p == st.p || errors.Is(err, ErrClosed) {
+		return false // the Stream is closing
+	}
+	delete(c.parts, tp)
+	c.order = slices.DeleteFunc(c.order, func(o TopicPartition) bool { return o == tp })
+	c.gone = append(c.gone, tp)
+	return true
+}
+
+// splitGone splits held partitions into those still live and those whose
+// topic was deleted (or deleted and recreated) since they were assigned.
+func (c *Consumer) splitGone(tps []TopicPartition) (live, gone []TopicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		st := c.parts[tp]
+		if st == nil {
+			continue
+		}
+		if p, err := c.s.partition(tp); errors.Is(err, ErrUnknownTopic) || err == nil && p != st.p {
+			gone = append(gone, tp)
+		} else {
+			live = append(live, tp)
+		}
+	}
+	return live, gone
+}
+
+// takeGone returns and forgets the partitions dropped by goneLocked.
+func (c *Consumer) takeGone() []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gone := c.gone
+	c.gone = nil
+	return gone
 }
 
 // refillLocked reads about n more bytes of records into st's buffer.
@@ -430,6 +490,11 @@ func (c *Consumer) takeLocked() []*Record {
 func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 	for {
 		id := c.MemberID()
+		if gone := c.takeGone(); len(gone) > 0 {
+			c.g.release(id, gone, 0)
+			c.log.Info("partitions lost: their topic was deleted", "member", id, "partitions", fmt.Sprint(gone))
+			c.onLost(ctx, gone)
+		}
 		res, err := c.g.heartbeat(c, id)
 		if err != nil {
 			return nil, err
@@ -437,7 +502,7 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 		if res.lost {
 			if lost := c.dropPartitions(nil); len(lost) > 0 {
 				c.log.Warn("member was evicted; its partitions are lost", "member", id, "partitions", len(lost))
-				c.onRevoked(ctx, lost)
+				c.onLost(ctx, lost)
 			}
 			if err := c.g.join(c); err != nil {
 				return nil, err
@@ -445,12 +510,19 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 			continue
 		}
 		if len(res.revoke) > 0 {
-			if c.g.cfg.CommitInterval > 0 {
-				if err := c.commitPositions(ctx, res.revoke); err != nil {
-					c.log.Error("auto-commit before revoking", "member", id, "error", err)
+			live, gone := c.splitGone(res.revoke)
+			if len(live) > 0 {
+				if c.g.cfg.CommitInterval > 0 {
+					if err := c.commitPositions(context.WithoutCancel(ctx), live); err != nil && !errors.Is(err, ErrFenced) {
+						c.log.Error("auto-commit before revoking", "member", id, "error", err)
+					}
 				}
+				c.onRevoked(ctx, live)
 			}
-			c.onRevoked(ctx, res.revoke)
+			if len(gone) > 0 {
+				c.log.Info("partitions lost: their topic was deleted", "member", id, "partitions", fmt.Sprint(gone))
+				c.onLost(ctx, gone)
+			}
 			c.dropPartitions(res.revoke)
 			c.g.release(id, res.revoke, res.gen)
 		}
@@ -460,8 +532,13 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 				c.g.release(id, added, 0)
 				return nil, err
 			}
-			c.addPartitions(added, pos, committed)
-			c.onAssigned(ctx, added)
+			if added = c.addPartitions(added, pos, committed); len(added) > 0 {
+				c.onAssigned(ctx, added)
+			}
+		}
+		if res.noTopics {
+			return nil, fmt.Errorf("stream: group %s: every topic of the group (%s) was deleted: %w",
+				c.g.id, strings.Join(c.g.cfg.Topics, ", "), ErrTopicDeleted)
 		}
 		if iv := c.g.cfg.CommitInterval; iv > 0 {
 			now := time.Now()
@@ -472,7 +549,9 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 			}
 			c.mu.Unlock()
 			if due {
-				if err := c.commitPositions(ctx, nil); err != nil && !errors.Is(err, ErrFenced) {
+				// A commit is a local transaction: it runs even when ctx
+				// has just ended, so a clean shutdown is not an error.
+				if err := c.commitPositions(context.WithoutCancel(ctx), nil); err != nil && !errors.Is(err, ErrFenced) {
 					c.log.Error("auto-commit", "member", id, "error", err)
 				}
 			}
@@ -483,6 +562,15 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 
 func (c *Consumer) onRevoked(ctx context.Context, tps []TopicPartition) {
 	if c.cfg.OnRevoked != nil {
+		c.cfg.OnRevoked(ctx, slices.Clone(tps))
+	}
+}
+
+func (c *Consumer) onLost(ctx context.Context, tps []TopicPartition) {
+	switch {
+	case c.cfg.OnLost != nil:
+		c.cfg.OnLost(ctx, slices.Clone(tps))
+	case c.cfg.OnRevoked != nil:
 		c.cfg.OnRevoked(ctx, slices.Clone(tps))
 	}
 }
@@ -512,22 +600,29 @@ func (c *Consumer) dropPartitions(tps []TopicPartition) []TopicPartition {
 	return dropped
 }
 
-func (c *Consumer) addPartitions(tps []TopicPartition, pos, committed map[TopicPartition]int64) {
+// addPartitions adds tps at positions pos and returns those added: a
+// partition whose topic was deleted meanwhile is not (the group learns
+// of the deletion at the next heartbeat).
+func (c *Consumer) addPartitions(tps []TopicPartition, pos map[TopicPartition]startPos, committed map[TopicPartition]int64) []TopicPartition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var added []TopicPartition
 	for _, tp := range tps {
-		p, err := c.s.partition(tp)
-		if err != nil {
-			continue // deleted meanwhile
+		p := pos[tp].p
+		if p == nil {
+			c.gone = append(c.gone, tp)
+			continue
 		}
+		added = append(added, tp)
 		st := &fetchState{p: p, committed: -1}
 		if off, ok := committed[tp]; ok {
 			st.committed = off
 		}
-		st.seek(pos[tp])
+		st.seek(pos[tp].off)
 		c.parts[tp] = st
 	}
 	c.order = slices.SortedFunc(maps.Keys(c.parts), compareTopicPartition)
+	return added
 }
 
 // Commit commits, for every partition the member holds, the position: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -68,7 +69,8 @@ type ConsumerGroup struct {
 	// committing counts the commits in flight (in their transaction,
 	// outside mu) of each partition; acquire skips those partitions.
 	committing map[TopicPartition]int
-	changed    chan struct{} // closed and replaced when members must look again
+	changed    chan struct{}        // closed and replaced when members must look again
+	meta       map[string]topicMeta // the topics the assignment was computed for
 	nextID     int
 	armed      bool // the session timer is set for the earliest deadline
 	closed     bool // deleted or the Stream closed
@@ -422,7 +424,11 @@ func (g *ConsumerGroup) removeLocked(m *member) {
 // member's target, and members move towards it at their next Poll.
 func (g *ConsumerGroup) rebalanceLocked(reason string) {
 	g.generation++
-	counts := g.partitionCounts()
+	g.meta = g.topicMeta()
+	counts := make(map[string]int32, len(g.meta))
+	for name, tm := range g.meta {
+		counts[name] = tm.n
+	}
 	ms := make([]GroupMember, 0, len(g.members))
 	for _, m := range g.members {
 		ms = append(ms, GroupMember{ID: m.id, InstanceID: m.instanceID, Topics: g.cfg.Topics, Owned: m.target})
@@ -433,6 +439,27 @@ func (g *ConsumerGroup) rebalanceLocked(reason string) {
 	}
 	g.notifyLocked()
 	g.log.Info("rebalance", "reason", reason, "generation", g.generation, "members", len(g.members))
+}
+
+// topicMeta is what a group's assignment depends on of one topic.
+type topicMeta struct {
+	t *Topic // a topic deleted and recreated is another *Topic
+	n int32  // partitions
+}
+
+// topicMeta returns the metadata of every existing topic of the group:
+// heartbeats compare it with the one the assignment was computed for,
+// and rebalance when a topic was deleted, recreated or grew.
+func (g *ConsumerGroup) topicMeta() map[string]topicMeta {
+	g.s.mu.RLock()
+	defer g.s.mu.RUnlock()
+	meta := make(map[string]topicMeta, len(g.cfg.Topics))
+	for _, name := range g.cfg.Topics {
+		if t, ok := g.s.topics[name]; ok {
+			meta[name] = topicMeta{t, int32(t.NumPartitions())}
+		}
+	}
+	return meta
 }
 
 // partitionCounts returns the partition count of every existing topic of
@@ -534,10 +561,12 @@ func (g *ConsumerGroup) leave(id string) {
 
 // heartbeatResult tells a polling member what to do.
 type heartbeatResult struct {
-	revoke  []TopicPartition // give these up (OnRevoked, commit, release)
-	gen     int64            // the generation revoke was computed for
-	lost    bool             // the member was evicted: drop everything, rejoin
-	changed <-chan struct{}  // closed when the group changes again
+	revoke []TopicPartition // give these up (OnRevoked, commit, release)
+	gen    int64            // the generation revoke was computed for
+	lost   bool             // the member was evicted: drop everything, rejoin
+	// noTopics: every topic of the group was deleted
+	noTopics bool
+	changed  <-chan struct{} // closed when the group changes again
 }
 
 // heartbeat marks member id as polling and says what it must revoke.
@@ -556,6 +585,11 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 		res.lost = true
 		return res, nil
 	}
+	if meta := g.topicMeta(); !maps.Equal(meta, g.meta) {
+		g.rebalanceLocked("topics changed")
+		res.changed, res.gen = g.changed, g.generation
+	}
+	res.noTopics = len(g.meta) == 0
 	m.polling = true
 	if g.cooperative() {
 		for _, tp := range sortedKeys(m.owned) {
@@ -634,24 +668,34 @@ func (g *ConsumerGroup) acquire(id string) []TopicPartition {
 	return added
 }
 
+// startPos is where a member starts on a newly acquired partition.
+type startPos struct {
+	p   *Partition // nil: its topic was deleted
+	off int64
+}
+
 // startPositions returns where a member starts on newly acquired
 // partitions: the committed offset when it is inside the log, otherwise
 // by StartAt (logged when a committed offset was out of range). It also
 // returns the committed offsets found.
-func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos, committed map[TopicPartition]int64, err error) {
+func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos map[TopicPartition]startPos, committed map[TopicPartition]int64, err error) {
 	all, err := g.committed()
 	if err != nil {
 		return nil, nil, err
 	}
-	pos = make(map[TopicPartition]int64, len(tps))
+	pos = make(map[TopicPartition]startPos, len(tps))
 	committed = make(map[TopicPartition]int64, len(tps))
 	for _, tp := range tps {
 		p, err := g.s.partition(tp)
+		if errors.Is(err, ErrUnknownTopic) {
+			pos[tp] = startPos{}
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}
 		c, ok := all[tp]
-		pos[tp] = g.resolve(tp, p, c.Offset, ok)
+		pos[tp] = startPos{p, g.resolve(tp, p, c.Offset, ok)}
 		if ok {
 			committed[tp] = c.Offset
 		}

@@ -377,12 +377,15 @@ type ConsumerConfig struct {
 	// Kafka: ConsumerRebalanceListener.onPartitionsAssigned.
 	OnAssigned func(context.Context, []TopicPartition)
 	// OnRevoked runs in Poll (or Close) before partitions leave the
-	// member, with the partitions it loses: the place to commit. After an
-	// eviction it runs at the next Poll for partitions already lost, and
-	// commits in it fail with ErrFenced. Kafka:
-	// ConsumerRebalanceListener.onPartitionsRevoked and
-	// onPartitionsLost.
+	// member, with the partitions it gives up: the place to commit.
+	// Kafka: ConsumerRebalanceListener.onPartitionsRevoked.
 	OnRevoked func(context.Context, []TopicPartition)
+	// OnLost runs in Poll with partitions the member lost without giving
+	// them up: after it was evicted (they may already be another
+	// member's, and commits fail with ErrFenced), or because their topic
+	// was deleted. Default: OnRevoked is called instead, as in Kafka.
+	// Kafka: ConsumerRebalanceListener.onPartitionsLost.
+	OnLost func(context.Context, []TopicPartition)
 	// InstanceID makes the member static: when it closes it keeps its
 	// partitions for GroupConfig.SessionTimeout, and a member joining
 	// with the same InstanceID within that time gets them back without a
