@@ -34,6 +34,8 @@ type Consumer struct {
 	pollMu sync.Mutex
 
 	closing chan struct{} // closed by Close: a waiting Poll returns
+	hbDone  chan struct{} // closed when the heartbeat goroutine (members only) returns
+	hbStop  chan struct{} // tests: closed to stop the heartbeats
 
 	// mu guards the fields below. It is taken after ConsumerGroup.mu
 	// (join holds both) and before Partition locks (fetches read under
@@ -57,6 +59,24 @@ type Consumer struct {
 	// gone are partitions dropped because their topic was deleted, not
 	// yet reported (OnLost, or Poll's ErrTopicDeleted).
 	gone []TopicPartition
+	// fenced is set when another consumer took the member's InstanceID:
+	// every later call fails with it.
+	fenced error
+}
+
+// fence marks the consumer fenced for good by err.
+func (c *Consumer) fence(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fenced == nil {
+		c.fenced = err
+	}
+}
+
+func (c *Consumer) fencedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fenced
 }
 
 // fetchState is the consumer's state for one assigned partition.
@@ -112,6 +132,7 @@ func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, er
 	cons := &Consumer{
 		s: s, g: g, cfg: c, log: s.log,
 		closing: make(chan struct{}),
+		hbStop:  make(chan struct{}),
 		parts:   map[TopicPartition]*fetchState{},
 	}
 	if g != nil {
@@ -120,8 +141,14 @@ func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, er
 			cons.autoNext = time.Now().Add(g.cfg.CommitInterval)
 		}
 	}
+	if g != nil {
+		cons.hbDone = make(chan struct{})
+	}
 	if err := s.groups.addConsumer(cons); err != nil {
 		return nil, err
+	}
+	if g != nil {
+		go cons.heartbeatLoop()
 	}
 	return cons, nil
 }
@@ -489,6 +516,13 @@ func (c *Consumer) takeLocked() []*Record {
 // closed when the group changes again.
 func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 	for {
+		if err := c.fencedErr(); err != nil {
+			if lost := c.dropPartitions(nil); len(lost) > 0 {
+				c.log.Warn("static member fenced: another consumer joined with its instance id", "error", err.Error())
+				c.onLost(ctx, lost)
+			}
+			return nil, err
+		}
 		id := c.MemberID()
 		if gone := c.takeGone(); len(gone) > 0 {
 			c.g.release(id, gone, 0)
@@ -706,10 +740,13 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 		return err
 	}
 	c.mu.Lock()
-	id, left := c.memberID, c.left
+	id, left, fenced := c.memberID, c.left, c.fenced
 	c.mu.Unlock()
 	if left {
 		return fmt.Errorf("stream: commit: %w", ErrClosed)
+	}
+	if fenced != nil {
+		return fenced
 	}
 	if err := c.g.commit(id, offs, implicit); err != nil {
 		return err
@@ -1020,7 +1057,11 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	var err error
-	if c.g != nil {
+	if c.g != nil && c.fencedErr() != nil {
+		if lost := c.dropPartitions(nil); len(lost) > 0 {
+			c.onLost(context.Background(), lost)
+		}
+	} else if c.g != nil {
 		ctx := context.Background()
 		held := c.Assignment()
 		if len(held) > 0 {
@@ -1040,6 +1081,9 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.parts, c.order = map[TopicPartition]*fetchState{}, nil
 	c.mu.Unlock()
 	c.s.groups.removeConsumer(c)
+	if c.hbDone != nil {
+		<-c.hbDone
+	}
 	if waitErr != nil {
 		return waitErr
 	}

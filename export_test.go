@@ -72,3 +72,9 @@ func SetCommitFault(g *ConsumerGroup, fault func()) {
 	defer g.mu.Unlock()
 	g.commitFault = fault
 }
+
+// StopHeartbeats stops c's heartbeat goroutine, as if its process hung.
+func StopHeartbeats(c *Consumer) {
+	close(c.hbStop)
+	<-c.hbDone
+}

@@ -72,8 +72,8 @@ type ConsumerGroup struct {
 	changed    chan struct{}        // closed and replaced when members must look again
 	meta       map[string]topicMeta // the topics the assignment was computed for
 	nextID     int
-	armed      bool // the session timer is set for the earliest deadline
-	closed     bool // deleted or the Stream closed
+	timerAt    time.Time // when run's timer fires; zero: not set
+	closed     bool      // deleted or the Stream closed
 
 	stop chan struct{} // closed to stop run
 	done chan struct{} // closed when run returns
@@ -90,8 +90,15 @@ type member struct {
 	target     []TopicPartition
 	owned      map[TopicPartition]bool
 	gen        int64 // the generation whose revocations the member completed
-	polling    bool  // inside Poll: alive
-	deadline   time.Time
+	polling    bool  // inside Poll
+	maxPoll    time.Duration
+	// Liveness deadlines (group_liveness.go): deadline is the session's
+	// (heartbeats extend it), pollDeadline the next Poll's (while not
+	// polling), revokeBy the rebalance timeout's (zero: nothing to give
+	// up).
+	deadline     time.Time
+	pollDeadline time.Time
+	revokeBy     time.Time
 }
 
 // groupRegistry holds the groups and consumers of a Stream so Close can
@@ -331,73 +338,6 @@ func (g *ConsumerGroup) shutdown() {
 	<-g.done
 }
 
-// run is the coordinator's goroutine: it evicts members whose session
-// expired.
-func (g *ConsumerGroup) run() {
-	defer close(g.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		var fire <-chan time.Time
-		if next := g.expire(time.Now()); !next.IsZero() {
-			timer.Reset(time.Until(next))
-			fire = timer.C
-		}
-		select {
-		case <-g.stop:
-			return
-		case <-g.wake:
-		case <-fire:
-		}
-	}
-}
-
-// expire evicts the members whose deadline has passed and returns the
-// earliest deadline left (zero if none).
-func (g *ConsumerGroup) expire(now time.Time) time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var next time.Time
-	var evicted []string
-	for _, m := range g.members {
-		if m.polling {
-			continue
-		}
-		if !m.deadline.After(now) {
-			evicted = append(evicted, m.id)
-			continue
-		}
-		if next.IsZero() || m.deadline.Before(next) {
-			next = m.deadline
-		}
-	}
-	slices.Sort(evicted)
-	for _, id := range evicted {
-		m := g.members[id]
-		g.log.Warn("evicted member: no poll within the session timeout", "member", id, "instance", m.instanceID, "session_timeout", g.cfg.SessionTimeout)
-		g.removeLocked(m)
-	}
-	if len(evicted) > 0 {
-		g.rebalanceLocked("eviction")
-	}
-	g.armed = !next.IsZero()
-	return next
-}
-
-// wakeRunLocked makes run look at the deadlines again if its timer is not
-// set.
-func (g *ConsumerGroup) wakeRunLocked() {
-	if g.armed {
-		return
-	}
-	g.armed = true
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
 func (g *ConsumerGroup) notifyLocked() {
 	close(g.changed)
 	g.changed = make(chan struct{})
@@ -434,8 +374,13 @@ func (g *ConsumerGroup) rebalanceLocked(reason string) {
 		ms = append(ms, GroupMember{ID: m.id, InstanceID: m.instanceID, Topics: g.cfg.Topics, Owned: m.target})
 	}
 	assignment := g.cfg.Assignor.Assign(ms, counts)
+	now := time.Now()
 	for id, m := range g.members {
 		m.target = assignment[id]
+		if m.revokeBy.IsZero() && g.needsRevokeLocked(m) {
+			m.revokeBy = now.Add(m.maxPoll)
+			g.wakeLocked(m.revokeBy)
+		}
 	}
 	g.notifyLocked()
 	g.log.Info("rebalance", "reason", reason, "generation", g.generation, "members", len(g.members))
@@ -498,40 +443,49 @@ func (g *ConsumerGroup) join(c *Consumer) error {
 	if len(g.cfg.Topics) == 0 {
 		return fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
 	}
+	inst := c.cfg.InstanceID
+	old := g.instances[inst]
+	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
+		old.consumer.fence(fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return fmt.Errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
 	}
 	g.nextID++
-	inst := c.cfg.InstanceID
 	prefix := "consumer"
 	if inst != "" {
 		prefix = inst
 	}
 	id := fmt.Sprintf("%s-%d", prefix, g.nextID)
 	c.memberID = id
-	deadline := time.Now().Add(g.cfg.SessionTimeout)
-	if m := g.instances[inst]; inst != "" && m != nil {
+	now := time.Now()
+	deadline, pollDeadline := now.Add(g.cfg.SessionTimeout), now.Add(c.cfg.MaxPollInterval)
+	if m := old; inst != "" && m != nil {
 		if m.consumer != nil {
 			g.log.Warn("static member replaced by a new consumer with its instance id; the old one is fenced", "instance", inst, "old", m.id)
 		}
 		g.releaseAllLocked(m)
 		delete(g.members, m.id)
-		m.id, m.consumer, m.deadline, m.polling = id, c, deadline, false
+		m.id, m.consumer, m.polling, m.maxPoll = id, c, false, c.cfg.MaxPollInterval
+		m.deadline, m.pollDeadline, m.revokeBy = deadline, pollDeadline, time.Time{}
 		g.members[id] = m
 		g.notifyLocked()
-		g.wakeRunLocked()
+		g.wakeLocked(deadline)
 		g.log.Info("static member rejoined", "member", id, "instance", inst, "generation", g.generation)
 		return nil
 	}
-	m := &member{id: id, instanceID: inst, consumer: c, owned: map[TopicPartition]bool{}, deadline: deadline}
+	m := &member{
+		id: id, instanceID: inst, consumer: c, owned: map[TopicPartition]bool{},
+		maxPoll: c.cfg.MaxPollInterval, deadline: deadline, pollDeadline: pollDeadline,
+	}
 	g.members[id] = m
 	if inst != "" {
 		g.instances[inst] = m
 	}
 	g.rebalanceLocked("member joined")
-	g.wakeRunLocked()
+	g.wakeLocked(deadline)
 	return nil
 }
 
@@ -547,10 +501,10 @@ func (g *ConsumerGroup) leave(id string) {
 	}
 	if m.instanceID != "" {
 		g.releaseAllLocked(m)
-		m.consumer, m.polling = nil, false
+		m.consumer, m.polling, m.revokeBy = nil, false, time.Time{}
 		m.deadline = time.Now().Add(g.cfg.SessionTimeout)
 		g.notifyLocked()
-		g.wakeRunLocked()
+		g.wakeLocked(m.deadline)
 		return
 	}
 	g.removeLocked(m)
@@ -591,6 +545,7 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 	}
 	res.noTopics = len(g.meta) == 0
 	m.polling = true
+	m.deadline = time.Now().Add(g.cfg.SessionTimeout)
 	if g.cooperative() {
 		for _, tp := range sortedKeys(m.owned) {
 			if !slices.Contains(m.target, tp) {
@@ -602,32 +557,9 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 	}
 	if len(res.revoke) == 0 {
 		m.gen = g.generation
+		m.revokeBy = time.Time{}
 	}
 	return res, nil
-}
-
-// touch extends member id's session without a Poll (ReadToEnd). It
-// reports false when the member is no longer in the group.
-func (g *ConsumerGroup) touch(id string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	m := g.members[id]
-	if m == nil {
-		return false
-	}
-	m.deadline = time.Now().Add(g.cfg.SessionTimeout)
-	return true
-}
-
-// pollDone ends member id's Poll: its session runs from now.
-func (g *ConsumerGroup) pollDone(id string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if m := g.members[id]; m != nil {
-		m.polling = false
-		m.deadline = time.Now().Add(g.cfg.SessionTimeout)
-		g.wakeRunLocked()
-	}
 }
 
 // release frees partitions member id has revoked; gen is the generation
@@ -646,6 +578,9 @@ func (g *ConsumerGroup) release(id string, tps []TopicPartition, gen int64) {
 		}
 	}
 	m.gen = max(m.gen, gen)
+	if !g.needsRevokeLocked(m) {
+		m.revokeBy = time.Time{}
+	}
 	g.notifyLocked()
 }
 
@@ -927,7 +862,7 @@ func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer
 		return nil, fmt.Errorf("stream: join group %s: %w", g.id, err)
 	}
 	if err := g.join(c); err != nil {
-		g.s.groups.removeConsumer(c)
+		c.Close() // stops its heartbeat goroutine
 		return nil, err
 	}
 	return c, nil

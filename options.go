@@ -288,11 +288,13 @@ type GroupConfig struct {
 	// Assignor decides which member owns which partition. Default
 	// RangeAssignor. Kafka: partition.assignment.strategy.
 	Assignor Assignor
-	// SessionTimeout evicts a member that has not called Poll for this
-	// long; its partitions move to the others. A static member
+	// SessionTimeout evicts a member whose heartbeats stopped for this
+	// long; its partitions move to the others. A member's consumer
+	// heartbeats from its own goroutine every third of it, from Join to
+	// Close, whatever its handler does: progress is
+	// ConsumerConfig.MaxPollInterval's business. A static member
 	// (ConsumerConfig.InstanceID) that closes keeps its partitions for
-	// this long. Default 10s. Kafka: session.timeout.ms together with
-	// max.poll.interval.ms.
+	// this long. Default 10s. Kafka: session.timeout.ms.
 	SessionTimeout time.Duration
 	// StartAt is where a member starts on a partition with no usable
 	// committed offset. Default StartLatest. Kafka: auto.offset.reset.
@@ -308,12 +310,13 @@ type GroupConfig struct {
 
 // Defaults of GroupConfig and ConsumerConfig.
 const (
-	DefaultSessionTimeout = 10 * time.Second
-	DefaultCommitInterval = 5 * time.Second
-	DefaultMaxPollRecords = 500
-	DefaultFetchMinBytes  = 1
-	DefaultFetchMaxBytes  = 50 * MiB
-	DefaultFetchMaxWait   = 500 * time.Millisecond
+	DefaultSessionTimeout  = 10 * time.Second
+	DefaultMaxPollInterval = 5 * time.Minute
+	DefaultCommitInterval  = 5 * time.Second
+	DefaultMaxPollRecords  = 500
+	DefaultFetchMinBytes   = 1
+	DefaultFetchMaxBytes   = 50 * MiB
+	DefaultFetchMaxWait    = 500 * time.Millisecond
 )
 
 func (c GroupConfig) withDefaults() (GroupConfig, error) {
@@ -386,6 +389,15 @@ type ConsumerConfig struct {
 	// was deleted. Default: OnRevoked is called instead, as in Kafka.
 	// Kafka: ConsumerRebalanceListener.onPartitionsLost.
 	OnLost func(context.Context, []TopicPartition)
+	// MaxPollInterval is the progress bound of a group member: one that
+	// does not call Poll again within it after a Poll returned (its
+	// handler is stuck or too slow for MaxPollRecords) is evicted, its
+	// partitions go to the others, and its next Poll reports them lost
+	// (OnLost) and rejoins. It is also the rebalance timeout: a member
+	// that has not given up its partitions this long after a rebalance
+	// asked it to (stuck in OnRevoked, or not polling) is evicted.
+	// Default 5 minutes. Kafka: max.poll.interval.ms.
+	MaxPollInterval time.Duration
 	// InstanceID makes the member static: when it closes it keeps its
 	// partitions for GroupConfig.SessionTimeout, and a member joining
 	// with the same InstanceID within that time gets them back without a
@@ -422,6 +434,12 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	}
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = DefaultFetchMaxWait
+	}
+	if c.MaxPollInterval < 0 {
+		return c, configError("ConsumerConfig.MaxPollInterval", c.MaxPollInterval)
+	}
+	if c.MaxPollInterval == 0 {
+		c.MaxPollInterval = DefaultMaxPollInterval
 	}
 	if c.InstanceID != "" {
 		if err := validName("instance", c.InstanceID); err != nil {
