@@ -548,7 +548,7 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 			if len(live) > 0 {
 				if c.g.cfg.CommitInterval > 0 {
 					if err := c.commitPositions(context.WithoutCancel(ctx), live); err != nil && !errors.Is(err, ErrFenced) {
-						c.log.Error("auto-commit before revoking", "member", id, "error", err)
+						c.log.Error("auto-commit before revoking", "member", id, "error", oneLine(err))
 					}
 				}
 				c.onRevoked(ctx, live)
@@ -586,7 +586,7 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 				// A commit is a local transaction: it runs even when ctx
 				// has just ended, so a clean shutdown is not an error.
 				if err := c.commitPositions(context.WithoutCancel(ctx), nil); err != nil && !errors.Is(err, ErrFenced) {
-					c.log.Error("auto-commit", "member", id, "error", err)
+					c.log.Error("auto-commit", "member", id, "error", oneLine(err))
 				}
 			}
 		}
@@ -860,7 +860,7 @@ func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(con
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrFenced):
-		c.log.Warn("commit after handling fenced; the records will be redelivered", "error", err)
+		c.log.Warn("commit after handling fenced; the records will be redelivered", "error", oneLine(err))
 	case stop != nil:
 		return fmt.Errorf("%w (and the commit of the records before it failed: %w)", stop, err)
 	default:
@@ -882,9 +882,10 @@ func (c *Consumer) runStopped(ctx context.Context) error {
 	}
 }
 
-// handle runs the handler on one record.
-func (c *Consumer) handle(ctx context.Context, r *Record, handle func(context.Context, *Record) error) error {
-	return handle(ctx, r)
+// oneLine returns err's message on one line, for a log attribute:
+// errors.Join separates its errors with newlines.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // ReadToEnd is the offline batch loader: it reads the consumer's

@@ -398,6 +398,10 @@ type ConsumerConfig struct {
 	// asked it to (stuck in OnRevoked, or not polling) is evicted.
 	// Default 5 minutes. Kafka: max.poll.interval.ms.
 	MaxPollInterval time.Duration
+	// Retry says what Run does when its handler fails on a record:
+	// attempts, backoff, then a dead-letter topic or a callback. The
+	// zero value retries nothing: Run returns the handler's error.
+	Retry RetryPolicy
 	// InstanceID makes the member static: when it closes it keeps its
 	// partitions for GroupConfig.SessionTimeout, and a member joining
 	// with the same InstanceID within that time gets them back without a
@@ -441,6 +445,11 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if c.MaxPollInterval == 0 {
 		c.MaxPollInterval = DefaultMaxPollInterval
 	}
+	r, err := c.Retry.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Retry = r
 	if c.InstanceID != "" {
 		if err := validName("instance", c.InstanceID); err != nil {
 			return c, configError("ConsumerConfig.InstanceID", fmt.Sprintf("%q", c.InstanceID))
