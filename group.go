@@ -73,6 +73,10 @@ type ConsumerGroup struct {
 	meta       map[string]topicMeta // the topics the assignment was computed for
 	nextID     int
 	timerAt    time.Time // when run's timer fires; zero: not set
+	// The initial rebalance delay: no partition is handed out before
+	// delayUntil (zero: no delay running), which joins extend up to
+	// delayMax.
+	delayUntil, delayMax time.Time
 	closed     bool      // deleted or the Stream closed
 
 	stop chan struct{} // closed to stop run
@@ -462,6 +466,20 @@ func (g *ConsumerGroup) join(c *Consumer) error {
 	c.memberID = id
 	now := time.Now()
 	deadline, pollDeadline := now.Add(g.cfg.SessionTimeout), now.Add(c.cfg.MaxPollInterval)
+	if d := g.cfg.InitialRebalanceDelay; d > 0 {
+		switch {
+		case len(g.members) == 0:
+			g.delayUntil, g.delayMax = now.Add(d), now.Add(c.cfg.MaxPollInterval)
+		case !g.delayUntil.IsZero():
+			g.delayUntil = now.Add(d)
+			if g.delayUntil.After(g.delayMax) {
+				g.delayUntil = g.delayMax
+			}
+		}
+		if !g.delayUntil.IsZero() {
+			g.wakeLocked(g.delayUntil)
+		}
+	}
 	if m := old; inst != "" && m != nil {
 		if m.consumer != nil {
 			g.log.Warn("static member replaced by a new consumer with its instance id; the old one is fenced", "instance", inst, "old", m.id)
@@ -589,7 +607,7 @@ func (g *ConsumerGroup) acquire(id string) []TopicPartition {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
-	if m == nil || !g.cooperative() && m.gen < g.generation {
+	if m == nil || !g.cooperative() && m.gen < g.generation || !g.delayUntil.IsZero() {
 		return nil
 	}
 	var added []TopicPartition

@@ -87,6 +87,14 @@ func (g *ConsumerGroup) expire(now time.Time) time.Time {
 			}
 		}
 	}
+	if !g.delayUntil.IsZero() {
+		if now.Before(g.delayUntil) {
+			earliest(g.delayUntil)
+		} else {
+			g.delayUntil = time.Time{} // the initial delay is over: hand out
+			g.notifyLocked()
+		}
+	}
 	g.timerAt = next
 	return next
 }

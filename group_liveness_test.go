@@ -162,3 +162,39 @@ func TestHeartbeatsStoppedEvict(t *testing.T) {
 		}
 	})
 }
+
+// With InitialRebalanceDelay, workers started together share the
+// partitions from the start: nothing is handed out until the delay after
+// the last join, and nobody revokes anything.
+func TestInitialRebalanceDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := open(t, nil)
+		topic(t, s, "t", 4)
+		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, InitialRebalanceDelay: 3 * time.Second})
+		var la, lb lostLog
+		cc := stream.ConsumerConfig{FetchMaxWait: time.Second}
+		a := join(t, g, la.config(cc))
+		defer a.Close()
+		poll(t, a) // t=1s
+		if got := a.Assignment(); len(got) != 0 {
+			t.Fatalf("the first member got %v during the initial delay", got)
+		}
+		b := join(t, g, lb.config(cc)) // extends the delay to t=4s
+		defer b.Close()
+		poll(t, a)
+		poll(t, b) // t=3s
+		if len(a.Assignment())+len(b.Assignment()) != 0 {
+			t.Fatalf("assigned during the extended delay: %v %v", a.Assignment(), b.Assignment())
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		poll(t, a)
+		poll(t, b)
+		if len(a.Assignment()) != 2 || len(b.Assignment()) != 2 {
+			t.Errorf("after the delay: a %v, b %v; want two partitions each", a.Assignment(), b.Assignment())
+		}
+		if len(la.revoked)+len(lb.revoked) != 0 {
+			t.Errorf("revocations %v %v: workers started together must not shuffle partitions", la.revoked, lb.revoked)
+		}
+	})
+}

@@ -299,6 +299,15 @@ type GroupConfig struct {
 	// StartAt is where a member starts on a partition with no usable
 	// committed offset. Default StartLatest. Kafka: auto.offset.reset.
 	StartAt StartOffset
+	// InitialRebalanceDelay holds back the first assignment of an empty
+	// group for this long after its first member joins, each member
+	// joining meanwhile extending the wait by as much again (up to that
+	// member's MaxPollInterval from the first join), so that workers
+	// started together share the partitions from the start instead of
+	// the first one taking them all and giving most back at its next
+	// Poll. Default 0: none. Kafka: group.initial.rebalance.delay.ms
+	// (3s on brokers).
+	InitialRebalanceDelay time.Duration
 	// CommitInterval is the auto-commit period: Poll commits the
 	// positions of the records returned so far once this long has passed
 	// since the last auto-commit, and a member commits before its
@@ -341,6 +350,9 @@ func (c GroupConfig) withDefaults() (GroupConfig, error) {
 	if c.StartAt != StartLatest && c.StartAt != StartEarliest {
 		return c, configError("GroupConfig.StartAt", c.StartAt)
 	}
+	if c.InitialRebalanceDelay < 0 {
+		return c, configError("GroupConfig.InitialRebalanceDelay", c.InitialRebalanceDelay)
+	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = DefaultCommitInterval
 	}
@@ -351,7 +363,8 @@ func (c GroupConfig) withDefaults() (GroupConfig, error) {
 // the same.
 func (c GroupConfig) equal(d GroupConfig) bool {
 	return slices.Equal(c.Topics, d.Topics) && c.Assignor.Name() == d.Assignor.Name() &&
-		c.SessionTimeout == d.SessionTimeout && c.StartAt == d.StartAt && c.CommitInterval == d.CommitInterval
+		c.SessionTimeout == d.SessionTimeout && c.StartAt == d.StartAt && c.CommitInterval == d.CommitInterval &&
+		c.InitialRebalanceDelay == d.InitialRebalanceDelay
 }
 
 // ConsumerConfig configures a Consumer, either a group member
