@@ -77,7 +77,7 @@ type ConsumerGroup struct {
 	// delayUntil (zero: no delay running), which joins extend up to
 	// delayMax.
 	delayUntil, delayMax time.Time
-	closed     bool      // deleted or the Stream closed
+	closed               bool // deleted or the Stream closed
 
 	stop chan struct{} // closed to stop run
 	done chan struct{} // closed when run returns
