@@ -265,6 +265,13 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 // reset by GroupConfig.StartAt and the reset is logged. Poll returns
 // ctx.Err() when ctx ends and ErrClosed after Close.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	return c.poll(ctx, false)
+}
+
+// poll is Poll; forRun registers the records returned as Run's batch in
+// flight (c.pending, c.running) in the same critical section that moves
+// the positions past them, so a Close in between never commits them.
+func (c *Consumer) poll(ctx context.Context, forRun bool) ([]*Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -289,7 +296,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 			groupCh, resync = ch, false
 		}
-		recs, wait, again, err := c.fetch(expired)
+		recs, wait, again, err := c.fetch(expired, forRun)
 		if err != nil || recs != nil {
 			return recs, err
 		}
@@ -344,9 +351,12 @@ func (c *Consumer) checkPolling() error {
 // buffered (or on the final call, any), hands records out round robin.
 // Otherwise it returns the channels to wait on: each partition's next
 // high-watermark move; or again when data arrived meanwhile.
-func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
+func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil, nil, false, fmt.Errorf("stream: poll: %w", ErrClosed)
+	}
 	buffered := 0
 	for _, st := range c.parts {
 		buffered += st.bufBytes
@@ -371,7 +381,11 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		}
 	}
 	if total >= c.cfg.FetchMinBytes || final && total > 0 {
-		return c.takeLocked(), nil, false, nil
+		out = c.takeLocked()
+		if forRun && len(out) > 0 {
+			c.pending, c.running = out, make(chan struct{})
+		}
+		return out, nil, false, nil
 	}
 	for _, tp := range c.order {
 		st := c.parts[tp]
@@ -802,7 +816,7 @@ type runCtxKey struct{}
 // handler's context: Close would wait for the handler to return.
 func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
 	for {
-		recs, err := c.Poll(ctx)
+		recs, err := c.poll(ctx, true)
 		if err != nil {
 			return err
 		}
@@ -820,16 +834,18 @@ func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(con
 	}
 	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, runCtxKey{}, c))
 	defer cancel(nil)
-	done := make(chan struct{})
-	defer close(done)
 	c.mu.Lock()
+	done := c.running // set by poll with recs
 	if c.closed {
-		c.rewindLocked(recs)
+		c.rewindLocked(c.pending)
+		c.pending, c.running = nil, nil
 		c.mu.Unlock()
+		close(done)
 		return fmt.Errorf("stream: run: %w", ErrClosed)
 	}
-	c.pending, c.running, c.stopRun = recs, done, cancel
+	c.stopRun = cancel
 	c.mu.Unlock()
+	defer close(done)
 	var stop error
 	for i, r := range recs {
 		if stop = c.runStopped(ctx); stop != nil {
@@ -1052,7 +1068,9 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 		case <-running:
 		case <-ctx.Done():
 			waitErr = fmt.Errorf("stream: close consumer: Run's handler did not return: %w", ctx.Err())
-			stopRun(fmt.Errorf("stream: consumer closed: %w", ErrClosed))
+			if stopRun != nil { // nil: Run has not started the batch, and will not
+				stopRun(fmt.Errorf("stream: consumer closed: %w", ErrClosed))
+			}
 		}
 	}
 	c.pollMu.Lock()
