@@ -405,9 +405,9 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 		case err == nil:
 			p.fails = 0
 			p.conns[slot] = c
-		case ctx.Err() != nil: // the caller gave up; not the peer's fault
+		case callerGaveUp(ctx) != nil: // not the peer's fault
 			p.mu.Unlock()
-			return nil, fmt.Errorf("stream: call node %d: %w", p.id, ctx.Err())
+			return nil, fmt.Errorf("stream: call node %d: %w", p.id, callerGaveUp(ctx))
 		case errors.Is(err, ErrClosed):
 			p.mu.Unlock()
 			return nil, err
@@ -422,6 +422,19 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 			return nil, fmt.Errorf("%w: node %d at %s: %v", ErrUnreachable, p.id, p.addr, err)
 		}
 	}
+}
+
+// callerGaveUp returns ctx's error, or context.DeadlineExceeded once its
+// deadline has passed: a dial bounded by the deadline can fail with an
+// i/o timeout a moment before ctx's own timer marks it done.
+func callerGaveUp(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // closeConns fails the peer's connections; p is being forgotten.
