@@ -64,3 +64,6 @@ func ProducerBuffered(p *Producer) int64 { return p.buffered.Load() }
 
 // Fdatasync is the engine's fdatasync, for the benchmark baseline.
 func Fdatasync(f *os.File) error { return fdatasync(f) }
+
+// Fallocate is the engine's preallocation, for the benchmark baseline.
+func Fallocate(f *os.File, size int64) error { return fallocate(f, size) }
