@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -147,4 +148,38 @@ func TestCreatePartitionsCrashBeforeDirectories(t *testing.T) {
 	if _, err := part.Append(&stream.Record{Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Records in flight when their topic is deleted and recreated go to the
+// new topic's partition, and the producer's later sends to the new topic
+// are not refused for their sequence numbers: the moved batch carries no
+// idempotence state into the new partition.
+func TestProducerInFlightAcrossRecreate(t *testing.T) {
+	s, _ := open(t, nil)
+	topic(t, s, "t", 1)
+	p := newProducer(t, s, stream.ProducerConfig{Linger: time.Minute})
+	ctx := context.Background()
+	if err := p.Send(ctx, &stream.Record{Topic: "t", Value: value(0)}); err != nil {
+		t.Fatal(err)
+	}
+	var rs results
+	for i := 1; i <= 3; i++ {
+		p.SendAsync(&stream.Record{Topic: "t", Value: value(i)}, rs.done()) // lingering
+	}
+	if err := s.DeleteTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	tp := topic(t, s, "t", 1)
+	flush(t, p) // the lingering batch goes to the recreated topic
+	for i, err := range rs.errs {
+		if err != nil || rs.recs[i].Offset != int64(i) {
+			t.Fatalf("record %d in flight across the recreation: offset %d, %v", i+1, rs.recs[i].Offset, err)
+		}
+	}
+	r := &stream.Record{Topic: "t", Value: value(4)}
+	if err := p.Send(ctx, r); err != nil || r.Offset != 3 {
+		t.Fatalf("Send to the recreated topic after the moved batch: offset %d, %v", r.Offset, err)
+	}
+	part, _ := tp.Partition(0)
+	checkValues(t, readAll(t, part, 0), 1)
 }
