@@ -430,26 +430,47 @@ func BenchmarkProducerLatency(b *testing.B) {
 	}
 }
 
-// BenchmarkReadRandom reads one record at a random offset of a partition
-// of 200,000 records in 1 MiB segments: index lookup, one small read,
-// one batch decoded.
+// BenchmarkReadRandom reads one record, Read(offset, 1), at a random
+// offset of a partition of 200,000 records of 100 bytes in 1 MiB
+// segments, from the page cache: an index lookup, one small read, the
+// batch's CRC, and one record decoded. The sub-benchmarks vary the
+// batches the records were appended in: one record each (many batch
+// headers between two index entries), 100 (AppendBatch's usual size,
+// about 11 KiB) and 600 (about 64 KiB, a full producer batch).
 func BenchmarkReadRandom(b *testing.B) {
-	_, t := openBench(b, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 1 << 20}, 1)
-	p, _ := t.Partition(0)
-	const n = 200_000
-	appendBatches(b, p, n, payload(100))
-	if err := p.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		off := rng.Int64N(n)
-		recs, err := p.Read(off, 1)
-		if err != nil || len(recs) == 0 || recs[0].Offset != off {
-			b.Fatalf("Read(%d): %d records, %v", off, len(recs), err)
-		}
+	for _, perBatch := range []int{1, 100, 600} {
+		b.Run(fmt.Sprintf("batch%d", perBatch), func(b *testing.B) {
+			_, t := openBench(b, &stream.Options{Sync: stream.SyncNever, SegmentBytes: 1 << 20}, 1)
+			p, _ := t.Partition(0)
+			const n = 200_000
+			val := payload(100)
+			var batch stream.Batch
+			for done := 0; done < n; {
+				batch.Reset()
+				k := min(perBatch, n-done)
+				for range k {
+					batch.Add(nil, val)
+				}
+				if _, err := p.AppendBatch(&batch); err != nil {
+					b.Fatal(err)
+				}
+				done += k
+			}
+			if err := p.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				off := rng.Int64N(n)
+				recs, err := p.Read(off, 1)
+				if err != nil || len(recs) != 1 || recs[0].Offset != off {
+					b.Fatalf("Read(%d, 1): %d records, %v", off, len(recs), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/read")
+		})
 	}
 }
 

@@ -160,7 +160,7 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.SegmentAge == 0 {
 		c.SegmentAge = DefaultSegmentAge
 	}
-	if c.IndexIntervalBytes < 0 {
+	if c.IndexIntervalBytes < 0 || c.IndexIntervalBytes > maxSegmentBytes {
 		return c, configError("Options.IndexIntervalBytes", c.IndexIntervalBytes)
 	}
 	if c.IndexIntervalBytes == 0 {
@@ -249,6 +249,21 @@ func (c TopicConfig) withDefaults(prefix string) (TopicConfig, error) {
 
 func configError(field string, v any) error {
 	return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+}
+
+// argError reports a bad argument to a call: a nil context, record,
+// batch or function, or a negative size.
+func argError(call, what string) error {
+	return fmt.Errorf("stream: %s: %s: %w", call, what, ErrInvalidConfig)
+}
+
+// checkContext refuses a nil ctx, which the standard library would
+// dereference in a goroutine of ours.
+func checkContext(ctx context.Context, call string) error {
+	if ctx == nil {
+		return argError(call, "nil context")
+	}
+	return ctx.Err()
 }
 
 // StartOffset says where a consumer group member starts reading a

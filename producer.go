@@ -165,7 +165,7 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if r == nil {
 		return errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "send"); err != nil {
 		return err
 	}
 	if p.cfg.Acks != AcksNone && p.inCallback() {
@@ -475,6 +475,9 @@ func (p *Producer) sealAll() {
 // of the producer's callbacks, and ctx.Err() if ctx ends first. Kafka:
 // KafkaProducer.flush.
 func (p *Producer) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return argError("flush", "nil context")
+	}
 	if p.closed.Load() {
 		return p.errClosed()
 	}
@@ -544,8 +547,12 @@ func NewTypedProducer[K, V any](p *Producer, key Codec[K], value Codec[V]) *Type
 
 // Record encodes key and value into a record for topic, to add headers or
 // a timestamp before sending it with the Producer. An encoding error
-// wraps ErrInvalidConfig.
+// wraps ErrInvalidConfig, as does a TypedProducer made without a Producer
+// or a value codec.
 func (tp *TypedProducer[K, V]) Record(topic string, key K, value V) (*Record, error) {
+	if tp == nil || tp.p == nil || tp.value == nil {
+		return nil, argError("typed producer", "no Producer or no value codec")
+	}
 	r := &Record{Topic: topic}
 	var err error
 	if tp.key != nil {
@@ -590,6 +597,9 @@ func Decode[K, V any](r *Record, key Codec[K], value Codec[V]) (K, V, error) {
 	var k K
 	var v V
 	var err error
+	if r == nil || value == nil {
+		return k, v, argError("decode", "nil record or value codec")
+	}
 	if key != nil {
 		if k, err = key.Decode(r.Key); err != nil {
 			return k, v, errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -125,7 +124,7 @@ func (s *Stream) CreatePartitions(topic string, total int) error {
 		return errorf("stream: create partitions of topic %s: %w", topic, err)
 	}
 	for i := have; i < total; i++ {
-		if _, err := os.Stat(s.partitionDir(topic, i)); err == nil {
+		if ok, _ := s.fs.Exists(s.partitionDir(topic, i)); ok {
 			return errorf("stream: create partitions of topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
 				topic, s.partitionDir(topic, i), ErrTopicExists)
 		}
@@ -152,20 +151,20 @@ func (s *Stream) CreatePartitions(topic string, total int) error {
 			p.close()
 		}
 		for i := have; i < total; i++ {
-			os.RemoveAll(s.partitionDir(topic, i))
+			s.fs.RemoveAll(s.partitionDir(topic, i))
 		}
 		s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketTopics).Put([]byte(topic), old) })
 	}
 	pc := s.partitionConfigFor(cfg)
 	for i := have; i < total; i++ {
-		p, err := openPartition(s.partitionDir(topic, i), topic, int32(i), pc, s.log)
+		p, err := openPartition(s.fs, s.partitionDir(topic, i), topic, int32(i), pc, s.log)
 		if err != nil {
 			undo()
 			return errorf("stream: create partitions of topic %s: open partition %d: %w", topic, i, err)
 		}
 		added = append(added, p)
 	}
-	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
+	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
 		undo()
 		return errorf("stream: create partitions of topic %s: %w", topic, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,11 +125,17 @@ func batchInfo(pos int64, h *batchHeader) SegmentBatch {
 // Records decodes the records of a batch that Batches yielded without
 // error.
 func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
+	if b.Position < 0 || b.Size < batchHeaderSize || b.Size > sf.size-b.Position {
+		return nil, corruptError(sf.path, b.Position, fmt.Errorf("no batch of %d bytes at %d in a file of %d", b.Size, b.Position, sf.size))
+	}
 	buf := make([]byte, b.Size)
 	if _, err := sf.f.ReadAt(buf, b.Position); err != nil {
 		return nil, errorf("stream: read %s: %w", sf.path, err)
 	}
 	h, err := parseBatchHeader(buf)
+	if err == nil && h.Size() != b.Size {
+		err = fmt.Errorf("batch of %d bytes, not %d", h.Size(), b.Size)
+	}
 	if err == nil {
 		err = checkBatch(buf, &h)
 	}
@@ -136,7 +143,7 @@ func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
 		return nil, corruptError(sf.path, b.Position, err)
 	}
 	p := &Partition{} // decodeBatch needs no partition state
-	recs, _, err := p.decodeBatch(buf, &h, h.BaseOffset, h.LastOffset()+1, nil)
+	recs, _, _, err := p.decodeBatch(buf, &h, h.BaseOffset, h.LastOffset()+1, math.MaxInt, nil)
 	if err != nil {
 		return nil, corruptError(sf.path, b.Position, err)
 	}
@@ -152,6 +159,9 @@ func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
 // problems too, though Open rebuilds them). The error is for a directory
 // that cannot be checked: one in use by an open Stream, or unreadable.
 func Verify(dir string) ([]*CorruptError, error) {
+	if dir == "" {
+		return nil, argError("verify", "empty directory name")
+	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
