@@ -493,11 +493,11 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	// Make the entries of meta.db and topics durable in DIR: a power
 	// cut right after the first Open must not lose them.
 	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if _, ok := fsys.(osFS); !ok {
 		if err := fsys.SyncDir(dir); err != nil {
-			return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+			return nil, errorf("stream: open %s: %w", dir, err)
 		}
 	}
 	if err := s.loadTopics(); err != nil {
