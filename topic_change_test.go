@@ -183,3 +183,77 @@ func TestProducerInFlightAcrossRecreate(t *testing.T) {
 	part, _ := tp.Partition(0)
 	checkValues(t, readAll(t, part, 0), 1)
 }
+
+// CreatePartitions is crash-safe: with the power cut before each of its
+// file-system operations in turn, the directory reopens with the old
+// partition count or the new one (the new one whenever CreatePartitions
+// returned success), the old partitions keep their records, every
+// partition takes appends, and no directory is left belonging to no
+// topic.
+func TestCreatePartitionsPowerCut(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 4
+	}
+	for n := 1; ; n += step {
+		dir := t.TempDir()
+		fsys := stream.NewMemFS()
+		fsys.MkdirAllDurable(dir)
+		s, err := stream.OpenOnFS(fsys, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp, err := s.CreateTopic("t", stream.TopicConfig{Partitions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			part, _ := tp.Partition(int32(i))
+			if _, err := part.Append(&stream.Record{Value: value(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fsys.CutPowerAfter(n)
+		cpErr := s.CreatePartitions("t", 4)
+		finished := !fsys.Dead()
+		fsys.CutPower()
+		s.Close()
+
+		s, err = stream.OpenOnFS(fsys.Restart(uint64(n)), dir, nil)
+		if err != nil {
+			t.Fatalf("cut before operation %d: Open: %v", n, err)
+		}
+		tp, err = s.Topic("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tp.NumPartitions()
+		if got != 2 && got != 4 || cpErr == nil && got != 4 {
+			t.Fatalf("cut before operation %d (CreatePartitions: %v): %d partitions after the restart", n, cpErr, got)
+		}
+		for i := range got {
+			part, _ := tp.Partition(int32(i))
+			want := int64(0)
+			if i < 2 {
+				want = 1
+			}
+			if hw := part.HighWatermark(); hw != want {
+				t.Fatalf("cut before operation %d: partition %d holds %d records, want %d", n, i, hw, want)
+			}
+			if _, err := part.Append(&stream.Record{Value: []byte("after")}); err != nil {
+				t.Fatalf("cut before operation %d: append to partition %d: %v", n, i, err)
+			}
+		}
+		if got == 2 {
+			// Nothing left in the way of a retry.
+			if err := s.CreatePartitions("t", 4); err != nil {
+				t.Fatalf("cut before operation %d: CreatePartitions again: %v", n, err)
+			}
+		}
+		s.Close()
+		if finished {
+			t.Logf("CreatePartitions took %d file-system operations", n-1)
+			return
+		}
+	}
+}
