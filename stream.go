@@ -750,14 +750,24 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	}); err != nil {
 		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
+	// A failure takes the topic back: its directories first, then its
+	// meta.db entry (removeTopicFiles), so that directories that cannot be
+	// removed stay a topic's, which the next Open adopts, rather than
+	// belonging to none and refusing every retry.
 	t, err := s.openTopic(name, cfg)
-	if err != nil {
-		s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketTopics).Delete([]byte(name)) })
-		s.removeTopicFiles(name, cfg.Partitions)
-		return nil, err
+	if err == nil {
+		if err = s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
+			for _, p := range t.partitions {
+				p.close()
+			}
+			err = errorf("stream: create topic %s: %w", name, err)
+		}
 	}
-	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return nil, errorf("stream: create topic %s: %w", name, err)
+	if err != nil {
+		if rerr := s.removeTopicFiles(name, cfg.Partitions); rerr != nil {
+			s.log.Error("create topic failed, and its files could not be removed; the next Open opens the topic", "topic", name, "error", rerr)
+		}
+		return nil, err
 	}
 	s.topics[name] = t
 	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)

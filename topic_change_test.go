@@ -257,3 +257,54 @@ func TestCreatePartitionsPowerCut(t *testing.T) {
 		}
 	}
 }
+
+// CreateTopic is crash-safe the same way: with the power cut before each
+// of its file-system operations in turn, the directory reopens with the
+// topic or without it (with it whenever CreateTopic returned success),
+// and a retry is never refused by directories left behind.
+func TestCreateTopicPowerCut(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 4
+	}
+	for n := 1; ; n += step {
+		dir := t.TempDir()
+		fsys := stream.NewMemFS()
+		fsys.MkdirAllDurable(dir)
+		s, err := stream.OpenOnFS(fsys, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys.CutPowerAfter(n)
+		_, ctErr := s.CreateTopic("t", stream.TopicConfig{Partitions: 2})
+		finished := !fsys.Dead()
+		fsys.CutPower()
+		s.Close()
+
+		s, err = stream.OpenOnFS(fsys.Restart(uint64(n)), dir, nil)
+		if err != nil {
+			t.Fatalf("cut before operation %d: Open: %v", n, err)
+		}
+		tp, err := s.Topic("t")
+		switch {
+		case err == nil:
+			for i := range tp.NumPartitions() {
+				part, _ := tp.Partition(int32(i))
+				if _, err := part.Append(&stream.Record{Value: []byte("after")}); err != nil {
+					t.Fatalf("cut before operation %d: append to partition %d: %v", n, i, err)
+				}
+			}
+		case ctErr == nil:
+			t.Fatalf("cut before operation %d: CreateTopic succeeded, but after the restart: %v", n, err)
+		default:
+			if _, err := s.CreateTopic("t", stream.TopicConfig{Partitions: 2}); err != nil {
+				t.Fatalf("cut before operation %d (CreateTopic: %v): CreateTopic again: %v", n, ctErr, err)
+			}
+		}
+		s.Close()
+		if finished {
+			t.Logf("CreateTopic took %d file-system operations", n-1)
+			return
+		}
+	}
+}
