@@ -329,17 +329,22 @@ var (
 	// value instead (Stream.Topics returns nil, Stream.Stats a zero Stats).
 	// Records a producer gave up on (CloseContext) fail with it too.
 	ErrClosed = errors.New("stream: closed")
-	// ErrUnknownTopic is returned by Topic, DeleteTopic and producers for
-	// a topic that does not exist (and is not auto-created).
+	// ErrUnknownTopic is returned by Topic, DeleteTopic, CreatePartitions
+	// and producers for a topic that does not exist (and is not
+	// auto-created), and by Topic.Partition and producers for a
+	// partition the topic does not have.
 	ErrUnknownTopic = errors.New("stream: unknown topic")
-	// ErrTopicExists is returned by CreateTopic for a name already taken.
+	// ErrTopicExists is returned by CreateTopic for a name already taken,
+	// and by CreateTopic and CreatePartitions when a partition directory
+	// they would create already exists (it is never adopted).
 	ErrTopicExists = errors.New("stream: topic already exists")
 	// ErrInvalidName is returned for topic and group names outside Kafka's
 	// rule: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
 	ErrInvalidName = errors.New("stream: invalid name")
 	// ErrInvalidConfig is returned by Open, CreateTopic, NewProducer,
 	// ConsumerGroup and NewConsumer for a bad configuration field, which
-	// the error names, and by any call given a bad argument: a nil
+	// the error names, by CreatePartitions for a count that does not grow
+	// the topic, and by any call given a bad argument: a nil
 	// context, record, batch, function or codec, a negative size, an
 	// empty directory name.
 	ErrInvalidConfig = errors.New("stream: invalid configuration")
