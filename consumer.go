@@ -9,6 +9,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,9 +34,12 @@ type Consumer struct {
 	pollMu sync.Mutex
 
 	closing chan struct{} // closed by Close: a waiting Poll returns
+	hbDone  chan struct{} // closed when the heartbeat goroutine (members only) returns
+	hbStop  chan struct{} // tests: closed to stop the heartbeats
 
-	// mu guards the fields below. It is taken after ConsumerGroup.mu is
-	// released, and before Partition locks (fetches read under it).
+	// mu guards the fields below. It is taken after ConsumerGroup.mu
+	// (join holds both) and before Partition locks (fetches read under
+	// it); ConsumerGroup.mu is never taken while it is held.
 	mu       sync.Mutex
 	memberID string
 	parts    map[TopicPartition]*fetchState // assigned partitions
@@ -44,6 +48,35 @@ type Consumer struct {
 	closed   bool                           // Close began: Poll refuses
 	left     bool                           // Close ended: everything refuses
 	autoNext time.Time                      // next auto-commit
+	// Run's batch in flight: the records its handler has not accepted
+	// yet, in order (commits stop at the first of each partition); a
+	// channel closed when Run stops working on the batch; and the
+	// cancellation of the handler's context, for a Close that stops
+	// waiting.
+	pending []*Record
+	running chan struct{}
+	stopRun context.CancelCauseFunc
+	// gone are partitions dropped because their topic was deleted, not
+	// yet reported (OnLost, or Poll's ErrTopicDeleted).
+	gone []TopicPartition
+	// fenced is set when another consumer took the member's InstanceID:
+	// every later call fails with it.
+	fenced error
+}
+
+// fence marks the consumer fenced for good by err.
+func (c *Consumer) fence(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fenced == nil {
+		c.fenced = err
+	}
+}
+
+func (c *Consumer) fencedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fenced
 }
 
 // fetchState is the consumer's state for one assigned partition.
@@ -94,11 +127,12 @@ func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, er
 		return nil, fmt.Errorf("stream: new consumer: %w", err)
 	}
 	if g == nil {
-		c.OnAssigned, c.OnRevoked, c.InstanceID = nil, nil, ""
+		c.OnAssigned, c.OnRevoked, c.OnLost, c.InstanceID = nil, nil, nil, ""
 	}
 	cons := &Consumer{
 		s: s, g: g, cfg: c, log: s.log,
 		closing: make(chan struct{}),
+		hbStop:  make(chan struct{}),
 		parts:   map[TopicPartition]*fetchState{},
 	}
 	if g != nil {
@@ -107,8 +141,14 @@ func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, er
 			cons.autoNext = time.Now().Add(g.cfg.CommitInterval)
 		}
 	}
+	if g != nil {
+		cons.hbDone = make(chan struct{})
+	}
 	if err := s.groups.addConsumer(cons); err != nil {
 		return nil, err
+	}
+	if g != nil {
+		go cons.heartbeatLoop()
 	}
 	return cons, nil
 }
@@ -228,6 +268,16 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	if ctx == nil {
 		return nil, argError("poll", "nil context")
 	}
+	return c.poll(ctx, false)
+}
+
+// poll is Poll; forRun registers the records returned as Run's batch in
+// flight (c.pending, c.running) in the same critical section that moves
+// the positions past them, so a Close in between never commits them.
+func (c *Consumer) poll(ctx context.Context, forRun bool) ([]*Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	if err := c.checkPolling(); err != nil {
@@ -249,11 +299,16 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 			groupCh, resync = ch, false
 		}
-		recs, wait, again, err := c.fetch(expired)
+		recs, wait, again, err := c.fetch(expired, forRun)
 		if err != nil || recs != nil {
 			return recs, err
 		}
 		if again {
+			if c.g != nil {
+				resync = true // syncGroup reports and releases gone partitions
+			} else if gone := c.takeGone(); len(gone) > 0 {
+				return nil, fmt.Errorf("stream: poll %s-%d: %w", gone[0].Topic, gone[0].Partition, ErrTopicDeleted)
+			}
 			continue
 		}
 		if expired {
@@ -299,9 +354,12 @@ func (c *Consumer) checkPolling() error {
 // buffered (or on the final call, any), hands records out round robin.
 // Otherwise it returns the channels to wait on: each partition's next
 // high-watermark move; or again when data arrived meanwhile.
-func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
+func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struct{}, again bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil, nil, false, fmt.Errorf("stream: poll: %w", ErrClosed)
+	}
 	buffered := 0
 	for _, st := range c.parts {
 		buffered += st.bufBytes
@@ -314,6 +372,9 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		// short of FetchMinBytes (so the wait below is for new data).
 		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && st.p.HighWatermark() > st.end {
 			if err := c.refillLocked(tp, st, want-st.bufBytes); err != nil {
+				if c.goneLocked(tp, st, err) {
+					return nil, nil, true, nil
+				}
 				return nil, nil, false, err
 			}
 		}
@@ -323,12 +384,19 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		}
 	}
 	if total >= c.cfg.FetchMinBytes || final && total > 0 {
-		return c.takeLocked(), nil, false, nil
+		out = c.takeLocked()
+		if forRun && len(out) > 0 {
+			c.pending, c.running = out, make(chan struct{})
+		}
+		return out, nil, false, nil
 	}
 	for _, tp := range c.order {
 		st := c.parts[tp]
 		ch, err := st.p.hwChanged()
 		if err != nil {
+			if c.goneLocked(tp, st, err) {
+				return nil, nil, true, nil
+			}
 			return nil, nil, false, err
 		}
 		if st.p.HighWatermark() > st.end {
@@ -337,6 +405,51 @@ func (c *Consumer) fetch(final bool) (out []*Record, wait []<-chan struct{}, aga
 		wait = append(wait, ch)
 	}
 	return nil, wait, false, nil
+}
+
+// goneLocked reports whether err, from st's partition, means its topic
+// was deleted (the partition closed, and the Stream no longer holds it);
+// it then drops the partition, to be reported by the next Poll.
+func (c *Consumer) goneLocked(tp TopicPartition, st *fetchState, err error) bool {
+	if !errors.Is(err, ErrClosed) {
+		return false
+	}
+	p, err := c.s.partition(tp)
+	if p == st.p || errors.Is(err, ErrClosed) {
+		return false // the Stream is closing
+	}
+	delete(c.parts, tp)
+	c.order = slices.DeleteFunc(c.order, func(o TopicPartition) bool { return o == tp })
+	c.gone = append(c.gone, tp)
+	return true
+}
+
+// splitGone splits held partitions into those still live and those whose
+// topic was deleted (or deleted and recreated) since they were assigned.
+func (c *Consumer) splitGone(tps []TopicPartition) (live, gone []TopicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		st := c.parts[tp]
+		if st == nil {
+			continue
+		}
+		if p, err := c.s.partition(tp); errors.Is(err, ErrUnknownTopic) || err == nil && p != st.p {
+			gone = append(gone, tp)
+		} else {
+			live = append(live, tp)
+		}
+	}
+	return live, gone
+}
+
+// takeGone returns and forgets the partitions dropped by goneLocked.
+func (c *Consumer) takeGone() []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gone := c.gone
+	c.gone = nil
+	return gone
 }
 
 // refillLocked reads about n more bytes of records into st's buffer.
@@ -420,7 +533,19 @@ func (c *Consumer) takeLocked() []*Record {
 // closed when the group changes again.
 func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 	for {
+		if err := c.fencedErr(); err != nil {
+			if lost := c.dropPartitions(nil); len(lost) > 0 {
+				c.log.Warn("static member fenced: another consumer joined with its instance id", "error", err.Error())
+				c.onLost(ctx, lost)
+			}
+			return nil, err
+		}
 		id := c.MemberID()
+		if gone := c.takeGone(); len(gone) > 0 {
+			c.g.release(id, gone, 0)
+			c.log.Info("partitions lost: their topic was deleted", "member", id, "partitions", fmt.Sprint(gone))
+			c.onLost(ctx, gone)
+		}
 		res, err := c.g.heartbeat(c, id)
 		if err != nil {
 			return nil, err
@@ -428,24 +553,27 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 		if res.lost {
 			if lost := c.dropPartitions(nil); len(lost) > 0 {
 				c.log.Warn("member was evicted; its partitions are lost", "member", id, "partitions", len(lost))
-				c.onRevoked(ctx, lost)
+				c.onLost(ctx, lost)
 			}
-			newID, err := c.g.join(c)
-			if err != nil {
+			if err := c.g.join(c); err != nil {
 				return nil, err
 			}
-			c.mu.Lock()
-			c.memberID = newID
-			c.mu.Unlock()
 			continue
 		}
 		if len(res.revoke) > 0 {
-			if c.g.cfg.CommitInterval > 0 {
-				if err := c.commitPositions(ctx, res.revoke); err != nil {
-					c.log.Error("auto-commit before revoking", "member", id, "error", err)
+			live, gone := c.splitGone(res.revoke)
+			if len(live) > 0 {
+				if c.g.cfg.CommitInterval > 0 {
+					if err := c.commitPositions(context.WithoutCancel(ctx), live); err != nil && !errors.Is(err, ErrFenced) {
+						c.log.Error("auto-commit before revoking", "member", id, "error", oneLine(err))
+					}
 				}
+				c.onRevoked(ctx, live)
 			}
-			c.onRevoked(ctx, res.revoke)
+			if len(gone) > 0 {
+				c.log.Info("partitions lost: their topic was deleted", "member", id, "partitions", fmt.Sprint(gone))
+				c.onLost(ctx, gone)
+			}
 			c.dropPartitions(res.revoke)
 			c.g.release(id, res.revoke, res.gen)
 		}
@@ -455,8 +583,13 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 				c.g.release(id, added, 0)
 				return nil, err
 			}
-			c.addPartitions(added, pos, committed)
-			c.onAssigned(ctx, added)
+			if added = c.addPartitions(added, pos, committed); len(added) > 0 {
+				c.onAssigned(ctx, added)
+			}
+		}
+		if res.noTopics {
+			return nil, fmt.Errorf("stream: group %s: every topic of the group (%s) was deleted: %w",
+				c.g.id, strings.Join(c.g.cfg.Topics, ", "), ErrTopicDeleted)
 		}
 		if iv := c.g.cfg.CommitInterval; iv > 0 {
 			now := time.Now()
@@ -467,8 +600,10 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 			}
 			c.mu.Unlock()
 			if due {
-				if err := c.commitPositions(ctx, nil); err != nil && !errors.Is(err, ErrFenced) {
-					c.log.Error("auto-commit", "member", id, "error", err)
+				// A commit is a local transaction: it runs even when ctx
+				// has just ended, so a clean shutdown is not an error.
+				if err := c.commitPositions(context.WithoutCancel(ctx), nil); err != nil && !errors.Is(err, ErrFenced) {
+					c.log.Error("auto-commit", "member", id, "error", oneLine(err))
 				}
 			}
 		}
@@ -478,6 +613,15 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 
 func (c *Consumer) onRevoked(ctx context.Context, tps []TopicPartition) {
 	if c.cfg.OnRevoked != nil {
+		c.cfg.OnRevoked(ctx, slices.Clone(tps))
+	}
+}
+
+func (c *Consumer) onLost(ctx context.Context, tps []TopicPartition) {
+	switch {
+	case c.cfg.OnLost != nil:
+		c.cfg.OnLost(ctx, slices.Clone(tps))
+	case c.cfg.OnRevoked != nil:
 		c.cfg.OnRevoked(ctx, slices.Clone(tps))
 	}
 }
@@ -507,22 +651,29 @@ func (c *Consumer) dropPartitions(tps []TopicPartition) []TopicPartition {
 	return dropped
 }
 
-func (c *Consumer) addPartitions(tps []TopicPartition, pos, committed map[TopicPartition]int64) {
+// addPartitions adds tps at positions pos and returns those added: a
+// partition whose topic was deleted meanwhile is not (the group learns
+// of the deletion at the next heartbeat).
+func (c *Consumer) addPartitions(tps []TopicPartition, pos map[TopicPartition]startPos, committed map[TopicPartition]int64) []TopicPartition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var added []TopicPartition
 	for _, tp := range tps {
-		p, err := c.s.partition(tp)
-		if err != nil {
-			continue // deleted meanwhile
+		p := pos[tp].p
+		if p == nil {
+			c.gone = append(c.gone, tp)
+			continue
 		}
+		added = append(added, tp)
 		st := &fetchState{p: p, committed: -1}
 		if off, ok := committed[tp]; ok {
 			st.committed = off
 		}
-		st.seek(pos[tp])
+		st.seek(pos[tp].off)
 		c.parts[tp] = st
 	}
 	c.order = slices.SortedFunc(maps.Keys(c.parts), compareTopicPartition)
+	return added
 }
 
 // Commit commits, for every partition the member holds, the position: the
@@ -549,12 +700,31 @@ func (c *Consumer) commitPositions(ctx context.Context, tps []TopicPartition) er
 	}
 	offs := map[TopicPartition]OffsetAndMetadata{}
 	for _, tp := range tps {
-		if st := c.parts[tp]; st != nil && st.pos > st.committed {
-			offs[tp] = OffsetAndMetadata{Offset: st.pos}
+		if pos, ok := c.acceptedLocked(tp); ok {
+			offs[tp] = OffsetAndMetadata{Offset: pos}
 		}
 	}
 	c.mu.Unlock()
 	return c.commit(ctx, offs, true)
+}
+
+// acceptedLocked returns the offset to commit for tp: its position, or,
+// while Run's handler has not accepted a record of tp that Poll returned,
+// that record's offset. It reports false when there is nothing new to
+// commit.
+func (c *Consumer) acceptedLocked(tp TopicPartition) (int64, bool) {
+	st := c.parts[tp]
+	if st == nil {
+		return 0, false
+	}
+	pos := st.pos
+	for _, r := range c.pending {
+		if r.Partition == tp.Partition && r.Topic == tp.Topic {
+			pos = min(pos, r.Offset)
+			break
+		}
+	}
+	return pos, pos > st.committed
 }
 
 // CommitOffsets commits offs (for each partition, the next offset to
@@ -593,10 +763,13 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 		return err
 	}
 	c.mu.Lock()
-	id, left := c.memberID, c.left
+	id, left, fenced := c.memberID, c.left, c.fenced
 	c.mu.Unlock()
 	if left {
 		return fmt.Errorf("stream: commit: %w", ErrClosed)
+	}
+	if fenced != nil {
+		return fenced
 	}
 	if err := c.g.commit(id, offs, implicit); err != nil {
 		return err
@@ -611,20 +784,32 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 	return nil
 }
 
-// rewind sets positions back to offs, dropping read-ahead records.
-func (c *Consumer) rewind(offs map[TopicPartition]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for tp, off := range offs {
+// rewindLocked sets the position of every partition of recs back to its
+// first record there, dropping read-ahead records.
+func (c *Consumer) rewindLocked(recs []*Record) {
+	seen := map[TopicPartition]bool{}
+	for _, r := range recs {
+		tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		if seen[tp] {
+			continue
+		}
+		seen[tp] = true
 		if st := c.parts[tp]; st != nil {
-			st.seek(off)
+			st.seek(r.Offset)
 		}
 	}
 }
 
+// runCtxKey marks the context Run gives its handler, so CloseContext
+// called from the handler does not wait for itself.
+type runCtxKey struct{}
+
 // Run polls and hands every record to handle, in order, until ctx ends
 // (it returns ctx.Err()), the consumer closes (ErrClosed) or handle fails.
-// A group member commits after handle has accepted each polled batch.
+// It checks ctx and Close before every record, so it stops within one
+// record of either. A group member commits what handle accepted when a
+// polled batch ends or Run stops, even when ctx has just ended.
+//
 // When handle returns an error for a record, Run commits up to (not
 // including) that record, rewinds the position of its partition to it
 // (and of every other partition to its first record not handled), so
@@ -632,46 +817,106 @@ func (c *Consumer) rewind(offs map[TopicPartition]int64) {
 // handler's error. A commit that fails with ErrFenced (the member was
 // evicted) is logged, and Run goes on: the group redelivers those
 // records elsewhere.
+//
+// Close waits for the record in flight (CloseContext bounds the wait and
+// then cancels the handler's context with a cause wrapping ErrClosed);
+// records Poll returned that the handler did not accept are never
+// committed. From inside handle, close with CloseContext(ctx) on the
+// handler's context: Close would wait for the handler to return.
 func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
+	if ctx == nil {
+		return argError("run", "nil context")
+	}
 	if handle == nil {
 		return argError("run", "nil handler")
 	}
 	for {
-		recs, err := c.Poll(ctx)
+		recs, err := c.poll(ctx, true)
 		if err != nil {
 			return err
 		}
-		for i, r := range recs {
-			herr := handle(ctx, r)
-			if herr == nil {
-				continue
-			}
-			back := map[TopicPartition]int64{}
-			for _, q := range recs[i:] {
-				tp := TopicPartition{Topic: q.Topic, Partition: q.Partition}
-				if _, ok := back[tp]; !ok {
-					back[tp] = q.Offset
-				}
-			}
-			c.rewind(back)
-			if c.g != nil {
-				if err := c.Commit(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrFenced) {
-					return errors.Join(herr, err)
-				}
-			}
-			return herr
-		}
-		if c.g != nil && len(recs) > 0 {
-			// Accepted records are committed even when ctx has just
-			// ended.
-			if err := c.Commit(context.WithoutCancel(ctx)); err != nil {
-				if !errors.Is(err, ErrFenced) {
-					return err
-				}
-				c.log.Warn("commit after handling fenced; the records will be redelivered", "error", err)
-			}
+		if err := c.runBatch(ctx, recs, handle); err != nil {
+			return err
 		}
 	}
+}
+
+// runBatch hands recs to handle in order, stopping before the next record
+// once ctx ends or Close begins, and commits what handle accepted.
+func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(context.Context, *Record) error) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, runCtxKey{}, c))
+	defer cancel(nil)
+	c.mu.Lock()
+	done := c.running // set by poll with recs
+	if c.closed {
+		c.rewindLocked(c.pending)
+		c.pending, c.running = nil, nil
+		c.mu.Unlock()
+		close(done)
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	}
+	c.stopRun = cancel
+	c.mu.Unlock()
+	defer close(done)
+	var stop error
+	for i, r := range recs {
+		if stop = c.runStopped(ctx); stop != nil {
+			break
+		}
+		if err := c.handle(hctx, r, handle); err != nil {
+			stop = err
+			break
+		}
+		c.mu.Lock()
+		c.pending = recs[i+1:]
+		c.mu.Unlock()
+	}
+	// Rewind to the first record not accepted, so that no later commit
+	// (auto-commit, Close) skips it.
+	c.mu.Lock()
+	c.rewindLocked(c.pending)
+	c.pending, c.running, c.stopRun = nil, nil, nil
+	c.mu.Unlock()
+	if errors.Is(context.Cause(hctx), ErrClosed) {
+		// Close stopped waiting and committed what was accepted.
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	}
+	if c.g == nil {
+		return stop
+	}
+	err := c.Commit(context.WithoutCancel(ctx))
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrFenced):
+		c.log.Warn("commit after handling fenced; the records will be redelivered", "error", oneLine(err))
+	case stop != nil:
+		return fmt.Errorf("%w (and the commit of the records before it failed: %w)", stop, err)
+	default:
+		return err
+	}
+	return stop
+}
+
+// runStopped returns why Run must stop before its next record, or nil.
+func (c *Consumer) runStopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-c.closing:
+		return fmt.Errorf("stream: run: %w", ErrClosed)
+	default:
+		return nil
+	}
+}
+
+// oneLine returns err's message on one line, for a log attribute:
+// errors.Join separates its errors with newlines.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // ReadToEnd is the offline batch loader: it reads the consumer's
@@ -808,13 +1053,25 @@ func (c *Consumer) advance(tp TopicPartition, off int64) {
 	}
 }
 
-// Close ends the consumer. A group member commits its positions (unless
-// CommitInterval < 0), runs OnRevoked for what it holds, and leaves the
-// group, which rebalances at once; a static member instead keeps its slot
-// and partitions for SessionTimeout, for a consumer with the same
-// InstanceID to take back. A Poll waiting in another goroutine returns
-// ErrClosed. Do not call Close from OnAssigned or OnRevoked.
+// Close ends the consumer: CloseContext without a bound on the wait.
 func (c *Consumer) Close() error {
+	return c.CloseContext(context.Background())
+}
+
+// CloseContext ends the consumer. A Poll waiting in another goroutine
+// returns ErrClosed, and a Run stops after the record its handler works
+// on: CloseContext waits for that record until ctx ends, and then cancels
+// the handler's context (its cause wraps ErrClosed) and goes on without
+// it, returning ctx's error once closed. A group member then commits the
+// positions of the records handed out and, under Run, accepted by the
+// handler (unless CommitInterval < 0), runs OnRevoked for what it holds,
+// and leaves the group, which rebalances at once; a static member instead
+// keeps its slot and partitions for SessionTimeout, for a consumer with
+// the same InstanceID to take back.
+//
+// Do not call it from OnAssigned, OnRevoked or OnLost; from Run's
+// handler, pass the handler's context.
+func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -822,15 +1079,33 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	close(c.closing)
+	running, stopRun := c.running, c.stopRun
 	c.mu.Unlock()
+	var waitErr error
+	if running != nil && ctx.Value(runCtxKey{}) != c {
+		select {
+		case <-running:
+		case <-ctx.Done():
+			waitErr = fmt.Errorf("stream: close consumer: Run's handler did not return: %w", ctx.Err())
+			if stopRun != nil { // nil: Run has not started the batch, and will not
+				stopRun(fmt.Errorf("stream: consumer closed: %w", ErrClosed))
+			}
+		}
+	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	var err error
-	if c.g != nil {
+	if c.g != nil && c.fencedErr() != nil {
+		if lost := c.dropPartitions(nil); len(lost) > 0 {
+			c.onLost(context.Background(), lost)
+		}
+	} else if c.g != nil {
 		ctx := context.Background()
 		held := c.Assignment()
 		if len(held) > 0 {
-			if c.g.cfg.CommitInterval > 0 {
+			// Run's abandoned handler cannot commit what it accepted:
+			// Close does, as Run would have.
+			if c.g.cfg.CommitInterval > 0 || waitErr != nil {
 				if cerr := c.commitPositions(ctx, held); cerr != nil && !errors.Is(cerr, ErrFenced) {
 					err = cerr
 				}
@@ -844,5 +1119,11 @@ func (c *Consumer) Close() error {
 	c.parts, c.order = map[TopicPartition]*fetchState{}, nil
 	c.mu.Unlock()
 	c.s.groups.removeConsumer(c)
+	if c.hbDone != nil {
+		<-c.hbDone
+	}
+	if waitErr != nil {
+		return waitErr
+	}
 	return err
 }

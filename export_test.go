@@ -74,3 +74,17 @@ func Fallocate(f *os.File, size int64) error { return fallocate(f, size) }
 func OpenOnFS(fsys *MemFS, dir string, opts *Options) (*Stream, error) {
 	return openFS(fsys, dir, opts)
 }
+
+// SetCommitFault makes every commit of g call fault inside its meta.db
+// transaction (nil: no fault), to hold a commit in flight.
+func SetCommitFault(g *ConsumerGroup, fault func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.commitFault = fault
+}
+
+// StopHeartbeats stops c's heartbeat goroutine, as if its process hung.
+func StopHeartbeats(c *Consumer) {
+	close(c.hbStop)
+	<-c.hbDone
+}

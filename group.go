@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -64,15 +65,25 @@ type ConsumerGroup struct {
 	instances  map[string]*member // static members, by InstanceID
 	// Invariant: owner[tp] == m if and only if m.owned[tp]; at most one
 	// member owns a partition.
-	owner   map[TopicPartition]*member
-	changed chan struct{} // closed and replaced when members must look again
-	nextID  int
-	armed   bool // the session timer is set for the earliest deadline
-	closed  bool // deleted or the Stream closed
+	owner map[TopicPartition]*member
+	// committing counts the commits in flight (in their transaction,
+	// outside mu) of each partition; acquire skips those partitions.
+	committing map[TopicPartition]int
+	changed    chan struct{}        // closed and replaced when members must look again
+	meta       map[string]topicMeta // the topics the assignment was computed for
+	nextID     int
+	timerAt    time.Time // when run's timer fires; zero: not set
+	// The initial rebalance delay: no partition is handed out before
+	// delayUntil (zero: no delay running), which joins extend up to
+	// delayMax.
+	delayUntil, delayMax time.Time
+	closed               bool // deleted or the Stream closed
 
 	stop chan struct{} // closed to stop run
 	done chan struct{} // closed when run returns
 	wake chan struct{} // a deadline appeared: run re-arms its timer
+
+	commitFault func() // tests: called inside every commit's transaction
 }
 
 // member is one member of a group.
@@ -83,8 +94,15 @@ type member struct {
 	target     []TopicPartition
 	owned      map[TopicPartition]bool
 	gen        int64 // the generation whose revocations the member completed
-	polling    bool  // inside Poll: alive
-	deadline   time.Time
+	polling    bool  // inside Poll
+	maxPoll    time.Duration
+	// Liveness deadlines (group_liveness.go): deadline is the session's
+	// (heartbeats extend it), pollDeadline the next Poll's (while not
+	// polling), revokeBy the rebalance timeout's (zero: nothing to give
+	// up).
+	deadline     time.Time
+	pollDeadline time.Time
+	revokeBy     time.Time
 }
 
 // groupRegistry holds the groups and consumers of a Stream so Close can
@@ -177,14 +195,15 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 	}
 	g := &ConsumerGroup{
 		s: s, id: id, cfg: c, generation: gen,
-		log:       s.log.With("group", id),
-		members:   map[string]*member{},
-		instances: map[string]*member{},
-		owner:     map[TopicPartition]*member{},
-		changed:   make(chan struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		wake:      make(chan struct{}, 1),
+		log:        s.log.With("group", id),
+		members:    map[string]*member{},
+		instances:  map[string]*member{},
+		owner:      map[TopicPartition]*member{},
+		committing: map[TopicPartition]int{},
+		changed:    make(chan struct{}),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
 	}
 	if r.groups == nil {
 		r.groups = map[string]*ConsumerGroup{}
@@ -323,73 +342,6 @@ func (g *ConsumerGroup) shutdown() {
 	<-g.done
 }
 
-// run is the coordinator's goroutine: it evicts members whose session
-// expired.
-func (g *ConsumerGroup) run() {
-	defer close(g.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		var fire <-chan time.Time
-		if next := g.expire(time.Now()); !next.IsZero() {
-			timer.Reset(time.Until(next))
-			fire = timer.C
-		}
-		select {
-		case <-g.stop:
-			return
-		case <-g.wake:
-		case <-fire:
-		}
-	}
-}
-
-// expire evicts the members whose deadline has passed and returns the
-// earliest deadline left (zero if none).
-func (g *ConsumerGroup) expire(now time.Time) time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var next time.Time
-	var evicted []string
-	for _, m := range g.members {
-		if m.polling {
-			continue
-		}
-		if !m.deadline.After(now) {
-			evicted = append(evicted, m.id)
-			continue
-		}
-		if next.IsZero() || m.deadline.Before(next) {
-			next = m.deadline
-		}
-	}
-	slices.Sort(evicted)
-	for _, id := range evicted {
-		m := g.members[id]
-		g.log.Warn("evicted member: no poll within the session timeout", "member", id, "instance", m.instanceID, "session_timeout", g.cfg.SessionTimeout)
-		g.removeLocked(m)
-	}
-	if len(evicted) > 0 {
-		g.rebalanceLocked("eviction")
-	}
-	g.armed = !next.IsZero()
-	return next
-}
-
-// wakeRunLocked makes run look at the deadlines again if its timer is not
-// set.
-func (g *ConsumerGroup) wakeRunLocked() {
-	if g.armed {
-		return
-	}
-	g.armed = true
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
 func (g *ConsumerGroup) notifyLocked() {
 	close(g.changed)
 	g.changed = make(chan struct{})
@@ -416,17 +368,47 @@ func (g *ConsumerGroup) removeLocked(m *member) {
 // member's target, and members move towards it at their next Poll.
 func (g *ConsumerGroup) rebalanceLocked(reason string) {
 	g.generation++
-	counts := g.partitionCounts()
+	g.meta = g.topicMeta()
+	counts := make(map[string]int32, len(g.meta))
+	for name, tm := range g.meta {
+		counts[name] = tm.n
+	}
 	ms := make([]GroupMember, 0, len(g.members))
 	for _, m := range g.members {
 		ms = append(ms, GroupMember{ID: m.id, InstanceID: m.instanceID, Topics: g.cfg.Topics, Owned: m.target})
 	}
 	assignment := g.cfg.Assignor.Assign(ms, counts)
+	now := time.Now()
 	for id, m := range g.members {
 		m.target = assignment[id]
+		if m.revokeBy.IsZero() && g.needsRevokeLocked(m) {
+			m.revokeBy = now.Add(m.maxPoll)
+			g.wakeLocked(m.revokeBy)
+		}
 	}
 	g.notifyLocked()
 	g.log.Info("rebalance", "reason", reason, "generation", g.generation, "members", len(g.members))
+}
+
+// topicMeta is what a group's assignment depends on of one topic.
+type topicMeta struct {
+	t *Topic // a topic deleted and recreated is another *Topic
+	n int32  // partitions
+}
+
+// topicMeta returns the metadata of every existing topic of the group:
+// heartbeats compare it with the one the assignment was computed for,
+// and rebalance when a topic was deleted, recreated or grew.
+func (g *ConsumerGroup) topicMeta() map[string]topicMeta {
+	g.s.mu.RLock()
+	defer g.s.mu.RUnlock()
+	meta := make(map[string]topicMeta, len(g.cfg.Topics))
+	for _, name := range g.cfg.Topics {
+		if t, ok := g.s.topics[name]; ok {
+			meta[name] = topicMeta{t, int32(t.NumPartitions())}
+		}
+	}
+	return meta
 }
 
 // partitionCounts returns the partition count of every existing topic of
@@ -451,47 +433,78 @@ func (g *ConsumerGroup) cooperative() bool {
 	return g.cfg.Assignor.Name() == CooperativeStickyAssignor.Name()
 }
 
-// join adds c to the group and returns its member ID. A static member
+// join adds c to the group and sets its member ID. A static member
 // rejoining within its session timeout takes its slot back, with its
-// assignment and without a rebalance.
-func (g *ConsumerGroup) join(c *Consumer) (string, error) {
+// assignment and without a rebalance. It fails with ErrClosed once c's
+// Close began: c.mu is held across, so Close either sees the member ID
+// and leaves, or join sees Close and adds nothing.
+func (g *ConsumerGroup) join(c *Consumer) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return "", fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	if len(g.cfg.Topics) == 0 {
-		return "", fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
+		return fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
+	}
+	inst := c.cfg.InstanceID
+	old := g.instances[inst]
+	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
+		old.consumer.fence(fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
 	}
 	g.nextID++
-	inst := c.cfg.InstanceID
 	prefix := "consumer"
 	if inst != "" {
 		prefix = inst
 	}
 	id := fmt.Sprintf("%s-%d", prefix, g.nextID)
-	deadline := time.Now().Add(g.cfg.SessionTimeout)
-	if m := g.instances[inst]; inst != "" && m != nil {
+	c.memberID = id
+	now := time.Now()
+	deadline, pollDeadline := now.Add(g.cfg.SessionTimeout), now.Add(c.cfg.MaxPollInterval)
+	if d := g.cfg.InitialRebalanceDelay; d > 0 {
+		switch {
+		case len(g.members) == 0:
+			g.delayUntil, g.delayMax = now.Add(d), now.Add(c.cfg.MaxPollInterval)
+		case !g.delayUntil.IsZero():
+			g.delayUntil = now.Add(d)
+			if g.delayUntil.After(g.delayMax) {
+				g.delayUntil = g.delayMax
+			}
+		}
+		if !g.delayUntil.IsZero() {
+			g.wakeLocked(g.delayUntil)
+		}
+	}
+	if m := old; inst != "" && m != nil {
 		if m.consumer != nil {
 			g.log.Warn("static member replaced by a new consumer with its instance id; the old one is fenced", "instance", inst, "old", m.id)
 		}
 		g.releaseAllLocked(m)
 		delete(g.members, m.id)
-		m.id, m.consumer, m.deadline, m.polling = id, c, deadline, false
+		m.id, m.consumer, m.polling, m.maxPoll = id, c, false, c.cfg.MaxPollInterval
+		m.deadline, m.pollDeadline, m.revokeBy = deadline, pollDeadline, time.Time{}
 		g.members[id] = m
 		g.notifyLocked()
-		g.wakeRunLocked()
+		g.wakeLocked(deadline)
 		g.log.Info("static member rejoined", "member", id, "instance", inst, "generation", g.generation)
-		return id, nil
+		return nil
 	}
-	m := &member{id: id, instanceID: inst, consumer: c, owned: map[TopicPartition]bool{}, deadline: deadline}
+	m := &member{
+		id: id, instanceID: inst, consumer: c, owned: map[TopicPartition]bool{},
+		maxPoll: c.cfg.MaxPollInterval, deadline: deadline, pollDeadline: pollDeadline,
+	}
 	g.members[id] = m
 	if inst != "" {
 		g.instances[inst] = m
 	}
 	g.rebalanceLocked("member joined")
-	g.wakeRunLocked()
-	return id, nil
+	g.wakeLocked(deadline)
+	return nil
 }
 
 // leave handles Close: a dynamic member leaves and the group rebalances;
@@ -506,10 +519,10 @@ func (g *ConsumerGroup) leave(id string) {
 	}
 	if m.instanceID != "" {
 		g.releaseAllLocked(m)
-		m.consumer, m.polling = nil, false
+		m.consumer, m.polling, m.revokeBy = nil, false, time.Time{}
 		m.deadline = time.Now().Add(g.cfg.SessionTimeout)
 		g.notifyLocked()
-		g.wakeRunLocked()
+		g.wakeLocked(m.deadline)
 		return
 	}
 	g.removeLocked(m)
@@ -520,10 +533,12 @@ func (g *ConsumerGroup) leave(id string) {
 
 // heartbeatResult tells a polling member what to do.
 type heartbeatResult struct {
-	revoke  []TopicPartition // give these up (OnRevoked, commit, release)
-	gen     int64            // the generation revoke was computed for
-	lost    bool             // the member was evicted: drop everything, rejoin
-	changed <-chan struct{}  // closed when the group changes again
+	revoke []TopicPartition // give these up (OnRevoked, commit, release)
+	gen    int64            // the generation revoke was computed for
+	lost   bool             // the member was evicted: drop everything, rejoin
+	// noTopics: every topic of the group was deleted
+	noTopics bool
+	changed  <-chan struct{} // closed when the group changes again
 }
 
 // heartbeat marks member id as polling and says what it must revoke.
@@ -542,7 +557,13 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 		res.lost = true
 		return res, nil
 	}
+	if meta := g.topicMeta(); !maps.Equal(meta, g.meta) {
+		g.rebalanceLocked("topics changed")
+		res.changed, res.gen = g.changed, g.generation
+	}
+	res.noTopics = len(g.meta) == 0
 	m.polling = true
+	m.deadline = time.Now().Add(g.cfg.SessionTimeout)
 	if g.cooperative() {
 		for _, tp := range sortedKeys(m.owned) {
 			if !slices.Contains(m.target, tp) {
@@ -554,32 +575,9 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 	}
 	if len(res.revoke) == 0 {
 		m.gen = g.generation
+		m.revokeBy = time.Time{}
 	}
 	return res, nil
-}
-
-// touch extends member id's session without a Poll (ReadToEnd). It
-// reports false when the member is no longer in the group.
-func (g *ConsumerGroup) touch(id string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	m := g.members[id]
-	if m == nil {
-		return false
-	}
-	m.deadline = time.Now().Add(g.cfg.SessionTimeout)
-	return true
-}
-
-// pollDone ends member id's Poll: its session runs from now.
-func (g *ConsumerGroup) pollDone(id string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if m := g.members[id]; m != nil {
-		m.polling = false
-		m.deadline = time.Now().Add(g.cfg.SessionTimeout)
-		g.wakeRunLocked()
-	}
 }
 
 // release frees partitions member id has revoked; gen is the generation
@@ -598,6 +596,9 @@ func (g *ConsumerGroup) release(id string, tps []TopicPartition, gen int64) {
 		}
 	}
 	m.gen = max(m.gen, gen)
+	if !g.needsRevokeLocked(m) {
+		m.revokeBy = time.Time{}
+	}
 	g.notifyLocked()
 }
 
@@ -606,12 +607,12 @@ func (g *ConsumerGroup) acquire(id string) []TopicPartition {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
-	if m == nil || !g.cooperative() && m.gen < g.generation {
+	if m == nil || !g.cooperative() && m.gen < g.generation || !g.delayUntil.IsZero() {
 		return nil
 	}
 	var added []TopicPartition
 	for _, tp := range m.target {
-		if g.owner[tp] == nil {
+		if g.owner[tp] == nil && g.committing[tp] == 0 {
 			g.owner[tp] = m
 			m.owned[tp] = true
 			added = append(added, tp)
@@ -620,24 +621,34 @@ func (g *ConsumerGroup) acquire(id string) []TopicPartition {
 	return added
 }
 
+// startPos is where a member starts on a newly acquired partition.
+type startPos struct {
+	p   *Partition // nil: its topic was deleted
+	off int64
+}
+
 // startPositions returns where a member starts on newly acquired
 // partitions: the committed offset when it is inside the log, otherwise
 // by StartAt (logged when a committed offset was out of range). It also
 // returns the committed offsets found.
-func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos, committed map[TopicPartition]int64, err error) {
+func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos map[TopicPartition]startPos, committed map[TopicPartition]int64, err error) {
 	all, err := g.committed()
 	if err != nil {
 		return nil, nil, err
 	}
-	pos = make(map[TopicPartition]int64, len(tps))
+	pos = make(map[TopicPartition]startPos, len(tps))
 	committed = make(map[TopicPartition]int64, len(tps))
 	for _, tp := range tps {
 		p, err := g.s.partition(tp)
+		if errors.Is(err, ErrUnknownTopic) {
+			pos[tp] = startPos{}
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}
 		c, ok := all[tp]
-		pos[tp] = g.resolve(tp, p, c.Offset, ok)
+		pos[tp] = startPos{p, g.resolve(tp, p, c.Offset, ok)}
 		if ok {
 			committed[tp] = c.Offset
 		}
@@ -677,47 +688,89 @@ func (s *Stream) partition(tp TopicPartition) (*Partition, error) {
 // partition named, and fails with ErrFenced otherwise, writing nothing.
 // An implicit commit (Commit, auto-commit, Run) never moves an offset
 // backwards; an explicit one (CommitOffsets) may.
+//
+// The fence is checked under g.mu, but the transaction and its fsync run
+// outside it, so heartbeats and other members' commits do not wait for
+// them. Ownership may still change meanwhile (an eviction): the
+// partitions stay marked in g.committing until the write is done, and
+// acquire hands none of them to a new owner before that, so a new owner
+// never reads a committed offset that an old owner's write then changes.
 func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetadata, implicit bool) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.closed {
+		g.mu.Unlock()
 		return fmt.Errorf("stream: group %s: commit: %w", g.id, ErrClosed)
 	}
 	m := g.members[id]
 	if m == nil || m.consumer == nil {
+		g.mu.Unlock()
 		return fmt.Errorf("stream: group %s: commit by member %s, which was evicted or left: %w", g.id, id, ErrFenced)
 	}
 	for tp := range offs {
 		if g.owner[tp] != m {
+			g.mu.Unlock()
 			return fmt.Errorf("stream: group %s: commit of %s-%d by member %s, which does not own it in generation %d: %w",
 				g.id, tp.Topic, tp.Partition, id, g.generation, ErrFenced)
 		}
 	}
 	if len(offs) == 0 {
+		g.mu.Unlock()
 		return nil
 	}
-	now := time.Now().UTC()
-	return g.writeOffsets(offs, implicit, now)
+	for tp := range offs {
+		g.committing[tp]++
+	}
+	gen, fault := g.generation, g.commitFault
+	g.mu.Unlock()
+
+	err := g.writeOffsets(offs, implicit, gen, time.Now().UTC(), fault)
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	moved := false
+	for tp := range offs {
+		if g.committing[tp]--; g.committing[tp] == 0 {
+			delete(g.committing, tp)
+		}
+		moved = moved || g.owner[tp] != m
+	}
+	if moved {
+		g.notifyLocked() // a member waiting to acquire one of them may go on
+	}
+	return err
 }
 
-// writeOffsets writes committed offsets in one transaction; with
-// implicit, an offset lower than or equal to the stored one is skipped.
-// The caller holds g.mu.
-func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, now time.Time) error {
+// writeOffsets writes committed offsets in one transaction, stamped with
+// generation gen and time now; with implicit, an offset lower than or
+// equal to the stored one is skipped. Offsets of a topic that no longer
+// exists are skipped (implicit) or fail with ErrTopicDeleted, inside the
+// transaction, so a commit racing DeleteTopic never brings the deleted
+// topic's offsets back.
+func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, gen int64, now time.Time, fault func()) error {
 	err := g.s.db.Update(func(tx *bbolt.Tx) error {
-		groups, err := tx.CreateBucketIfNotExists(bucketGroups)
-		if err != nil {
-			return err
+		if fault != nil {
+			fault()
 		}
-		gb, err := groups.CreateBucketIfNotExists([]byte(g.id))
-		if err != nil {
-			return err
+		groups := tx.Bucket(bucketGroups)
+		var gb *bbolt.Bucket
+		if groups != nil {
+			gb = groups.Bucket([]byte(g.id))
+		}
+		if gb == nil {
+			return fmt.Errorf("the group was deleted: %w", ErrClosed)
 		}
 		ob, err := gb.CreateBucketIfNotExists(bucketOffsets)
 		if err != nil {
 			return err
 		}
+		topics := tx.Bucket(bucketTopics)
 		for tp, o := range offs {
+			if !topicLive(topics, tp.Topic) {
+				if implicit {
+					continue
+				}
+				return fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, ErrTopicDeleted)
+			}
 			tb, err := ob.CreateBucketIfNotExists([]byte(tp.Topic))
 			if err != nil {
 				return err
@@ -731,7 +784,7 @@ func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, 
 					}
 				}
 			}
-			o.Generation, o.Time = g.generation, now
+			o.Generation, o.Time = gen, now
 			v, _ := json.Marshal(o)
 			if err := tb.Put(key, v); err != nil {
 				return err
@@ -743,6 +796,37 @@ func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, 
 		return fmt.Errorf("stream: group %s: commit: %w", g.id, err)
 	}
 	return nil
+}
+
+// topicLive reports whether the topics bucket holds name, not marked for
+// deletion.
+func topicLive(topics *bbolt.Bucket, name string) bool {
+	if topics == nil {
+		return false
+	}
+	v := topics.Get([]byte(name))
+	if v == nil {
+		return false
+	}
+	var rec topicRecord
+	return json.Unmarshal(v, &rec) == nil && !rec.Deleting
+}
+
+// deleteTopicOffsetsTx deletes every group's committed offsets of topic,
+// in DeleteTopic's transaction: a topic recreated under the same name is
+// read from its start (by StartAt), as in Kafka.
+func deleteTopicOffsetsTx(tx *bbolt.Tx, topic string) error {
+	groups := tx.Bucket(bucketGroups)
+	if groups == nil {
+		return nil
+	}
+	return groups.ForEachBucket(func(id []byte) error {
+		ob := groups.Bucket(id).Bucket(bucketOffsets)
+		if ob == nil || ob.Bucket([]byte(topic)) == nil {
+			return nil
+		}
+		return ob.DeleteBucket([]byte(topic))
+	})
 }
 
 // committed reads the group's committed offsets.
@@ -795,12 +879,10 @@ func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer
 	if err != nil {
 		return nil, fmt.Errorf("stream: join group %s: %w", g.id, err)
 	}
-	id, err := g.join(c)
-	if err != nil {
-		g.s.groups.removeConsumer(c)
+	if err := g.join(c); err != nil {
+		c.Close() // stops its heartbeat goroutine
 		return nil, err
 	}
-	c.memberID = id
 	return c, nil
 }
 
@@ -922,7 +1004,7 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 	if len(offs) == 0 {
 		return nil
 	}
-	if err := g.writeOffsets(offs, false, time.Now().UTC()); err != nil {
+	if err := g.writeOffsets(offs, false, g.generation, time.Now().UTC(), nil); err != nil {
 		return err
 	}
 	g.log.Info("reset offsets", "partitions", len(offs))
@@ -961,7 +1043,7 @@ func (g *ConsumerGroup) ResetOffsetsToTime(ctx context.Context, t time.Time) err
 	if len(offs) == 0 {
 		return nil
 	}
-	if err := g.writeOffsets(offs, false, time.Now().UTC()); err != nil {
+	if err := g.writeOffsets(offs, false, g.generation, time.Now().UTC(), nil); err != nil {
 		return err
 	}
 	g.log.Info("reset offsets to time", "time", t, "partitions", len(offs))

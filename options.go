@@ -303,15 +303,26 @@ type GroupConfig struct {
 	// Assignor decides which member owns which partition. Default
 	// RangeAssignor. Kafka: partition.assignment.strategy.
 	Assignor Assignor
-	// SessionTimeout evicts a member that has not called Poll for this
-	// long; its partitions move to the others. A static member
+	// SessionTimeout evicts a member whose heartbeats stopped for this
+	// long; its partitions move to the others. A member's consumer
+	// heartbeats from its own goroutine every third of it, from Join to
+	// Close, whatever its handler does: progress is
+	// ConsumerConfig.MaxPollInterval's business. A static member
 	// (ConsumerConfig.InstanceID) that closes keeps its partitions for
-	// this long. Default 10s. Kafka: session.timeout.ms together with
-	// max.poll.interval.ms.
+	// this long. Default 10s. Kafka: session.timeout.ms.
 	SessionTimeout time.Duration
 	// StartAt is where a member starts on a partition with no usable
 	// committed offset. Default StartLatest. Kafka: auto.offset.reset.
 	StartAt StartOffset
+	// InitialRebalanceDelay holds back the first assignment of an empty
+	// group for this long after its first member joins, each member
+	// joining meanwhile extending the wait by as much again (up to that
+	// member's MaxPollInterval from the first join), so that workers
+	// started together share the partitions from the start instead of
+	// the first one taking them all and giving most back at its next
+	// Poll. Default 0: none. Kafka: group.initial.rebalance.delay.ms
+	// (3s on brokers).
+	InitialRebalanceDelay time.Duration
 	// CommitInterval is the auto-commit period: Poll commits the
 	// positions of the records returned so far once this long has passed
 	// since the last auto-commit, and a member commits before its
@@ -323,12 +334,13 @@ type GroupConfig struct {
 
 // Defaults of GroupConfig and ConsumerConfig.
 const (
-	DefaultSessionTimeout = 10 * time.Second
-	DefaultCommitInterval = 5 * time.Second
-	DefaultMaxPollRecords = 500
-	DefaultFetchMinBytes  = 1
-	DefaultFetchMaxBytes  = 50 * MiB
-	DefaultFetchMaxWait   = 500 * time.Millisecond
+	DefaultSessionTimeout  = 10 * time.Second
+	DefaultMaxPollInterval = 5 * time.Minute
+	DefaultCommitInterval  = 5 * time.Second
+	DefaultMaxPollRecords  = 500
+	DefaultFetchMinBytes   = 1
+	DefaultFetchMaxBytes   = 50 * MiB
+	DefaultFetchMaxWait    = 500 * time.Millisecond
 )
 
 func (c GroupConfig) withDefaults() (GroupConfig, error) {
@@ -353,6 +365,9 @@ func (c GroupConfig) withDefaults() (GroupConfig, error) {
 	if c.StartAt != StartLatest && c.StartAt != StartEarliest {
 		return c, configError("GroupConfig.StartAt", c.StartAt)
 	}
+	if c.InitialRebalanceDelay < 0 {
+		return c, configError("GroupConfig.InitialRebalanceDelay", c.InitialRebalanceDelay)
+	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = DefaultCommitInterval
 	}
@@ -363,7 +378,8 @@ func (c GroupConfig) withDefaults() (GroupConfig, error) {
 // the same.
 func (c GroupConfig) equal(d GroupConfig) bool {
 	return slices.Equal(c.Topics, d.Topics) && c.Assignor.Name() == d.Assignor.Name() &&
-		c.SessionTimeout == d.SessionTimeout && c.StartAt == d.StartAt && c.CommitInterval == d.CommitInterval
+		c.SessionTimeout == d.SessionTimeout && c.StartAt == d.StartAt && c.CommitInterval == d.CommitInterval &&
+		c.InitialRebalanceDelay == d.InitialRebalanceDelay
 }
 
 // ConsumerConfig configures a Consumer, either a group member
@@ -392,12 +408,28 @@ type ConsumerConfig struct {
 	// Kafka: ConsumerRebalanceListener.onPartitionsAssigned.
 	OnAssigned func(context.Context, []TopicPartition)
 	// OnRevoked runs in Poll (or Close) before partitions leave the
-	// member, with the partitions it loses: the place to commit. After an
-	// eviction it runs at the next Poll for partitions already lost, and
-	// commits in it fail with ErrFenced. Kafka:
-	// ConsumerRebalanceListener.onPartitionsRevoked and
-	// onPartitionsLost.
+	// member, with the partitions it gives up: the place to commit.
+	// Kafka: ConsumerRebalanceListener.onPartitionsRevoked.
 	OnRevoked func(context.Context, []TopicPartition)
+	// OnLost runs in Poll with partitions the member lost without giving
+	// them up: after it was evicted (they may already be another
+	// member's, and commits fail with ErrFenced), or because their topic
+	// was deleted. Default: OnRevoked is called instead, as in Kafka.
+	// Kafka: ConsumerRebalanceListener.onPartitionsLost.
+	OnLost func(context.Context, []TopicPartition)
+	// MaxPollInterval is the progress bound of a group member: one that
+	// does not call Poll again within it after a Poll returned (its
+	// handler is stuck or too slow for MaxPollRecords) is evicted, its
+	// partitions go to the others, and its next Poll reports them lost
+	// (OnLost) and rejoins. It is also the rebalance timeout: a member
+	// that has not given up its partitions this long after a rebalance
+	// asked it to (stuck in OnRevoked, or not polling) is evicted.
+	// Default 5 minutes. Kafka: max.poll.interval.ms.
+	MaxPollInterval time.Duration
+	// Retry says what Run does when its handler fails on a record:
+	// attempts, backoff, then a dead-letter topic or a callback. The
+	// zero value retries nothing: Run returns the handler's error.
+	Retry RetryPolicy
 	// InstanceID makes the member static: when it closes it keeps its
 	// partitions for GroupConfig.SessionTimeout, and a member joining
 	// with the same InstanceID within that time gets them back without a
@@ -435,6 +467,17 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = DefaultFetchMaxWait
 	}
+	if c.MaxPollInterval < 0 {
+		return c, configError("ConsumerConfig.MaxPollInterval", c.MaxPollInterval)
+	}
+	if c.MaxPollInterval == 0 {
+		c.MaxPollInterval = DefaultMaxPollInterval
+	}
+	r, err := c.Retry.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Retry = r
 	if c.InstanceID != "" {
 		if err := validName("instance", c.InstanceID); err != nil {
 			return c, configError("ConsumerConfig.InstanceID", fmt.Sprintf("%q", c.InstanceID))

@@ -219,9 +219,15 @@ func TestHashPartitionerStickyEdges(t *testing.T) {
 	if got := p.Partition(&Record{Topic: "shrink"}, 10); got < 0 || got >= 10 {
 		t.Errorf("sticky partition %d not re-picked within 10 partitions", got)
 	}
-	// Invalid counts are ignored by the hook.
-	p.onNewBatch("shrink", 0, 0)
-	p.onNewBatch("shrink", 0, -5)
+	// Invalid counts are ignored by the hook: the sticky partition,
+	// even the one it would move away from, stays where it is.
+	sticky := p.Partition(&Record{Topic: "shrink"}, 10)
+	for _, n := range []int{0, -5, math.MaxInt32 + 1} {
+		p.onNewBatch("shrink", sticky, n)
+		if got := p.Partition(&Record{Topic: "shrink"}, 10); got != sticky {
+			t.Errorf("onNewBatch with partition count %d moved the sticky partition %d to %d", n, sticky, got)
+		}
+	}
 }
 
 // Many goroutines sending keyless records and sealing batches: the sticky

@@ -128,18 +128,34 @@
 // (OnAssigned). No partition ever has two owners. RangeAssignor and
 // RoundRobinAssignor are eager (every member revokes everything at each
 // rebalance, as Kafka's eager protocol); CooperativeStickyAssignor revokes
-// only the partitions that move (KIP-429). A member that does not Poll
-// for GroupConfig.SessionTimeout is evicted and rejoins at its next Poll;
-// a static member (ConsumerConfig.InstanceID) that closes keeps its
-// partitions for SessionTimeout, and coming back with the same ID within
-// it gets them back without a rebalance.
+// only the partitions that move (KIP-429).
+//
+// Liveness is as in Kafka. A member's consumer heartbeats from its own
+// goroutine; one whose heartbeats stop for GroupConfig.SessionTimeout is
+// evicted. Progress is Poll: a member that does not Poll again within
+// ConsumerConfig.MaxPollInterval (5 minutes), or does not give up what a
+// rebalance asks within it (stuck in OnRevoked), is evicted; it hears of
+// it at its next Poll (OnLost) and rejoins. A static member
+// (ConsumerConfig.InstanceID) that closes keeps its partitions for
+// SessionTimeout, and coming back with the same ID within it gets them
+// back without a rebalance; one whose ID another consumer took is fenced
+// for good (ErrFenced). GroupConfig.InitialRebalanceDelay lets workers
+// started together share the partitions from the start. Groups follow
+// their topics: a deleted topic's partitions go through OnLost and the
+// group rebalances onto the others (with none left, Poll returns
+// ErrTopicDeleted); a recreated or grown topic is picked up at the next
+// Poll. DeleteTopic deletes the topic's committed offsets.
 //
 // Delivery is at least once. Poll auto-commits the positions of the
 // records returned so far every GroupConfig.CommitInterval, and members
 // commit before revoking and on Close (CommitInterval < 0: only Commit,
-// CommitOffsets and Run commit). Run commits each batch its handler
-// accepted; when the handler fails it commits up to the failed record,
-// rewinds to it and returns the error. Commits are fenced: only the
+// CommitOffsets and Run commit). Run commits what its handler accepted;
+// it stops within one record of its context's end or Close, and when the
+// handler fails (after ConsumerConfig.Retry's attempts, if any; then a
+// dead-letter topic or OnGiveUp may take the record) it commits up to the
+// failed record, rewinds to it and returns the error. Close waits for
+// Run's record in flight (CloseContext bounds the wait) and never commits
+// a record the handler did not accept. Commits are fenced: only the
 // current owner of a partition can commit it, so a member evicted or
 // rebalanced away gets ErrFenced and changes nothing. Committed offsets
 // never move backwards by themselves; only CommitOffsets and
@@ -359,7 +375,9 @@ var (
 	// and byte position.
 	ErrCorrupt = errors.New("stream: corrupt data")
 	// ErrFenced is returned by commits from a consumer group member that
-	// was evicted or rebalanced away; the commit changes nothing.
+	// was evicted or rebalanced away (the commit changes nothing), and
+	// by every call of a static member whose InstanceID another consumer
+	// took.
 	ErrFenced = errors.New("stream: fenced by a newer group generation")
 	// ErrNotLeader is reserved for replication: writes to a replica that
 	// is not the partition's leader will return it. A single node is the
@@ -405,6 +423,11 @@ var (
 	// ErrInCallback is returned by Producer.Send and Flush called from
 	// one of the producer's delivery callbacks, which they would wait for.
 	ErrInCallback = errors.New("stream: called from a producer callback")
+	// ErrTopicDeleted is returned by Poll, Run and commits of a consumer
+	// whose partitions belong to a topic deleted since they were
+	// assigned (a group member whose group has no topic left), and by
+	// CommitOffsets naming a deleted topic.
+	ErrTopicDeleted = errors.New("stream: topic deleted")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -824,6 +847,9 @@ func (s *Stream) DeleteTopic(name string) error {
 	}
 	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := deleteTopicOffsetsTx(tx, name); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
 		return errorf("stream: delete topic %s: %w", name, err)
