@@ -27,6 +27,7 @@ type accumulator struct {
 	id    int32
 
 	part          *Partition   // used by the drain goroutine only: the topic recreated, it moves to the new partition
+	moved         bool         // used by the drain goroutine only: part is the recreated topic's; batches go without idempotence
 	numPartitions atomic.Int32 // of the topic, for the sticky partitioner; grows with CreatePartitions
 
 	// mu guards the fields below.
@@ -186,7 +187,7 @@ func (a *accumulator) drain() {
 func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 	p := a.p
 	n := b.batch.count
-	if p.id >= 0 {
+	if p.id >= 0 && !a.moved {
 		b.batch.setProducer(a.pid, a.epoch, a.nextSeq)
 	}
 	b.batch.compression = p.cfg.Compression
@@ -202,7 +203,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		base, err = a.part.AppendBatch(&b.batch)
 		attempts++
 		if err == nil {
-			if p.id >= 0 {
+			if p.id >= 0 && !a.moved {
 				a.nextSeq = lastSequence(a.nextSeq, n+1)
 			}
 			a.lastErr = nil
@@ -211,7 +212,11 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		a.lastErr = err
 		if errors.Is(err, ErrClosed) {
 			if err = a.closedPartition(err); err == nil {
-				continue // the topic was recreated: append to its partition
+				// The topic was recreated: append to its partition, without
+				// idempotence, since the producer's accumulator of the new
+				// topic numbers its own batches to that partition.
+				b.batch.setProducer(-1, -1, -1)
+				continue
 			}
 		}
 		if !retriable(err) || p.aborted() {
@@ -235,7 +240,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 	if p.forced.Load() && !errors.Is(err, ErrClosed) {
 		err = errorf("stream: partition %s-%d: producer closed after %d failed attempts: %w: %w", a.topic, a.id, attempts, ErrClosed, err)
 	}
-	if p.id >= 0 {
+	if p.id >= 0 && !a.moved {
 		// The batch may or may not be in the log: start the partition's
 		// sequence over under a new epoch, so the next batch is not
 		// refused as a gap (Kafka's KIP-360 epoch bump).
@@ -274,7 +279,7 @@ func (a *accumulator) closedPartition(err error) error {
 			if part == a.part {
 				return err
 			}
-			a.part = part
+			a.part, a.moved = part, true
 			return nil
 		}
 	}

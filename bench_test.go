@@ -45,12 +45,19 @@ func reportPerRecord(b *testing.B, records int) {
 
 // baselineWriter writes frames through a bufio.Writer; flushEvery > 0
 // flushes and fdatasyncs every flushEvery frames (the SyncAlways baseline).
-func baselineWrite(b *testing.B, size, flushEvery int) {
+// prealloc reserves the file's blocks first, as stream does for its
+// active segment, so that an fdatasync need not grow the file.
+func baselineWrite(b *testing.B, size, flushEvery int, prealloc bool) {
 	f, err := os.Create(filepath.Join(b.TempDir(), "baseline.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
+	if prealloc {
+		if err := stream.Fallocate(f, int64(b.N)*int64(size+8)+64<<10); err != nil {
+			b.Fatal(err)
+		}
+	}
 	w := bufio.NewWriterSize(f, 64<<10)
 	val := payload(size)
 	var hdr [8]byte
@@ -79,14 +86,18 @@ func baselineWrite(b *testing.B, size, flushEvery int) {
 
 func BenchmarkBaselineWrite(b *testing.B) {
 	for _, size := range recordSizes {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { baselineWrite(b, size, 0) })
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { baselineWrite(b, size, 0, false) })
 	}
 }
 
 // BenchmarkBaselineWriteSync fdatasyncs after every 100 frames: the
-// yardstick for SyncAlways appends of batches of 100.
+// yardstick for SyncAlways appends of batches of 100 (BenchmarkAppendSync).
+// The fair one is prealloc=true: stream fdatasyncs a preallocated segment,
+// so its fsyncs never carry a file-size update; a growing file's do.
 func BenchmarkBaselineWriteSync(b *testing.B) {
-	baselineWrite(b, 100, 100)
+	for _, prealloc := range []bool{false, true} {
+		b.Run(fmt.Sprintf("prealloc=%v", prealloc), func(b *testing.B) { baselineWrite(b, 100, 100, prealloc) })
+	}
 }
 
 func BenchmarkBaselineRead(b *testing.B) {

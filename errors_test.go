@@ -27,6 +27,9 @@ func TestErrorsOnePrefix(t *testing.T) {
 	_, existsErr := s.CreateTopic("t", stream.TopicConfig{})
 	_, cfgErr := s.CreateTopic("neg", stream.TopicConfig{Partitions: -1})
 	_, openErr := stream.Open(dir, nil)
+	var b stream.Batch
+	b.AddRecord(nil)
+	_, argErr := part.AppendBatch(&b)
 	var sendErrAsync error
 	p.SendAsync(&stream.Record{Topic: "missing"}, func(_ *stream.Record, err error) { sendErrAsync = err })
 	for _, tt := range []struct {
@@ -46,6 +49,7 @@ func TestErrorsOnePrefix(t *testing.T) {
 		{"CreatePartitions", s.CreatePartitions("missing", 2), stream.ErrUnknownTopic},
 		{"DeleteTopic", s.DeleteTopic("missing"), stream.ErrUnknownTopic},
 		{"Open locked", openErr, nil},
+		{"AppendBatch with a nil record", argErr, stream.ErrInvalidConfig},
 	} {
 		if tt.err == nil || tt.want != nil && !errors.Is(tt.err, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, tt.err, tt.want)

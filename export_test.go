@@ -66,6 +66,9 @@ func ProducerBuffered(p *Producer) int64 { return p.buffered.Load() }
 // Fdatasync is the engine's fdatasync, for the benchmark baseline.
 func Fdatasync(f *os.File) error { return fdatasync(f) }
 
+// Fallocate is the engine's preallocation, for the benchmark baseline.
+func Fallocate(f *os.File, size int64) error { return fallocate(f, size) }
+
 // OpenOnFS opens a Stream whose topic files live on fsys (meta.db and
 // the lock stay on the operating system's file system, in dir).
 func OpenOnFS(fsys *MemFS, dir string, opts *Options) (*Stream, error) {

@@ -254,7 +254,7 @@ func configError(field string, v any) error {
 // argError reports a bad argument to a call: a nil context, record,
 // batch or function, or a negative size.
 func argError(call, what string) error {
-	return fmt.Errorf("stream: %s: %s: %w", call, what, ErrInvalidConfig)
+	return errorf("stream: %s: %s: %w", call, what, ErrInvalidConfig)
 }
 
 // checkContext refuses a nil ctx, which the standard library would

@@ -345,17 +345,22 @@ var (
 	// value instead (Stream.Topics returns nil, Stream.Stats a zero Stats).
 	// Records a producer gave up on (CloseContext) fail with it too.
 	ErrClosed = errors.New("stream: closed")
-	// ErrUnknownTopic is returned by Topic, DeleteTopic and producers for
-	// a topic that does not exist (and is not auto-created).
+	// ErrUnknownTopic is returned by Topic, DeleteTopic, CreatePartitions
+	// and producers for a topic that does not exist (and is not
+	// auto-created), and by Topic.Partition and producers for a
+	// partition the topic does not have.
 	ErrUnknownTopic = errors.New("stream: unknown topic")
-	// ErrTopicExists is returned by CreateTopic for a name already taken.
+	// ErrTopicExists is returned by CreateTopic for a name already taken,
+	// and by CreateTopic and CreatePartitions when a partition directory
+	// they would create already exists (it is never adopted).
 	ErrTopicExists = errors.New("stream: topic already exists")
 	// ErrInvalidName is returned for topic and group names outside Kafka's
 	// rule: 1 to 249 characters of [a-zA-Z0-9._-], not "." or "..".
 	ErrInvalidName = errors.New("stream: invalid name")
 	// ErrInvalidConfig is returned by Open, CreateTopic, NewProducer,
 	// ConsumerGroup and NewConsumer for a bad configuration field, which
-	// the error names, and by any call given a bad argument: a nil
+	// the error names, by CreatePartitions for a count that does not grow
+	// the topic, and by any call given a bad argument: a nil
 	// context, record, batch, function or codec, a negative size, an
 	// empty directory name.
 	ErrInvalidConfig = errors.New("stream: invalid configuration")
@@ -516,11 +521,11 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	// Make the entries of meta.db and topics durable in DIR: a power
 	// cut right after the first Open must not lose them.
 	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if _, ok := fsys.(osFS); !ok {
 		if err := fsys.SyncDir(dir); err != nil {
-			return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+			return nil, errorf("stream: open %s: %w", dir, err)
 		}
 	}
 	if err := s.loadTopics(); err != nil {
@@ -773,14 +778,24 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	}); err != nil {
 		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
+	// A failure takes the topic back: its directories first, then its
+	// meta.db entry (removeTopicFiles), so that directories that cannot be
+	// removed stay a topic's, which the next Open adopts, rather than
+	// belonging to none and refusing every retry.
 	t, err := s.openTopic(name, cfg)
-	if err != nil {
-		s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketTopics).Delete([]byte(name)) })
-		s.removeTopicFiles(name, cfg.Partitions)
-		return nil, err
+	if err == nil {
+		if err = s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
+			for _, p := range t.partitions {
+				p.close()
+			}
+			err = errorf("stream: create topic %s: %w", name, err)
+		}
 	}
-	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return nil, errorf("stream: create topic %s: %w", name, err)
+	if err != nil {
+		if rerr := s.removeTopicFiles(name, cfg.Partitions); rerr != nil {
+			s.log.Error("create topic failed, and its files could not be removed; the next Open opens the topic", "topic", name, "error", rerr)
+		}
+		return nil, err
 	}
 	s.topics[name] = t
 	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)

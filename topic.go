@@ -101,9 +101,11 @@ func (t *Topic) partitionList() []*Partition {
 // ErrClosed, or ErrTopicExists when a new partition's directory already
 // exists (left by something else; it is never adopted).
 //
-// It is crash-safe as CreateTopic is: the new count is committed to
-// meta.db first, and Open creates the directories of partitions a crash
-// left without one.
+// It is crash-safe: the new count is committed to meta.db first, and Open
+// creates the directories of partitions a crash left without one. A
+// failure after the commit takes the new partitions back, unless their
+// directories cannot be removed: then the new count stays committed, and
+// the next Open completes it.
 func (s *Stream) CreatePartitions(topic string, total int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,12 +148,26 @@ func (s *Stream) CreatePartitions(topic string, total int) error {
 		return errorf("stream: create partitions of topic %s: %w", topic, err)
 	}
 	var added []*Partition
+	// undo takes the new partitions back after a failure: their
+	// directories first, then the count in meta.db. A directory that
+	// cannot be removed keeps the new count committed, so that the next
+	// Open adopts what is on disk rather than meeting directories that
+	// belong to no topic (which would refuse every retry).
 	undo := func() {
 		for _, p := range added {
 			p.close()
 		}
 		for i := have; i < total; i++ {
-			s.fs.RemoveAll(s.partitionDir(topic, i))
+			if err := s.fs.RemoveAll(s.partitionDir(topic, i)); err != nil {
+				s.log.Error("create partitions failed, and its directories could not be removed; the next Open completes it",
+					"topic", topic, "partitions", total, "error", err)
+				return
+			}
+		}
+		if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
+			s.log.Error("create partitions failed, and the removal of its directories could not be synced; the next Open completes it",
+				"topic", topic, "partitions", total, "error", err)
+			return
 		}
 		s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketTopics).Put([]byte(topic), old) })
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -146,5 +147,164 @@ func TestCreatePartitionsCrashBeforeDirectories(t *testing.T) {
 	part, _ := tp.Partition(2)
 	if _, err := part.Append(&stream.Record{Value: []byte("v")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Records in flight when their topic is deleted and recreated go to the
+// new topic's partition, and the producer's later sends to the new topic
+// are not refused for their sequence numbers: the moved batch carries no
+// idempotence state into the new partition.
+func TestProducerInFlightAcrossRecreate(t *testing.T) {
+	s, _ := open(t, nil)
+	topic(t, s, "t", 1)
+	p := newProducer(t, s, stream.ProducerConfig{Linger: time.Minute})
+	ctx := context.Background()
+	if err := p.Send(ctx, &stream.Record{Topic: "t", Value: value(0)}); err != nil {
+		t.Fatal(err)
+	}
+	var rs results
+	for i := 1; i <= 3; i++ {
+		p.SendAsync(&stream.Record{Topic: "t", Value: value(i)}, rs.done()) // lingering
+	}
+	if err := s.DeleteTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	tp := topic(t, s, "t", 1)
+	flush(t, p) // the lingering batch goes to the recreated topic
+	for i, err := range rs.errs {
+		if err != nil || rs.recs[i].Offset != int64(i) {
+			t.Fatalf("record %d in flight across the recreation: offset %d, %v", i+1, rs.recs[i].Offset, err)
+		}
+	}
+	r := &stream.Record{Topic: "t", Value: value(4)}
+	if err := p.Send(ctx, r); err != nil || r.Offset != 3 {
+		t.Fatalf("Send to the recreated topic after the moved batch: offset %d, %v", r.Offset, err)
+	}
+	part, _ := tp.Partition(0)
+	checkValues(t, readAll(t, part, 0), 1)
+}
+
+// CreatePartitions is crash-safe: with the power cut before each of its
+// file-system operations in turn, the directory reopens with the old
+// partition count or the new one (the new one whenever CreatePartitions
+// returned success), the old partitions keep their records, every
+// partition takes appends, and no directory is left belonging to no
+// topic.
+func TestCreatePartitionsPowerCut(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 4
+	}
+	for n := 1; ; n += step {
+		dir := t.TempDir()
+		fsys := stream.NewMemFS()
+		fsys.MkdirAllDurable(dir)
+		s, err := stream.OpenOnFS(fsys, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp, err := s.CreateTopic("t", stream.TopicConfig{Partitions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			part, _ := tp.Partition(int32(i))
+			if _, err := part.Append(&stream.Record{Value: value(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fsys.CutPowerAfter(n)
+		cpErr := s.CreatePartitions("t", 4)
+		finished := !fsys.Dead()
+		fsys.CutPower()
+		s.Close()
+
+		s, err = stream.OpenOnFS(fsys.Restart(uint64(n)), dir, nil)
+		if err != nil {
+			t.Fatalf("cut before operation %d: Open: %v", n, err)
+		}
+		tp, err = s.Topic("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tp.NumPartitions()
+		if got != 2 && got != 4 || cpErr == nil && got != 4 {
+			t.Fatalf("cut before operation %d (CreatePartitions: %v): %d partitions after the restart", n, cpErr, got)
+		}
+		for i := range got {
+			part, _ := tp.Partition(int32(i))
+			want := int64(0)
+			if i < 2 {
+				want = 1
+			}
+			if hw := part.HighWatermark(); hw != want {
+				t.Fatalf("cut before operation %d: partition %d holds %d records, want %d", n, i, hw, want)
+			}
+			if _, err := part.Append(&stream.Record{Value: []byte("after")}); err != nil {
+				t.Fatalf("cut before operation %d: append to partition %d: %v", n, i, err)
+			}
+		}
+		if got == 2 {
+			// Nothing left in the way of a retry.
+			if err := s.CreatePartitions("t", 4); err != nil {
+				t.Fatalf("cut before operation %d: CreatePartitions again: %v", n, err)
+			}
+		}
+		s.Close()
+		if finished {
+			t.Logf("CreatePartitions took %d file-system operations", n-1)
+			return
+		}
+	}
+}
+
+// CreateTopic is crash-safe the same way: with the power cut before each
+// of its file-system operations in turn, the directory reopens with the
+// topic or without it (with it whenever CreateTopic returned success),
+// and a retry is never refused by directories left behind.
+func TestCreateTopicPowerCut(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 4
+	}
+	for n := 1; ; n += step {
+		dir := t.TempDir()
+		fsys := stream.NewMemFS()
+		fsys.MkdirAllDurable(dir)
+		s, err := stream.OpenOnFS(fsys, dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys.CutPowerAfter(n)
+		_, ctErr := s.CreateTopic("t", stream.TopicConfig{Partitions: 2})
+		finished := !fsys.Dead()
+		fsys.CutPower()
+		s.Close()
+
+		s, err = stream.OpenOnFS(fsys.Restart(uint64(n)), dir, nil)
+		if err != nil {
+			t.Fatalf("cut before operation %d: Open: %v", n, err)
+		}
+		tp, err := s.Topic("t")
+		switch {
+		case err == nil:
+			for i := range tp.NumPartitions() {
+				part, _ := tp.Partition(int32(i))
+				if _, err := part.Append(&stream.Record{Value: []byte("after")}); err != nil {
+					t.Fatalf("cut before operation %d: append to partition %d: %v", n, i, err)
+				}
+			}
+		case ctErr == nil:
+			t.Fatalf("cut before operation %d: CreateTopic succeeded, but after the restart: %v", n, err)
+		default:
+			if _, err := s.CreateTopic("t", stream.TopicConfig{Partitions: 2}); err != nil {
+				t.Fatalf("cut before operation %d (CreateTopic: %v): CreateTopic again: %v", n, ctErr, err)
+			}
+		}
+		s.Close()
+		if finished {
+			t.Logf("CreateTopic took %d file-system operations", n-1)
+			return
+		}
 	}
 }

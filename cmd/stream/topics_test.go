@@ -228,7 +228,7 @@ func TestStorageCommandErrors(t *testing.T) {
 		{[]string{"dump", filepath.Join(base, "nosuch.log")}, 1, "nosuch.log: no such file"},
 		{[]string{"dump", "-max-bytes", "-1", "x.log"}, 2, "-max-bytes -1"},
 		{[]string{"dump", "00000000000000000000.index"}, 2, "is an index: dump decodes the segment's .log file"},
-		{[]string{"dump", "-dir", dir, "x.log"}, 1, "x.log: no such file"},
+		{[]string{"dump", "-dir", dir, "x.log"}, 1, filepath.Join(dir, "topics", "x.log") + ": no such file or directory"},
 	} {
 		code, out, errOut := runCmd(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.err) {

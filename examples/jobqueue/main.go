@@ -20,8 +20,10 @@
 //
 // With -check it tests itself, the way CI runs it: it starts itself as a
 // child process on a temporary directory, SIGKILLs the child mid-work
-// several times, lets a last run finish, and then checks that every job
-// the child reported acknowledged was processed at least once. It exits
+// several times and lets a last run finish. After every run, before the
+// next one could enqueue a missing job again, it reads the log itself and
+// checks that every job a child reported acknowledged is there; at the
+// end, that every acknowledged job was processed at least once. It exits
 // with status 0 only if none was lost.
 //
 //	go run ./examples/jobqueue -check
@@ -38,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -449,16 +452,54 @@ func selfCheck(cfg config, kills int, seed uint64) (err error) {
 			what = "finished before the kill"
 		}
 		fmt.Printf("run %d: %s: %d jobs acknowledged, %d completions\n", run, what, res.enqueued, res.done)
+		if err := checkAcked(dir, acked); err != nil {
+			return fmt.Errorf("after run %d: %w", run, err)
+		}
 	}
 	res, err := runChild(exe, args, 0, acked)
 	if err != nil {
 		return fmt.Errorf("last run: %w", err)
 	}
 	fmt.Printf("last run: finished: %d jobs acknowledged, %d completions\n", res.enqueued, res.done)
+	if err := checkAcked(dir, acked); err != nil {
+		return fmt.Errorf("after the last run: %w", err)
+	}
 	if err := verify(dir, cfg.jobs, acked); err != nil {
 		return err
 	}
 	fmt.Printf("check passed in %v\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// checkAcked reads the jobs in the log and fails if a job a child
+// reported acknowledged is missing: the queue lost it. It runs between
+// two children, since the next would enqueue a missing job again and hide
+// the loss.
+func checkAcked(dir string, acked map[int]bool) (err error) {
+	s, err := stream.Open(dir, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, s.Close()) }()
+	inLog := map[int]bool{}
+	err = readAll(context.Background(), s, jobsTopic, func(r *stream.Record) error {
+		_, job, err := stream.Decode(r, stream.String, stream.JSON[Job]())
+		inLog[job.ID] = true
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var lost []int
+	for id := range acked {
+		if !inLog[id] {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		slices.Sort(lost)
+		return fmt.Errorf("check failed: %d acknowledged jobs are not in the log (lost): %v", len(lost), lost[:min(len(lost), 20)])
+	}
 	return nil
 }
 
@@ -582,8 +623,11 @@ func verify(dir string, want int, acked map[int]bool) (err error) {
 		redelivered += max(done[id]-1, 0)
 	}
 	for id := range acked {
-		if done[id] == 0 && id >= want {
-			problems = append(problems, fmt.Sprintf("acknowledged job %d was never processed", id))
+		if id >= want {
+			problems = append(problems, fmt.Sprintf("job %d was acknowledged, but only jobs 0 to %d exist", id, want-1))
+		}
+		if enqueued[id] == 0 {
+			problems = append(problems, fmt.Sprintf("acknowledged job %d is not in the log", id))
 		}
 	}
 	if twice > 0 {
