@@ -21,7 +21,7 @@ import (
 //
 // Poll is the pull loop; Run wraps it with commits. One goroutine should
 // Poll at a time; every other method is safe to call from any goroutine,
-// including from OnAssigned and OnRevoked (except Close).
+// including from OnAssigned, OnRevoked and OnLost (except Close).
 type Consumer struct {
 	s   *Stream
 	g   *ConsumerGroup // nil: group-less
@@ -252,18 +252,22 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 // partition's high watermark moves, and returns only records below it.
 // Positions advance past the records returned.
 //
-// For a group member, Poll is also where the group happens: it keeps the
-// member alive (SessionTimeout), auto-commits every CommitInterval,
-// revokes partitions that move away (auto-commit, then OnRevoked), and
-// takes partitions that reach the member (OnAssigned). A member that was
-// evicted rejoins under a new member ID (OnRevoked first reports what it
-// lost). A static member whose InstanceID another consumer took gets
-// ErrFenced.
+// For a group member, Poll is also where the group happens: it shows
+// progress (MaxPollInterval; liveness is the consumer's own heartbeat),
+// auto-commits every CommitInterval, revokes partitions that move away
+// (auto-commit, then OnRevoked), and takes partitions that reach the
+// member (OnAssigned). A member that was evicted rejoins under a new
+// member ID (OnLost first reports what it lost); so are partitions whose
+// topic was deleted, and with every topic of the group deleted Poll
+// returns ErrTopicDeleted. A static member whose InstanceID another
+// consumer took gets ErrFenced, for good.
 //
 // A group-less consumer whose position is outside the log (retention
-// passed it) gets ErrOffsetOutOfRange and must Seek; a group member is
-// reset by GroupConfig.StartAt and the reset is logged. Poll returns
-// ctx.Err() when ctx ends and ErrClosed after Close.
+// passed it) gets ErrOffsetOutOfRange and must Seek, and one whose
+// partition's topic was deleted gets ErrTopicDeleted once (the partition
+// leaves its assignment); a group member is reset by GroupConfig.StartAt
+// and the reset is logged. Poll returns ctx.Err() when ctx has ended,
+// even with records waiting, and ErrClosed after Close.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	return c.poll(ctx, false)
 }
