@@ -449,13 +449,15 @@ func (g *ConsumerGroup) join(c *Consumer) error {
 	}
 	inst := c.cfg.InstanceID
 	old := g.instances[inst]
-	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
-		old.consumer.fence(fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return fmt.Errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
+	}
+	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
+		// Another consumer's lock under c's: consumers never lock each
+		// other otherwise, and join runs under g.mu, one at a time.
+		old.consumer.fence(fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
 	}
 	g.nextID++
 	prefix := "consumer"
