@@ -21,7 +21,7 @@ import (
 //
 // Poll is the pull loop; Run wraps it with commits. One goroutine should
 // Poll at a time; every other method is safe to call from any goroutine,
-// including from OnAssigned and OnRevoked (except Close).
+// including from OnAssigned, OnRevoked and OnLost (except Close).
 type Consumer struct {
 	s   *Stream
 	g   *ConsumerGroup // nil: group-less
@@ -124,7 +124,7 @@ func (s *Stream) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 func newConsumer(s *Stream, g *ConsumerGroup, cfg ConsumerConfig) (*Consumer, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("stream: new consumer: %w", err)
+		return nil, errorf("stream: new consumer: %w", err)
 	}
 	if g == nil {
 		c.OnAssigned, c.OnRevoked, c.OnLost, c.InstanceID = nil, nil, nil, ""
@@ -171,20 +171,20 @@ func (c *Consumer) MemberID() string {
 // cannot Assign.
 func (c *Consumer) Assign(tps ...TopicPartition) error {
 	if c.g != nil {
-		return fmt.Errorf("stream: Assign on a member of group %s: partitions come from the group", c.g.id)
+		return errorf("stream: Assign on a member of group %s: partitions come from the group", c.g.id)
 	}
 	ps := make(map[TopicPartition]*Partition, len(tps))
 	for _, tp := range tps {
 		p, err := c.s.partition(tp)
 		if err != nil {
-			return fmt.Errorf("stream: assign: %w", err)
+			return errorf("stream: assign: %w", err)
 		}
 		ps[tp] = p
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.left || c.closed {
-		return fmt.Errorf("stream: assign: %w", ErrClosed)
+		return errorf("stream: assign: %w", ErrClosed)
 	}
 	parts := make(map[TopicPartition]*fetchState, len(ps))
 	for tp, p := range ps {
@@ -214,11 +214,11 @@ func (c *Consumer) Position(tp TopicPartition) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.left {
-		return 0, fmt.Errorf("stream: position: %w", ErrClosed)
+		return 0, errorf("stream: position: %w", ErrClosed)
 	}
 	st := c.parts[tp]
 	if st == nil {
-		return 0, fmt.Errorf("stream: position of %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
+		return 0, errorf("stream: position of %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
 	}
 	return st.pos, nil
 }
@@ -230,14 +230,14 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.left {
-		return fmt.Errorf("stream: seek: %w", ErrClosed)
+		return errorf("stream: seek: %w", ErrClosed)
 	}
 	st := c.parts[tp]
 	if st == nil {
-		return fmt.Errorf("stream: seek %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
+		return errorf("stream: seek %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
 	}
 	if start, hw := st.p.StartOffset(), st.p.HighWatermark(); offset < start || offset > hw {
-		return fmt.Errorf("stream: seek %s-%d to %d outside [%d, %d]: %w", tp.Topic, tp.Partition, offset, start, hw, ErrOffsetOutOfRange)
+		return errorf("stream: seek %s-%d to %d outside [%d, %d]: %w", tp.Topic, tp.Partition, offset, start, hw, ErrOffsetOutOfRange)
 	}
 	st.seek(offset)
 	return nil
@@ -252,18 +252,22 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 // partition's high watermark moves, and returns only records below it.
 // Positions advance past the records returned.
 //
-// For a group member, Poll is also where the group happens: it keeps the
-// member alive (SessionTimeout), auto-commits every CommitInterval,
-// revokes partitions that move away (auto-commit, then OnRevoked), and
-// takes partitions that reach the member (OnAssigned). A member that was
-// evicted rejoins under a new member ID (OnRevoked first reports what it
-// lost). A static member whose InstanceID another consumer took gets
-// ErrFenced.
+// For a group member, Poll is also where the group happens: it shows
+// progress (MaxPollInterval; liveness is the consumer's own heartbeat),
+// auto-commits every CommitInterval, revokes partitions that move away
+// (auto-commit, then OnRevoked), and takes partitions that reach the
+// member (OnAssigned). A member that was evicted rejoins under a new
+// member ID (OnLost first reports what it lost); so are partitions whose
+// topic was deleted, and with every topic of the group deleted Poll
+// returns ErrTopicDeleted. A static member whose InstanceID another
+// consumer took gets ErrFenced, for good.
 //
 // A group-less consumer whose position is outside the log (retention
-// passed it) gets ErrOffsetOutOfRange and must Seek; a group member is
-// reset by GroupConfig.StartAt and the reset is logged. Poll returns
-// ctx.Err() when ctx ends and ErrClosed after Close.
+// passed it) gets ErrOffsetOutOfRange and must Seek, and one whose
+// partition's topic was deleted gets ErrTopicDeleted once (the partition
+// leaves its assignment); a group member is reset by GroupConfig.StartAt
+// and the reset is logged. Poll returns ctx.Err() when ctx has ended,
+// even with records waiting, and ErrClosed after Close.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	if ctx == nil {
 		return nil, argError("poll", "nil context")
@@ -307,7 +311,7 @@ func (c *Consumer) poll(ctx context.Context, forRun bool) ([]*Record, error) {
 			if c.g != nil {
 				resync = true // syncGroup reports and releases gone partitions
 			} else if gone := c.takeGone(); len(gone) > 0 {
-				return nil, fmt.Errorf("stream: poll %s-%d: %w", gone[0].Topic, gone[0].Partition, ErrTopicDeleted)
+				return nil, errorf("stream: poll %s-%d: %w", gone[0].Topic, gone[0].Partition, ErrTopicDeleted)
 			}
 			continue
 		}
@@ -332,7 +336,7 @@ func (c *Consumer) poll(ctx context.Context, forRun bool) ([]*Record, error) {
 		case 0:
 			return nil, ctx.Err()
 		case 1:
-			return nil, fmt.Errorf("stream: poll: %w", ErrClosed)
+			return nil, errorf("stream: poll: %w", ErrClosed)
 		case 2:
 			expired = true
 		case 3:
@@ -345,7 +349,7 @@ func (c *Consumer) checkPolling() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("stream: poll: %w", ErrClosed)
+		return errorf("stream: poll: %w", ErrClosed)
 	}
 	return nil
 }
@@ -358,7 +362,7 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, nil, false, fmt.Errorf("stream: poll: %w", ErrClosed)
+		return nil, nil, false, errorf("stream: poll: %w", ErrClosed)
 	}
 	buffered := 0
 	for _, st := range c.parts {
@@ -458,7 +462,7 @@ func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error 
 	buf, next, err := st.p.read(st.end, n, st.buf)
 	if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) == 0 {
 		if c.g == nil {
-			return fmt.Errorf("stream: poll %s-%d at position %d: %w", tp.Topic, tp.Partition, st.pos, err)
+			return errorf("stream: poll %s-%d at position %d: %w", tp.Topic, tp.Partition, st.pos, err)
 		}
 		st.seek(c.g.resolve(tp, st.p, st.pos, true))
 		buf, next, err = st.p.read(st.end, n, st.buf)
@@ -467,7 +471,7 @@ func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error 
 		if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) > 0 {
 			return nil // hand out what is buffered; the next read reports it
 		}
-		return fmt.Errorf("stream: poll %s-%d: %w", tp.Topic, tp.Partition, err)
+		return errorf("stream: poll %s-%d: %w", tp.Topic, tp.Partition, err)
 	}
 	st.buf, st.end = buf, next
 	for _, r := range buf[before:] {
@@ -588,7 +592,7 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 			}
 		}
 		if res.noTopics {
-			return nil, fmt.Errorf("stream: group %s: every topic of the group (%s) was deleted: %w",
+			return nil, errorf("stream: group %s: every topic of the group (%s) was deleted: %w",
 				c.g.id, strings.Join(c.g.cfg.Topics, ", "), ErrTopicDeleted)
 		}
 		if iv := c.g.cfg.CommitInterval; iv > 0 {
@@ -752,7 +756,7 @@ func (c *Consumer) CommitWithMetadata(ctx context.Context, offs map[TopicPartiti
 	}
 	for tp, o := range offs {
 		if o.Offset < 0 {
-			return fmt.Errorf("stream: commit %s-%d at %d: %w", tp.Topic, tp.Partition, o.Offset, ErrOffsetOutOfRange)
+			return errorf("stream: commit %s-%d at %d: %w", tp.Topic, tp.Partition, o.Offset, ErrOffsetOutOfRange)
 		}
 	}
 	return c.commit(ctx, offs, false)
@@ -766,7 +770,7 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 	id, left, fenced := c.memberID, c.left, c.fenced
 	c.mu.Unlock()
 	if left {
-		return fmt.Errorf("stream: commit: %w", ErrClosed)
+		return errorf("stream: commit: %w", ErrClosed)
 	}
 	if fenced != nil {
 		return fenced
@@ -782,141 +786,6 @@ func (c *Consumer) commit(ctx context.Context, offs map[TopicPartition]OffsetAnd
 	}
 	c.mu.Unlock()
 	return nil
-}
-
-// rewindLocked sets the position of every partition of recs back to its
-// first record there, dropping read-ahead records.
-func (c *Consumer) rewindLocked(recs []*Record) {
-	seen := map[TopicPartition]bool{}
-	for _, r := range recs {
-		tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
-		if seen[tp] {
-			continue
-		}
-		seen[tp] = true
-		if st := c.parts[tp]; st != nil {
-			st.seek(r.Offset)
-		}
-	}
-}
-
-// runCtxKey marks the context Run gives its handler, so CloseContext
-// called from the handler does not wait for itself.
-type runCtxKey struct{}
-
-// Run polls and hands every record to handle, in order, until ctx ends
-// (it returns ctx.Err()), the consumer closes (ErrClosed) or handle fails.
-// It checks ctx and Close before every record, so it stops within one
-// record of either. A group member commits what handle accepted when a
-// polled batch ends or Run stops, even when ctx has just ended.
-//
-// When handle returns an error for a record, Run commits up to (not
-// including) that record, rewinds the position of its partition to it
-// (and of every other partition to its first record not handled), so
-// neither a later auto-commit nor Close can skip it, and returns the
-// handler's error. A commit that fails with ErrFenced (the member was
-// evicted) is logged, and Run goes on: the group redelivers those
-// records elsewhere.
-//
-// Close waits for the record in flight (CloseContext bounds the wait and
-// then cancels the handler's context with a cause wrapping ErrClosed);
-// records Poll returned that the handler did not accept are never
-// committed. From inside handle, close with CloseContext(ctx) on the
-// handler's context: Close would wait for the handler to return.
-func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
-	if ctx == nil {
-		return argError("run", "nil context")
-	}
-	if handle == nil {
-		return argError("run", "nil handler")
-	}
-	for {
-		recs, err := c.poll(ctx, true)
-		if err != nil {
-			return err
-		}
-		if err := c.runBatch(ctx, recs, handle); err != nil {
-			return err
-		}
-	}
-}
-
-// runBatch hands recs to handle in order, stopping before the next record
-// once ctx ends or Close begins, and commits what handle accepted.
-func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(context.Context, *Record) error) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, runCtxKey{}, c))
-	defer cancel(nil)
-	c.mu.Lock()
-	done := c.running // set by poll with recs
-	if c.closed {
-		c.rewindLocked(c.pending)
-		c.pending, c.running = nil, nil
-		c.mu.Unlock()
-		close(done)
-		return fmt.Errorf("stream: run: %w", ErrClosed)
-	}
-	c.stopRun = cancel
-	c.mu.Unlock()
-	defer close(done)
-	var stop error
-	for i, r := range recs {
-		if stop = c.runStopped(ctx); stop != nil {
-			break
-		}
-		if err := c.handle(hctx, r, handle); err != nil {
-			stop = err
-			break
-		}
-		c.mu.Lock()
-		c.pending = recs[i+1:]
-		c.mu.Unlock()
-	}
-	// Rewind to the first record not accepted, so that no later commit
-	// (auto-commit, Close) skips it.
-	c.mu.Lock()
-	c.rewindLocked(c.pending)
-	c.pending, c.running, c.stopRun = nil, nil, nil
-	c.mu.Unlock()
-	if errors.Is(context.Cause(hctx), ErrClosed) {
-		// Close stopped waiting and committed what was accepted.
-		return fmt.Errorf("stream: run: %w", ErrClosed)
-	}
-	if c.g == nil {
-		return stop
-	}
-	err := c.Commit(context.WithoutCancel(ctx))
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrFenced):
-		c.log.Warn("commit after handling fenced; the records will be redelivered", "error", oneLine(err))
-	case stop != nil:
-		return fmt.Errorf("%w (and the commit of the records before it failed: %w)", stop, err)
-	default:
-		return err
-	}
-	return stop
-}
-
-// runStopped returns why Run must stop before its next record, or nil.
-func (c *Consumer) runStopped(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case <-c.closing:
-		return fmt.Errorf("stream: run: %w", ErrClosed)
-	default:
-		return nil
-	}
-}
-
-// oneLine returns err's message on one line, for a log attribute:
-// errors.Join separates its errors with newlines.
-func oneLine(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // ReadToEnd is the offline batch loader: it reads the consumer's
@@ -1011,13 +880,13 @@ func (c *Consumer) readUpTo(tp TopicPartition, end int64) ([]*Record, int64, err
 	st, id, left := c.parts[tp], c.memberID, c.left
 	c.mu.Unlock()
 	if left {
-		return nil, 0, fmt.Errorf("stream: read: %w", ErrClosed)
+		return nil, 0, errorf("stream: read: %w", ErrClosed)
 	}
 	if st == nil {
 		return nil, -1, nil // no longer held
 	}
 	if c.g != nil && !c.g.touch(id) {
-		return nil, 0, fmt.Errorf("stream: group %s: member %s was evicted: %w", c.g.id, id, ErrFenced)
+		return nil, 0, errorf("stream: group %s: member %s was evicted: %w", c.g.id, id, ErrFenced)
 	}
 	c.mu.Lock()
 	pos := st.pos
@@ -1035,7 +904,7 @@ func (c *Consumer) readUpTo(tp TopicPartition, end int64) ([]*Record, int64, err
 		recs, next, err = st.p.read(pos, scanChunk, nil)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("stream: read %s-%d at %d: %w", tp.Topic, tp.Partition, pos, err)
+		return nil, 0, errorf("stream: read %s-%d at %d: %w", tp.Topic, tp.Partition, pos, err)
 	}
 	i := len(recs)
 	for i > 0 && recs[i-1].Offset >= end {
@@ -1075,7 +944,7 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return fmt.Errorf("stream: close consumer: %w", ErrClosed)
+		return errorf("stream: close consumer: %w", ErrClosed)
 	}
 	c.closed = true
 	close(c.closing)
@@ -1086,9 +955,9 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 		select {
 		case <-running:
 		case <-ctx.Done():
-			waitErr = fmt.Errorf("stream: close consumer: Run's handler did not return: %w", ctx.Err())
+			waitErr = errorf("stream: close consumer: Run's handler did not return: %w", ctx.Err())
 			if stopRun != nil { // nil: Run has not started the batch, and will not
-				stopRun(fmt.Errorf("stream: consumer closed: %w", ErrClosed))
+				stopRun(errorf("stream: consumer closed: %w", ErrClosed))
 			}
 		}
 	}

@@ -3,6 +3,9 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -202,4 +205,70 @@ func TestCancellationIsPrompt(t *testing.T) {
 	if recs, err := free.Poll(ctx); !errors.Is(err, context.Canceled) || len(recs) != 0 {
 		t.Errorf("group-less Poll with a cancelled context: %d records, %v", len(recs), err)
 	}
+}
+
+// levelCounter counts log records at ERROR and checks every message and
+// attribute is on one line.
+type levelCounter struct {
+	t      *testing.T
+	mu     *sync.Mutex
+	errors *[]string
+}
+
+func (h levelCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h levelCounter) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	if strings.Contains(line, "\n") {
+		h.t.Errorf("log line with a newline: %q", line)
+	}
+	if r.Level >= slog.LevelError {
+		h.mu.Lock()
+		*h.errors = append(*h.errors, line)
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h levelCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h levelCounter) WithGroup(string) slog.Handler      { return h }
+
+// A clean shutdown — cancel Run's context, Close the consumer, Close the
+// Stream — logs no ERROR (an auto-commit used to fail with "context
+// canceled").
+func TestCleanShutdownLogsNoError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu   sync.Mutex
+			errs []string
+		)
+		log := slog.New(levelCounter{t, &mu, &errs})
+		s, err := stream.Open(t.TempDir(), &stream.Options{Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp := topic(t, s, "t", 2)
+		fill(t, tp, 100)
+		g := group(t, s, "g", stream.GroupConfig{Topics: []string{"t"}, StartAt: stream.StartEarliest, CommitInterval: time.Millisecond})
+		c := join(t, g, stream.ConsumerConfig{MaxPollRecords: 10})
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		c.Run(ctx, func(ctx context.Context, r *stream.Record) error {
+			time.Sleep(time.Millisecond)
+			if n++; n == 25 {
+				cancel()
+			}
+			return nil
+		})
+		// A caller's loop polls once more with the cancelled context.
+		c.Poll(ctx)
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+		if len(errs) > 0 {
+			t.Errorf("a clean shutdown logged errors: %q", errs)
+		}
+	})
 }

@@ -119,7 +119,7 @@ func (r *groupRegistry) addConsumer(c *Consumer) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return fmt.Errorf("stream: new consumer: %w", ErrClosed)
+		return errorf("stream: new consumer: %w", ErrClosed)
 	}
 	if r.consumers == nil {
 		r.consumers = map[*Consumer]struct{}{}
@@ -163,18 +163,18 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 	}
 	c, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("stream: group %s: %w", id, err)
+		return nil, errorf("stream: group %s: %w", id, err)
 	}
 	for _, t := range c.Topics {
 		if _, err := s.Topic(t); err != nil {
-			return nil, fmt.Errorf("stream: group %s: %w", id, err)
+			return nil, errorf("stream: group %s: %w", id, err)
 		}
 	}
 	r := &s.groups
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, fmt.Errorf("stream: group %s: %w", id, ErrClosed)
+		return nil, errorf("stream: group %s: %w", id, ErrClosed)
 	}
 	if g := r.groups[id]; g != nil {
 		g.mu.Lock()
@@ -186,7 +186,7 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 			g.cfg = c
 			return g, nil
 		}
-		return nil, fmt.Errorf("stream: group %s is open with another configuration (topics %v, assignor %s): %w",
+		return nil, errorf("stream: group %s is open with another configuration (topics %v, assignor %s): %w",
 			id, g.cfg.Topics, g.cfg.Assignor.Name(), ErrInvalidConfig)
 	}
 	gen, err := s.createGroupRecord(id)
@@ -236,7 +236,7 @@ func (s *Stream) createGroupRecord(id string) (int64, error) {
 		})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("stream: group %s: %w", id, err)
+		return 0, errorf("stream: group %s: %w", id, err)
 	}
 	return gen, nil
 }
@@ -295,14 +295,14 @@ func (s *Stream) DeleteGroup(id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return fmt.Errorf("stream: delete group %s: %w", id, ErrClosed)
+		return errorf("stream: delete group %s: %w", id, ErrClosed)
 	}
 	g := r.groups[id]
 	if g != nil {
 		g.mu.Lock()
 		if n := len(g.members); n > 0 {
 			g.mu.Unlock()
-			return fmt.Errorf("stream: delete group %s: it has %d members; close them or wait for their session timeout: %w", id, n, ErrGroupNotEmpty)
+			return errorf("stream: delete group %s: it has %d members; close them or wait for their session timeout: %w", id, n, ErrGroupNotEmpty)
 		}
 		g.closed = true
 		g.mu.Unlock()
@@ -319,10 +319,10 @@ func (s *Stream) DeleteGroup(id string) error {
 		return b.DeleteBucket([]byte(id))
 	})
 	if err != nil {
-		return fmt.Errorf("stream: delete group %s: %w", id, err)
+		return errorf("stream: delete group %s: %w", id, err)
 	}
 	if !found {
-		return fmt.Errorf("stream: delete group %s: %w", id, ErrUnknownGroup)
+		return errorf("stream: delete group %s: %w", id, ErrUnknownGroup)
 	}
 	s.log.Info("deleted group", "group", id)
 	return nil
@@ -442,20 +442,22 @@ func (g *ConsumerGroup) join(c *Consumer) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	if len(g.cfg.Topics) == 0 {
-		return fmt.Errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
+		return errorf("stream: join group %s: %w: GroupConfig.Topics is empty", g.id, ErrInvalidConfig)
 	}
 	inst := c.cfg.InstanceID
 	old := g.instances[inst]
-	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
-		old.consumer.fence(fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
+		return errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
+	}
+	if inst != "" && old != nil && old.consumer != nil && old.consumer != c {
+		// Another consumer's lock under c's: consumers never lock each
+		// other otherwise, and join runs under g.mu, one at a time.
+		old.consumer.fence(errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, old.id, inst, ErrFenced))
 	}
 	g.nextID++
 	prefix := "consumer"
@@ -547,12 +549,12 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 	defer g.mu.Unlock()
 	res := heartbeatResult{changed: g.changed, gen: g.generation}
 	if g.closed {
-		return res, fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return res, errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	m := g.members[id]
 	if m == nil {
 		if inst := c.cfg.InstanceID; inst != "" && g.instances[inst] != nil {
-			return res, fmt.Errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, id, inst, ErrFenced)
+			return res, errorf("stream: group %s: member %s: another consumer joined with instance id %q: %w", g.id, id, inst, ErrFenced)
 		}
 		res.lost = true
 		return res, nil
@@ -684,175 +686,6 @@ func (s *Stream) partition(tp TopicPartition) (*Partition, error) {
 	return t.Partition(tp.Partition)
 }
 
-// commit writes offs in one meta.db transaction if member id owns every
-// partition named, and fails with ErrFenced otherwise, writing nothing.
-// An implicit commit (Commit, auto-commit, Run) never moves an offset
-// backwards; an explicit one (CommitOffsets) may.
-//
-// The fence is checked under g.mu, but the transaction and its fsync run
-// outside it, so heartbeats and other members' commits do not wait for
-// them. Ownership may still change meanwhile (an eviction): the
-// partitions stay marked in g.committing until the write is done, and
-// acquire hands none of them to a new owner before that, so a new owner
-// never reads a committed offset that an old owner's write then changes.
-func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetadata, implicit bool) error {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return fmt.Errorf("stream: group %s: commit: %w", g.id, ErrClosed)
-	}
-	m := g.members[id]
-	if m == nil || m.consumer == nil {
-		g.mu.Unlock()
-		return fmt.Errorf("stream: group %s: commit by member %s, which was evicted or left: %w", g.id, id, ErrFenced)
-	}
-	for tp := range offs {
-		if g.owner[tp] != m {
-			g.mu.Unlock()
-			return fmt.Errorf("stream: group %s: commit of %s-%d by member %s, which does not own it in generation %d: %w",
-				g.id, tp.Topic, tp.Partition, id, g.generation, ErrFenced)
-		}
-	}
-	if len(offs) == 0 {
-		g.mu.Unlock()
-		return nil
-	}
-	for tp := range offs {
-		g.committing[tp]++
-	}
-	gen, fault := g.generation, g.commitFault
-	g.mu.Unlock()
-
-	err := g.writeOffsets(offs, implicit, gen, time.Now().UTC(), fault)
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	moved := false
-	for tp := range offs {
-		if g.committing[tp]--; g.committing[tp] == 0 {
-			delete(g.committing, tp)
-		}
-		moved = moved || g.owner[tp] != m
-	}
-	if moved {
-		g.notifyLocked() // a member waiting to acquire one of them may go on
-	}
-	return err
-}
-
-// writeOffsets writes committed offsets in one transaction, stamped with
-// generation gen and time now; with implicit, an offset lower than or
-// equal to the stored one is skipped. Offsets of a topic that no longer
-// exists are skipped (implicit) or fail with ErrTopicDeleted, inside the
-// transaction, so a commit racing DeleteTopic never brings the deleted
-// topic's offsets back.
-func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, gen int64, now time.Time, fault func()) error {
-	err := g.s.db.Update(func(tx *bbolt.Tx) error {
-		if fault != nil {
-			fault()
-		}
-		groups := tx.Bucket(bucketGroups)
-		var gb *bbolt.Bucket
-		if groups != nil {
-			gb = groups.Bucket([]byte(g.id))
-		}
-		if gb == nil {
-			return fmt.Errorf("the group was deleted: %w", ErrClosed)
-		}
-		ob, err := gb.CreateBucketIfNotExists(bucketOffsets)
-		if err != nil {
-			return err
-		}
-		topics := tx.Bucket(bucketTopics)
-		for tp, o := range offs {
-			if !topicLive(topics, tp.Topic) {
-				if implicit {
-					continue
-				}
-				return fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, ErrTopicDeleted)
-			}
-			tb, err := ob.CreateBucketIfNotExists([]byte(tp.Topic))
-			if err != nil {
-				return err
-			}
-			key := partitionKey(tp.Partition)
-			if implicit {
-				if v := tb.Get(key); v != nil {
-					var old OffsetAndMetadata
-					if json.Unmarshal(v, &old) == nil && old.Offset >= o.Offset {
-						continue
-					}
-				}
-			}
-			o.Generation, o.Time = gen, now
-			v, _ := json.Marshal(o)
-			if err := tb.Put(key, v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("stream: group %s: commit: %w", g.id, err)
-	}
-	return nil
-}
-
-// topicLive reports whether the topics bucket holds name, not marked for
-// deletion.
-func topicLive(topics *bbolt.Bucket, name string) bool {
-	if topics == nil {
-		return false
-	}
-	v := topics.Get([]byte(name))
-	if v == nil {
-		return false
-	}
-	var rec topicRecord
-	return json.Unmarshal(v, &rec) == nil && !rec.Deleting
-}
-
-// deleteTopicOffsetsTx deletes every group's committed offsets of topic,
-// in DeleteTopic's transaction: a topic recreated under the same name is
-// read from its start (by StartAt), as in Kafka.
-func deleteTopicOffsetsTx(tx *bbolt.Tx, topic string) error {
-	groups := tx.Bucket(bucketGroups)
-	if groups == nil {
-		return nil
-	}
-	return groups.ForEachBucket(func(id []byte) error {
-		ob := groups.Bucket(id).Bucket(bucketOffsets)
-		if ob == nil || ob.Bucket([]byte(topic)) == nil {
-			return nil
-		}
-		return ob.DeleteBucket([]byte(topic))
-	})
-}
-
-// committed reads the group's committed offsets.
-func (g *ConsumerGroup) committed() (map[TopicPartition]OffsetAndMetadata, error) {
-	out := map[TopicPartition]OffsetAndMetadata{}
-	err := g.s.db.View(func(tx *bbolt.Tx) error {
-		groups := tx.Bucket(bucketGroups)
-		if groups == nil {
-			return nil
-		}
-		gb := groups.Bucket([]byte(g.id))
-		if gb == nil {
-			return nil
-		}
-		ob := gb.Bucket(bucketOffsets)
-		if ob == nil {
-			return nil
-		}
-		return forEachCommitted(ob, func(tp TopicPartition, o OffsetAndMetadata) { out[tp] = o })
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stream: group %s: read committed offsets: %w", g.id, err)
-	}
-	return out, nil
-}
-
 // ID returns the group's name.
 func (g *ConsumerGroup) ID() string { return g.id }
 
@@ -877,7 +710,7 @@ func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer
 	}
 	c, err := newConsumer(g.s, g, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("stream: join group %s: %w", g.id, err)
+		return nil, errorf("stream: join group %s: %w", g.id, err)
 	}
 	if err := g.join(c); err != nil {
 		c.Close() // stops its heartbeat goroutine
@@ -932,7 +765,7 @@ func (g *ConsumerGroup) checkOpen() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	return nil
 }
@@ -994,10 +827,10 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 	for tp, off := range to {
 		p, err := g.s.partition(tp)
 		if err != nil {
-			return fmt.Errorf("stream: group %s: reset offsets: %w", g.id, err)
+			return errorf("stream: group %s: reset offsets: %w", g.id, err)
 		}
 		if start, hw := p.StartOffset(), p.HighWatermark(); off < start || off > hw {
-			return fmt.Errorf("stream: group %s: reset %s-%d to %d outside [%d, %d]: %w", g.id, tp.Topic, tp.Partition, off, start, hw, ErrOffsetOutOfRange)
+			return errorf("stream: group %s: reset %s-%d to %d outside [%d, %d]: %w", g.id, tp.Topic, tp.Partition, off, start, hw, ErrOffsetOutOfRange)
 		}
 		offs[tp] = OffsetAndMetadata{Offset: off}
 	}
@@ -1031,11 +864,11 @@ func (g *ConsumerGroup) ResetOffsetsToTime(ctx context.Context, t time.Time) err
 			tp := TopicPartition{Topic: topic, Partition: i}
 			p, err := g.s.partition(tp)
 			if err != nil {
-				return fmt.Errorf("stream: group %s: reset offsets: %w", g.id, err)
+				return errorf("stream: group %s: reset offsets: %w", g.id, err)
 			}
 			off, err := p.OffsetForTime(t)
 			if err != nil {
-				return fmt.Errorf("stream: group %s: reset offsets: %w", g.id, err)
+				return errorf("stream: group %s: reset offsets: %w", g.id, err)
 			}
 			offs[tp] = OffsetAndMetadata{Offset: off}
 		}
@@ -1052,10 +885,10 @@ func (g *ConsumerGroup) ResetOffsetsToTime(ctx context.Context, t time.Time) err
 
 func (g *ConsumerGroup) resettableLocked() error {
 	if g.closed {
-		return fmt.Errorf("stream: group %s: %w", g.id, ErrClosed)
+		return errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	if n := len(g.members); n > 0 {
-		return fmt.Errorf("stream: group %s: reset offsets: the group has %d members; close them or wait for their session timeout: %w", g.id, n, ErrGroupNotEmpty)
+		return errorf("stream: group %s: reset offsets: the group has %d members; close them or wait for their session timeout: %w", g.id, n, ErrGroupNotEmpty)
 	}
 	return nil
 }

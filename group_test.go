@@ -125,6 +125,11 @@ func TestConsumerConfigValidation(t *testing.T) {
 		{stream.ConsumerConfig{FetchMinBytes: 100, FetchMaxBytes: 10}, "ConsumerConfig.FetchMinBytes"},
 		{stream.ConsumerConfig{FetchMaxWait: -time.Second}, "ConsumerConfig.FetchMaxWait"},
 		{stream.ConsumerConfig{InstanceID: "a b"}, "ConsumerConfig.InstanceID"},
+		{stream.ConsumerConfig{MaxPollInterval: -1}, "ConsumerConfig.MaxPollInterval"},
+		{stream.ConsumerConfig{Retry: stream.RetryPolicy{Attempts: -1}}, "ConsumerConfig.Retry.Attempts"},
+		{stream.ConsumerConfig{Retry: stream.RetryPolicy{Backoff: -1}}, "ConsumerConfig.Retry.Backoff"},
+		{stream.ConsumerConfig{Retry: stream.RetryPolicy{MaxBackoff: -1}}, "ConsumerConfig.Retry.MaxBackoff"},
+		{stream.ConsumerConfig{Retry: stream.RetryPolicy{DeadLetterTopic: "a b"}}, "ConsumerConfig.Retry.DeadLetterTopic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -157,6 +162,7 @@ func TestGroupConfigValidation(t *testing.T) {
 	}{
 		{stream.GroupConfig{Topics: []string{"t"}, SessionTimeout: -1}, "GroupConfig.SessionTimeout", stream.ErrInvalidConfig},
 		{stream.GroupConfig{Topics: []string{"t"}, StartAt: 9}, "GroupConfig.StartAt", stream.ErrInvalidConfig},
+		{stream.GroupConfig{Topics: []string{"t"}, InitialRebalanceDelay: -1}, "GroupConfig.InitialRebalanceDelay", stream.ErrInvalidConfig},
 		{stream.GroupConfig{Topics: []string{"t", "t"}}, "GroupConfig.Topics", stream.ErrInvalidConfig},
 		{stream.GroupConfig{Topics: []string{"bad name"}}, "GroupConfig.Topics", stream.ErrInvalidConfig},
 		{stream.GroupConfig{Topics: []string{"missing"}}, "missing", stream.ErrUnknownTopic},

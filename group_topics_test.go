@@ -184,3 +184,30 @@ func TestRecreatedTopicIsNotReadFromOldOffsets(t *testing.T) {
 	}
 	t.Error("offset 0 of the recreated topic was skipped")
 }
+
+// A commit racing DeleteTopic (the member has not polled since) never
+// brings the deleted topic's offsets back: an explicit commit fails with
+// ErrTopicDeleted, an implicit one skips the topic.
+func TestCommitAfterDeleteTopicWritesNothing(t *testing.T) {
+	s, _ := open(t, nil)
+	tp := topic(t, s, "a", 1)
+	fill(t, tp, 3)
+	g := group(t, s, "g", stream.GroupConfig{Topics: []string{"a"}, StartAt: stream.StartEarliest, CommitInterval: -1})
+	c := join(t, g, stream.ConsumerConfig{FetchMaxWait: time.Millisecond})
+	defer c.Close()
+	if recs := pollAll(t, c, 3); len(recs) != 3 {
+		t.Fatalf("got %d records", len(recs))
+	}
+	if err := s.DeleteTopic("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CommitOffsets(context.Background(), map[stream.TopicPartition]int64{tpOf("a", 0): 3}); !errors.Is(err, stream.ErrTopicDeleted) {
+		t.Errorf("CommitOffsets of a deleted topic: %v, want ErrTopicDeleted", err)
+	}
+	if err := c.Commit(context.Background()); err != nil {
+		t.Errorf("Commit with a deleted topic held: %v", err)
+	}
+	if got, _ := g.Committed(context.Background()); len(got) != 0 {
+		t.Errorf("committed offsets of a deleted topic: %v", got)
+	}
+}

@@ -98,7 +98,7 @@ func (c *Consumer) handle(ctx context.Context, r *Record, handle func(context.Co
 			return ctx.Err()
 		case <-c.closing:
 			t.Stop()
-			return fmt.Errorf("stream: run: %w", ErrClosed)
+			return errorf("stream: run: %w", ErrClosed)
 		}
 		wait = min(2*wait, pol.MaxBackoff)
 	}
@@ -127,7 +127,7 @@ func (c *Consumer) deadLetter(r *Record, cause error) error {
 		if errors.Is(err, ErrUnknownTopic) {
 			err = ErrUnknownTopic
 		}
-		return fmt.Errorf("stream: run: dead-letter topic %s for %s-%d at %d: %w", name, r.Topic, r.Partition, r.Offset, err)
+		return errorf("stream: run: dead-letter topic %s for %s-%d at %d: %w", name, r.Topic, r.Partition, r.Offset, err)
 	}
 	n := t.NumPartitions()
 	part := r.Partition % int32(n)
@@ -147,7 +147,7 @@ func (c *Consumer) deadLetter(r *Record, cause error) error {
 		Header{Key: "stream.dlt.error", Value: []byte(cause.Error())},
 	)
 	if _, err := p.Append(&Record{Topic: name, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}); err != nil {
-		return fmt.Errorf("stream: run: dead-letter %s-%d at %d: %w", r.Topic, r.Partition, r.Offset, err)
+		return errorf("stream: run: dead-letter %s-%d at %d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
 	return nil
 }

@@ -678,7 +678,9 @@ func (s *Stream) wakeFlusher(*Partition) {
 }
 
 // Close stops the background jobs, syncs and closes every partition, and
-// releases the directory. Calls after Close return ErrClosed.
+// releases the directory. Consumers are closed first, as by their Close:
+// a Run handler's record in flight is waited for (close consumers with
+// CloseContext first to bound that). Calls after Close return ErrClosed.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {

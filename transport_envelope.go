@@ -156,7 +156,7 @@ func decodeReply(b []byte, from NodeID, sent uint8) (payload []byte, max uint8, 
 		msg := strings.TrimPrefix(string(body), sentinel.Error()+": ")
 		return nil, max, fmt.Errorf("%w: node %d: %s", sentinel, from, msg)
 	}
-	return nil, max, fmt.Errorf("stream: node %d: %s", from, strings.TrimPrefix(string(body), "stream: "))
+	return nil, max, errorf("stream: node %d: %s", from, strings.TrimPrefix(string(body), "stream: "))
 }
 
 // envelopeHandler serves one kind of request: it returns the reply's

@@ -209,7 +209,7 @@ type memReply struct {
 
 func (t *memTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("stream: call node %d: %w", to, err)
+		return nil, errorf("stream: call node %d: %w", to, err)
 	}
 	if t.ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: transport of node %d", ErrClosed, t.id)
@@ -229,7 +229,7 @@ func (t *memTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 	case r := <-out:
 		return r.b, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("stream: call node %d: %w", to, ctx.Err())
+		return nil, errorf("stream: call node %d: %w", to, ctx.Err())
 	case <-t.ctx.Done():
 		return nil, fmt.Errorf("%w: transport of node %d", ErrClosed, t.id)
 	case <-dst.ctx.Done():

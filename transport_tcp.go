@@ -160,11 +160,11 @@ type TCPTransport struct {
 func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("stream: new TCP transport: %w", err)
+		return nil, errorf("stream: new TCP transport: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("stream: new TCP transport: %w", err)
+		return nil, errorf("stream: new TCP transport: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCPTransport{
@@ -186,7 +186,7 @@ func (t *TCPTransport) Addr() net.Addr { return t.ln.Addr() }
 func (t *TCPTransport) SetPeer(id NodeID, addr string) error {
 	if addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil || id <= 0 {
-			return fmt.Errorf("stream: set peer: %w", configError(fmt.Sprintf("node %d address", id), addr))
+			return errorf("stream: set peer: %w", configError(fmt.Sprintf("node %d address", id), addr))
 		}
 	}
 	t.mu.Lock()
@@ -376,7 +376,7 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 			select {
 			case <-ch:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("stream: call node %d: %w", p.id, ctx.Err())
+				return nil, errorf("stream: call node %d: %w", p.id, ctx.Err())
 			}
 			p.mu.Lock()
 			continue
@@ -407,7 +407,7 @@ func (p *tcpPeer) conn(ctx context.Context, t *TCPTransport) (*tcpConn, error) {
 			p.conns[slot] = c
 		case callerGaveUp(ctx) != nil: // not the peer's fault
 			p.mu.Unlock()
-			return nil, fmt.Errorf("stream: call node %d: %w", p.id, callerGaveUp(ctx))
+			return nil, errorf("stream: call node %d: %w", p.id, callerGaveUp(ctx))
 		case errors.Is(err, ErrClosed):
 			p.mu.Unlock()
 			return nil, err
@@ -483,7 +483,7 @@ func (t *TCPTransport) dial(ctx context.Context, addr string) (*tcpConn, error) 
 // Call sends req to node to and waits for its reply, ctx's end or Close.
 func (t *TCPTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("stream: call node %d: %w", to, err)
+		return nil, errorf("stream: call node %d: %w", to, err)
 	}
 	if len(req) > t.cfg.MaxFrameBytes {
 		return nil, fmt.Errorf("%w: request of %d bytes to node %d, limit %d", ErrMessageTooLarge, len(req), to, t.cfg.MaxFrameBytes)
@@ -524,7 +524,7 @@ func (t *TCPTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte,
 		if c.forget(id) && ctx.Err() == context.Canceled {
 			c.cancelRemote(id)
 		}
-		return nil, fmt.Errorf("stream: call node %d: %w", to, ctx.Err())
+		return nil, errorf("stream: call node %d: %w", to, ctx.Err())
 	case <-t.ctx.Done():
 		return nil, fmt.Errorf("%w: TCP transport on %s", ErrClosed, t.ln.Addr())
 	}
