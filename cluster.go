@@ -1,6 +1,13 @@
 package stream
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
 
 // ClusterConfig makes a Stream one node of a cluster (Options.Cluster).
 // Every node runs the same library; nothing else runs.
@@ -34,4 +41,143 @@ type PartitionState struct {
 	LeaderEpoch   int32
 	Replicas, ISR []NodeID
 	HighWatermark int64
+}
+
+// NodeState is a node as the cluster's metadata knows it.
+type NodeState struct {
+	ID NodeID
+	// Alive: the node's lease (SessionTimeout) has not run out and it has
+	// not shut down.
+	Alive bool
+	// LastHeard is when the node last heartbeat, by its own clock.
+	LastHeard time.Time
+}
+
+// Cluster is the cluster as this node sees it: its nodes, the controller,
+// its topics and each partition's leader and ISR, read from the metadata
+// this node has applied (a follower of the metadata log may be a moment
+// behind the controller). Every node answers.
+type Cluster struct {
+	cfg  ClusterConfig // defaults filled in
+	node *raftNode
+}
+
+// withDefaults fills ClusterConfig's zero fields.
+func (c ClusterConfig) withDefaults() ClusterConfig {
+	setDefault(&c.SessionTimeout, 9*time.Second)
+	setDefault(&c.ReplicaLagTime, 10*time.Second)
+	setDefault(&c.RequestTimeout, 30*time.Second)
+	return c
+}
+
+// newCluster starts this node's part of the metadata raft group, its state
+// in db, and serves cfg.Transport. Times derive from SessionTimeout: a
+// metadata tick every SessionTimeout/9 (a lease is 9 ticks, renewed
+// every 3) and a raft tick every tenth of that, so raft elects a new
+// controller within about 2 metadata ticks. onApply, if set, receives the
+// effects of applied commands (see raftNodeConfig.OnApply).
+// snapshotEntries, when not 0, overrides how many applied entries pass
+// between metadata snapshots (tests make it small).
+func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(uint64, []effect), snapshotEntries uint64) (*Cluster, error) {
+	cfg = cfg.withDefaults()
+	if cfg.SessionTimeout < 90*time.Millisecond {
+		return nil, configError("Cluster.SessionTimeout", cfg.SessionTimeout)
+	}
+	metaTick := cfg.SessionTimeout / 9
+	node, err := newRaftNode(raftNodeConfig{
+		ID:              cfg.NodeID,
+		Peers:           cfg.Peers,
+		Transport:       cfg.Transport,
+		DB:              db,
+		TickInterval:    metaTick / 10,
+		MetaTickTicks:   10,
+		SessionTicks:    9,
+		RequestTimeout:  cfg.RequestTimeout,
+		SnapshotEntries: snapshotEntries,
+		Logger:          log,
+		OnApply:         onApply,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, node: node}
+	if err := cfg.Transport.Serve(c.handle); err != nil {
+		node.close()
+		return nil, fmt.Errorf("stream: cluster: serve transport: %w", err)
+	}
+	return c, nil
+}
+
+// close stops the node's raft driver and closes the transport (serving
+// stops only with it).
+func (c *Cluster) close() error {
+	err := c.node.close()
+	if terr := c.cfg.Transport.Close(); err == nil && terr != nil {
+		err = fmt.Errorf("stream: cluster: close transport: %w", terr)
+	}
+	return err
+}
+
+// handle dispatches a request from a peer by its first byte.
+func (c *Cluster) handle(ctx context.Context, req []byte) []byte {
+	if len(req) > 0 && req[0] == frameKindRaft {
+		return c.node.handle(ctx, req)
+	}
+	c.node.log.Warn("unknown cluster request", "bytes", len(req))
+	return []byte("stream: unknown request")
+}
+
+// NodeID returns this node's ID.
+func (c *Cluster) NodeID() NodeID { return c.cfg.NodeID }
+
+// Controller returns the node that leads the metadata raft group, which
+// decides leaders and ISRs; 0 while none is known.
+func (c *Cluster) Controller() NodeID { return NodeID(c.node.leader.Load()) }
+
+// Nodes lists the nodes that have joined the cluster, in ID order.
+func (c *Cluster) Nodes() []NodeState {
+	var out []NodeState
+	c.node.read(func(sm *controller, _ uint64) {
+		for _, id := range orderedKeys(sm.st.Nodes) {
+			n := sm.st.Nodes[id]
+			out = append(out, NodeState{ID: n.ID, Alive: n.Alive, LastHeard: time.Unix(0, n.LastHeard)})
+		}
+	})
+	return out
+}
+
+// Topics lists the cluster's topics, sorted.
+func (c *Cluster) Topics() []string {
+	var out []string
+	c.node.read(func(sm *controller, _ uint64) { out = orderedKeys(sm.st.Topics) })
+	return out
+}
+
+// PartitionState returns a partition's replicas, leader, leader epoch and
+// ISR. It fails with ErrUnknownTopic for a topic or partition the cluster
+// does not have. HighWatermark is left 0 here: it is not metadata, and
+// the data plane reports it.
+func (c *Cluster) PartitionState(topic string, partition int32) (PartitionState, error) {
+	var ps PartitionState
+	var err error
+	c.node.read(func(sm *controller, _ uint64) { ps, err = sm.partitionState(topic, partition) })
+	return ps, err
+}
+
+// propose puts cmd through the metadata log and returns its outcome.
+func (c *Cluster) propose(ctx context.Context, cmd *command) (applied, error) {
+	return c.node.proposeWait(ctx, cmd)
+}
+
+// createTopic creates a topic through the controller; cfg has its
+// defaults filled in already.
+func (c *Cluster) createTopic(ctx context.Context, name string, cfg TopicConfig) error {
+	_, err := c.propose(ctx, &command{CreateTopic: &cmdCreateTopic{Name: name, Config: cfg, Unclean: c.cfg.UncleanLeaderElection}})
+	return err
+}
+
+// deleteTopic deletes a topic through the controller.
+func (c *Cluster) deleteTopic(ctx context.Context, name string) error {
+	_, err := c.propose(ctx, &command{DeleteTopic: &cmdDeleteTopic{Name: name}})
+	return err
 }

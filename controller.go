@@ -2,6 +2,7 @@ package stream
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -39,7 +40,25 @@ type metaState struct {
 	Nodes       map[NodeID]*nodeMeta  `json:"nodes"`
 	Topics      map[string]*topicMeta `json:"topics"`
 	Groups      map[string]*groupMeta `json:"groups"`
+	// Proposers remembers which proposals each node has had applied, so
+	// that a proposal its node retried (the first attempt may have been
+	// lost, or not) applies once.
+	Proposers map[NodeID]*proposerMeta `json:"proposers"`
 }
+
+// proposerMeta is one node's spent proposal numbers in its current
+// incarnation (Boot).
+type proposerMeta struct {
+	Boot  uint64          `json:"boot"`
+	Floor uint64          `json:"floor"` // every Seq at or below is spent
+	Seqs  map[uint64]bool `json:"seqs"`  // spent Seqs above Floor, at most proposerWindow
+}
+
+// proposerWindow bounds proposerMeta.Seqs: a node would need this many
+// proposals outstanding at once for a retry to be refused wrongly.
+const proposerWindow = 1024
+
+var errDuplicateProposal = errors.New("stream: metadata proposal already applied")
 
 // nodeMeta is one node's registration and lease.
 type nodeMeta struct {
@@ -248,6 +267,8 @@ func newController() *controller {
 		Nodes:  map[NodeID]*nodeMeta{},
 		Topics: map[string]*topicMeta{},
 		Groups: map[string]*groupMeta{},
+
+		Proposers: map[NodeID]*proposerMeta{},
 	}}
 }
 
@@ -269,6 +290,11 @@ func (c *controller) applyEntry(data []byte) (*command, applied) {
 // apply applies one command. A rejected command leaves the state as it
 // was: every check comes before the first change.
 func (c *controller) apply(cmd *command) applied {
+	if cmd.Origin != 0 && cmd.Seq != 0 {
+		if err := c.admit(cmd); err != nil {
+			return applied{err: err}
+		}
+	}
 	switch {
 	case cmd.Noop != nil:
 		return applied{}
@@ -302,6 +328,29 @@ func (c *controller) apply(cmd *command) applied {
 	return applied{err: fmt.Errorf("stream: metadata command with no known operation: %w", ErrInvalidConfig)}
 }
 
+// admit spends a proposal's number, refusing one already spent or one
+// from an earlier incarnation of its node (whose caller has given up).
+func (c *controller) admit(cmd *command) error {
+	pm := c.st.Proposers[cmd.Origin]
+	if pm == nil || cmd.Boot > pm.Boot {
+		pm = &proposerMeta{Boot: cmd.Boot, Seqs: map[uint64]bool{}}
+		c.st.Proposers[cmd.Origin] = pm
+	}
+	if cmd.Boot < pm.Boot || cmd.Seq <= pm.Floor || pm.Seqs[cmd.Seq] {
+		return fmt.Errorf("%w: node %d boot %d proposal %d", errDuplicateProposal, cmd.Origin, cmd.Boot, cmd.Seq)
+	}
+	pm.Seqs[cmd.Seq] = true
+	if len(pm.Seqs) > proposerWindow {
+		lowest := cmd.Seq
+		for seq := range pm.Seqs {
+			lowest = min(lowest, seq)
+		}
+		delete(pm.Seqs, lowest)
+		pm.Floor = lowest
+	}
+	return nil
+}
+
 // snapshot encodes the whole state.
 func (c *controller) snapshot() ([]byte, error) {
 	return json.Marshal(&c.st)
@@ -323,6 +372,9 @@ func (c *controller) restore(data []byte) error {
 	}
 	if fresh.st.Groups == nil {
 		fresh.st.Groups = map[string]*groupMeta{}
+	}
+	if fresh.st.Proposers == nil {
+		fresh.st.Proposers = map[NodeID]*proposerMeta{}
 	}
 	c.st = fresh.st
 	return nil

@@ -267,6 +267,48 @@ func TestControllerCommands(t *testing.T) {
 	}
 }
 
+// TestControllerProposalsApplyOnce: a proposal its node retried applies
+// once; one from an earlier incarnation of its node not at all.
+func TestControllerProposalsApplyOnce(t *testing.T) {
+	c := newController()
+	applyAll(t, c, threeNodes)
+	cmd := commit("g", "", 0, "t", 0, 5)
+	cmd.Origin, cmd.Boot, cmd.Seq = 2, 7, 1
+	if out := c.apply(cmd); out.err != nil {
+		t.Fatal(out.err)
+	}
+	later := commit("g", "", 0, "t", 0, 9)
+	later.Origin, later.Boot, later.Seq = 2, 7, 2
+	if out := c.apply(later); out.err != nil {
+		t.Fatal(out.err)
+	}
+	before, _ := c.snapshot()
+	if out := c.apply(cmd); !errors.Is(out.err, errDuplicateProposal) {
+		t.Fatalf("retried proposal: %v", out.err)
+	}
+	stale := commit("g", "", 0, "t", 0, 1)
+	stale.Origin, stale.Boot, stale.Seq = 2, 6, 99
+	if out := c.apply(stale); !errors.Is(out.err, errDuplicateProposal) {
+		t.Fatalf("proposal from an earlier boot: %v", out.err)
+	}
+	if after, _ := c.snapshot(); !bytes.Equal(before, after) {
+		t.Fatal("a refused proposal changed the state")
+	}
+	if o := c.st.Groups["g"].Offsets["t"][0].Offset; o != 9 {
+		t.Fatalf("committed offset %d, want 9: a retry regressed it", o)
+	}
+	for seq := uint64(3); seq < 3+proposerWindow+10; seq++ {
+		hb := hb(2)
+		hb.Origin, hb.Boot, hb.Seq = 2, 7, seq
+		if out := c.apply(hb); out.err != nil {
+			t.Fatal(out.err)
+		}
+	}
+	if pm := c.st.Proposers[2]; len(pm.Seqs) != proposerWindow || pm.Floor != 12 {
+		t.Fatalf("proposer window: %d seqs, floor %d", len(pm.Seqs), pm.Floor)
+	}
+}
+
 func TestControllerBadEntry(t *testing.T) {
 	c := newController()
 	for _, data := range [][]byte{nil, []byte("{"), []byte(`{"tick":1}`), []byte(`{"heartbeat":{"node":"x"}}`)} {
@@ -311,6 +353,9 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 			cmd = &command{LeaveGroup: &cmdLeaveGroup{Group: group, Member: member}}
 		case 11:
 			cmd = commit(group, member, int64(rng.IntN(4)), topic, int32(rng.IntN(3)), rng.Int64N(100))
+		}
+		if rng.IntN(2) == 0 { // a retried or stale proposal now and then
+			cmd.Origin, cmd.Boot, cmd.Seq = node, uint64(1+rng.IntN(2)), uint64(1+rng.IntN(50))
 		}
 		data, err := encodeCommand(cmd)
 		if err != nil {

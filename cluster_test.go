@@ -1,0 +1,454 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// testNet is the tests' transport: a map of handlers, called directly,
+// with seeded faults. A delayed request is delivered later by its own
+// goroutine, so requests from one sender overtake each other.
+type testNet struct {
+	mu       sync.Mutex // guards everything below
+	handlers map[NodeID]func(context.Context, []byte) []byte
+	cut      map[NodeID]bool
+	rng      *rand.Rand
+	drop     float64 // share of requests lost
+	delay    float64 // share of requests delivered late (reordered)
+	dup      float64 // share of requests delivered twice
+
+	late sync.WaitGroup // requests still to be delivered
+}
+
+func newTestNet(seed uint64) *testNet {
+	return &testNet{
+		handlers: map[NodeID]func(context.Context, []byte) []byte{},
+		cut:      map[NodeID]bool{},
+		rng:      rand.New(rand.NewPCG(seed, seed)),
+	}
+}
+
+func (n *testNet) setFaults(drop, delay, dup float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.drop, n.delay, n.dup = drop, delay, dup
+}
+
+func (n *testNet) transport(id NodeID) Transport { return &testTransport{net: n, id: id} }
+
+type testTransport struct {
+	net *testNet
+	id  NodeID
+}
+
+var errTestUnreachable = errors.New("test transport: unreachable")
+
+func (t *testTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte, error) {
+	n := t.net
+	n.mu.Lock()
+	h := n.handlers[to]
+	lost := h == nil || n.cut[to] || n.cut[t.id] || n.rng.Float64() < n.drop
+	var late time.Duration
+	if n.rng.Float64() < n.delay {
+		late = time.Duration(1+n.rng.IntN(300)) * time.Millisecond
+	}
+	twice := n.rng.Float64() < n.dup
+	n.mu.Unlock()
+	if lost {
+		return nil, errTestUnreachable
+	}
+	req = slices.Clone(req)
+	if twice {
+		n.late.Go(func() { h(context.Background(), req) })
+	}
+	if late > 0 {
+		n.late.Go(func() {
+			time.Sleep(late)
+			h(context.Background(), req)
+		})
+		return nil, nil
+	}
+	return h(ctx, req), nil
+}
+
+func (t *testTransport) Serve(h func(context.Context, []byte) []byte) error {
+	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
+	t.net.handlers[t.id] = h
+	return nil
+}
+
+func (t *testTransport) Close() error {
+	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
+	delete(t.net.handlers, t.id)
+	return nil
+}
+
+// testCluster runs nodes 1..3 over a testNet inside a synctest bubble.
+type testCluster struct {
+	t        *testing.T
+	net      *testNet
+	dir      string
+	peers    []NodeID
+	snapshot uint64 // SnapshotEntries
+	nodes    map[NodeID]*Cluster
+	dbs      map[NodeID]*bbolt.DB
+}
+
+func newTestCluster(t *testing.T, seed uint64, snapshotEntries uint64) *testCluster {
+	tc := &testCluster{t: t, net: newTestNet(seed), dir: t.TempDir(), peers: []NodeID{1, 2, 3},
+		snapshot: snapshotEntries, nodes: map[NodeID]*Cluster{}, dbs: map[NodeID]*bbolt.DB{}}
+	for _, id := range tc.peers {
+		tc.start(id)
+	}
+	t.Cleanup(func() {
+		for id := range tc.nodes {
+			tc.stop(id)
+		}
+		tc.net.late.Wait()
+	})
+	return tc
+}
+
+func (tc *testCluster) start(id NodeID) {
+	tc.t.Helper()
+	db, err := bbolt.Open(filepath.Join(tc.dir, fmt.Sprint(id, ".db")), 0o644, &bbolt.Options{NoSync: true})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	var lg *slog.Logger
+	if os.Getenv("CLUSTER_DEBUG") != "" {
+		lg = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	c, err := newCluster(ClusterConfig{NodeID: id, Peers: tc.peers, Transport: tc.net.transport(id)}, db, lg, nil, tc.snapshot)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.nodes[id], tc.dbs[id] = c, db
+}
+
+func (tc *testCluster) stop(id NodeID) {
+	tc.t.Helper()
+	if err := tc.nodes[id].close(); err != nil {
+		tc.t.Errorf("close node %d: %v", id, err)
+	}
+	if err := tc.dbs[id].Close(); err != nil {
+		tc.t.Error(err)
+	}
+	delete(tc.nodes, id)
+	delete(tc.dbs, id)
+}
+
+// waitFor advances fake time until cond holds, for at most a minute.
+func (tc *testCluster) waitFor(what string, cond func() bool) {
+	tc.t.Helper()
+	for range 600 {
+		synctest.Wait()
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tc.t.Fatalf("after a minute: %s", what)
+}
+
+// controller returns the raft leader every running node agrees on, or 0.
+func (tc *testCluster) controller() NodeID {
+	var leader NodeID
+	for _, c := range tc.nodes {
+		l := c.Controller()
+		if l == 0 || leader != 0 && l != leader {
+			return 0
+		}
+		leader = l
+	}
+	if tc.nodes[leader] == nil {
+		return 0
+	}
+	return leader
+}
+
+func (tc *testCluster) allAlive(ids ...NodeID) bool {
+	for _, c := range tc.nodes {
+		alive := 0
+		for _, n := range c.Nodes() {
+			if n.Alive && slices.Contains(ids, n.ID) {
+				alive++
+			}
+		}
+		if alive != len(ids) {
+			return false
+		}
+	}
+	return true
+}
+
+// converged waits until every running node has applied the same index,
+// then checks their states are byte-identical.
+func (tc *testCluster) converged() {
+	tc.t.Helper()
+	var index uint64
+	var states [][]byte
+	tc.waitFor("nodes apply the same index", func() bool {
+		states = states[:0]
+		var indexes []uint64
+		for _, c := range tc.nodes {
+			c.node.read(func(sm *controller, applied uint64) {
+				b, err := sm.snapshot()
+				if err != nil {
+					tc.t.Fatal(err)
+				}
+				states = append(states, b)
+				indexes = append(indexes, applied)
+			})
+		}
+		index = indexes[0]
+		return slices.Min(indexes) == slices.Max(indexes)
+	})
+	for _, s := range states[1:] {
+		if !bytes.Equal(s, states[0]) {
+			tc.t.Fatalf("at index %d two nodes hold different state:\n%s\n%s", index, states[0], s)
+		}
+	}
+}
+
+func (tc *testCluster) follower() NodeID {
+	for _, id := range tc.peers {
+		if tc.nodes[id] != nil && id != tc.controller() {
+			return id
+		}
+	}
+	return 0
+}
+
+func TestClusterReplicatesMetadata(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 1, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		via := tc.nodes[tc.follower()] // proposals forwarded to the leader
+		if err := via.createTopic(t.Context(), "orders", TopicConfig{Partitions: 3, ReplicationFactor: 3, MinInSyncReplicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := via.createTopic(t.Context(), "orders", TopicConfig{Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrTopicExists) {
+			t.Fatalf("second create: %v, want ErrTopicExists", err)
+		}
+		if err := via.createTopic(t.Context(), "big", TopicConfig{Partitions: 1, ReplicationFactor: 4}); !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("RF 4 on 3 nodes: %v, want ErrNotEnoughReplicas", err)
+		}
+		tc.converged()
+		leaders := map[NodeID]bool{}
+		for _, c := range tc.nodes {
+			if got := c.Topics(); !slices.Equal(got, []string{"orders"}) {
+				t.Fatalf("node %d topics %v", c.NodeID(), got)
+			}
+			for p := range int32(3) {
+				ps, err := c.PartitionState("orders", p)
+				if err != nil || len(ps.Replicas) != 3 || len(ps.ISR) != 3 || ps.Leader != ps.Replicas[0] {
+					t.Fatalf("node %d: orders-%d = %+v, %v", c.NodeID(), p, ps, err)
+				}
+				leaders[ps.Leader] = true
+			}
+			if _, err := c.PartitionState("orders", 3); !errors.Is(err, ErrUnknownTopic) {
+				t.Fatalf("orders-3: %v", err)
+			}
+		}
+		if len(leaders) != 3 {
+			t.Fatalf("partition leaders %v: not spread over the nodes", leaders)
+		}
+		// After a barrier, a node's reads see every change committed
+		// before it: a delete made through another node.
+		if err := tc.nodes[tc.controller()].deleteTopic(t.Context(), "orders"); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range tc.nodes {
+			if err := c.node.barrier(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Topics(); len(got) != 0 {
+				t.Fatalf("node %d still lists %v after the delete and a barrier", c.NodeID(), got)
+			}
+		}
+		if err := via.deleteTopic(t.Context(), "orders"); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("second delete: %v", err)
+		}
+	})
+}
+
+func TestClusterFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 2, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 3, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		old := tc.controller()
+		tc.stop(old)
+		tc.waitFor("a new controller", func() bool { c := tc.controller(); return c != 0 && c != old })
+		tc.waitFor("partitions led by the stopped node to fail over", func() bool {
+			for _, c := range tc.nodes {
+				for p := range int32(3) {
+					ps, err := c.PartitionState("t", p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ps.Leader == old || ps.Leader == 0 || slices.Contains(ps.ISR, old) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		for _, c := range tc.nodes {
+			for _, n := range c.Nodes() {
+				if n.ID == old && n.Alive {
+					t.Fatalf("node %d sees the stopped node %d alive", c.NodeID(), old)
+				}
+			}
+		}
+		// Two nodes of three still decide.
+		if err := tc.nodes[tc.follower()].createTopic(t.Context(), "u", TopicConfig{Partitions: 1, ReplicationFactor: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.nodes[tc.follower()].createTopic(t.Context(), "v", TopicConfig{Partitions: 1, ReplicationFactor: 3}); !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("RF 3 with 2 live nodes: %v", err)
+		}
+		tc.converged()
+	})
+}
+
+func TestClusterRestartCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 3, 20) // snapshots every 20 entries: the log is compacted while node 3 is away
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		tc.stop(3)
+		for i := range 10 {
+			if err := tc.nodes[1].createTopic(t.Context(), fmt.Sprint("t", i), TopicConfig{Partitions: 2, ReplicationFactor: 2}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Second)
+		}
+		var first uint64
+		tc.nodes[1].node.read(func(*controller, uint64) {})
+		first, _ = tc.nodes[1].node.storage.FirstIndex()
+		tc.start(3)
+		tc.waitFor("node 3 back alive", func() bool { return tc.allAlive(1, 2, 3) })
+		tc.converged()
+		if got := tc.nodes[3].Topics(); len(got) != 10 {
+			t.Fatalf("node 3 has %d topics after restart, want 10", len(got))
+		}
+		if snap, _ := tc.nodes[3].node.storage.Snapshot(); snap.Metadata.Index < first-1 {
+			t.Fatalf("node 3's snapshot at %d: it caught up without the leader's (log starts at %d)", snap.Metadata.Index, first)
+		}
+		if first < 20 {
+			t.Fatalf("leader's log starts at %d: never compacted, the test proves nothing", first)
+		}
+		// And it takes part again: its proposal applies everywhere.
+		if err := tc.nodes[3].createTopic(t.Context(), "after", TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		tc.converged()
+	})
+}
+
+// TestClusterLossyNetwork proposes through a network that drops, delays
+// (reorders) and duplicates requests, then heals it: every node ends with
+// the same state, holding every topic.
+func TestClusterLossyNetwork(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestCluster(t, seed, 30)
+				tc.net.setFaults(0.2, 0.3, 0.1)
+				rng := rand.New(rand.NewPCG(seed, 7))
+				for i := range 8 {
+					name := fmt.Sprint("t", i)
+					for attempt := 0; ; attempt++ {
+						via := tc.nodes[tc.peers[rng.IntN(3)]]
+						ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+						err := via.createTopic(ctx, name, TopicConfig{Partitions: 2, ReplicationFactor: 2})
+						cancel()
+						if err == nil || attempt > 0 && errors.Is(err, ErrTopicExists) {
+							break // an earlier attempt that timed out may have applied
+						}
+						if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrNotEnoughReplicas) || attempt == 30 {
+							t.Fatalf("create %s, attempt %d: %v", name, attempt, err)
+						}
+					}
+				}
+				tc.net.setFaults(0, 0, 0)
+				tc.converged()
+				for _, c := range tc.nodes {
+					if got := c.Topics(); len(got) != 8 {
+						t.Fatalf("node %d has topics %v", c.NodeID(), got)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestClusterProposeTimesOutWithoutQuorum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 4, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		tc.stop(2)
+		tc.stop(3)
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		if err := tc.nodes[1].createTopic(ctx, "t", TopicConfig{Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("create without a quorum: %v, want ErrTimeout", err)
+		}
+		cctx, ccancel := context.WithCancel(t.Context())
+		ccancel()
+		if err := tc.nodes[1].createTopic(cctx, "t", TopicConfig{Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("create with a cancelled ctx: %v, want context.Canceled", err)
+		}
+		c := tc.nodes[1]
+		tc.stop(1)
+		if err := c.createTopic(t.Context(), "t", TopicConfig{Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("create on a closed node: %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestClusterBadRequests: garbage on the transport gets an error reply,
+// never a panic, and the node keeps working.
+func TestClusterBadRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 5, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		good, err := encodeRaftRequest(2, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 2, To: 1, Term: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		misaddressed, _ := encodeRaftRequest(2, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 3, To: 1}})
+		for _, req := range [][]byte{
+			nil, {0}, []byte("hello"), {frameKindRaft}, {frameKindRaft, 9, 0, 0, 0, 2},
+			{frameKindRaft, frameRaftVersion, 0, 0, 0, 0}, good[:len(good)-1], append(slices.Clone(good[:6]), 0xff, 0xff, 0xff),
+			misaddressed,
+		} {
+			if reply := tc.nodes[1].handle(t.Context(), req); len(reply) == 0 {
+				t.Errorf("request %q accepted", req)
+			}
+		}
+		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
