@@ -83,6 +83,12 @@ func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(
 	if cfg.SessionTimeout < 90*time.Millisecond {
 		return nil, configError("Cluster.SessionTimeout", cfg.SessionTimeout)
 	}
+	if cfg.ReplicaLagTime < 0 {
+		return nil, configError("Cluster.ReplicaLagTime", cfg.ReplicaLagTime)
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, configError("Cluster.RequestTimeout", cfg.RequestTimeout)
+	}
 	metaTick := cfg.SessionTimeout / 9
 	node, err := newRaftNode(raftNodeConfig{
 		ID:              cfg.NodeID,
@@ -108,9 +114,16 @@ func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(
 	return c, nil
 }
 
-// close stops the node's raft driver and closes the transport (serving
-// stops only with it).
+// close shuts the node down: it tells the controller first, so that its
+// partitions fail over now rather than when its lease runs out (bounded
+// by an election timeout: without a quorum it cannot be told), then stops
+// the raft driver and closes the transport (serving stops only with it).
 func (c *Cluster) close() error {
+	if c.Controller() != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.node.cfg.ElectionTicks)*c.node.cfg.TickInterval)
+		c.propose(ctx, &command{NodeDown: &cmdNodeDown{Node: c.cfg.NodeID}})
+		cancel()
+	}
 	err := c.node.close()
 	if terr := c.cfg.Transport.Close(); err == nil && terr != nil {
 		err = fmt.Errorf("stream: cluster: close transport: %w", terr)

@@ -48,6 +48,13 @@ func (n *testNet) setFaults(drop, delay, dup float64) {
 	n.drop, n.delay, n.dup = drop, delay, dup
 }
 
+// isolate cuts id off from every other node.
+func (n *testNet) isolate(id NodeID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut[id] = true
+}
+
 func (n *testNet) transport(id NodeID) Transport { return &testTransport{net: n, id: id} }
 
 type testTransport struct {
@@ -296,7 +303,9 @@ func TestClusterFailover(t *testing.T) {
 		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 3, ReplicationFactor: 3}); err != nil {
 			t.Fatal(err)
 		}
+		// The controller crashes: cut off first, so it cannot say goodbye.
 		old := tc.controller()
+		tc.net.isolate(old)
 		tc.stop(old)
 		tc.waitFor("a new controller", func() bool { c := tc.controller(); return c != 0 && c != old })
 		tc.waitFor("partitions led by the stopped node to fail over", func() bool {
@@ -328,6 +337,33 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("RF 3 with 2 live nodes: %v", err)
 		}
 		tc.converged()
+	})
+}
+
+// TestClusterCloseHandsOver: a node that closes tells the controller, so
+// its partitions fail over at once, not a SessionTimeout later.
+func TestClusterCloseHandsOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 6, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 3, ReplicationFactor: 2}); err != nil {
+			t.Fatal(err)
+		}
+		gone := tc.follower()
+		start := time.Now()
+		tc.stop(gone)
+		tc.waitFor("the closed node's partitions to fail over", func() bool {
+			for p := range int32(3) {
+				ps, _ := tc.nodes[tc.follower()].PartitionState("t", p)
+				if ps.Leader == gone || slices.Contains(ps.ISR, gone) {
+					return false
+				}
+			}
+			return true
+		})
+		if took := time.Since(start); took >= 9*time.Second/2 {
+			t.Fatalf("failover after a clean close took %v (fake time), not much less than the 9s session", took)
+		}
 	})
 }
 
@@ -450,5 +486,28 @@ func TestClusterBadRequests(t *testing.T) {
 		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
 			t.Fatal(err)
 		}
+		// A well-formed message that contradicts the node's log (a commit
+		// index far past its end, claimed by the current leader) makes raft
+		// panic: the node stops with ErrCorrupt; the process goes on.
+		leader := tc.controller()
+		victim := tc.follower()
+		hs, _, _ := tc.nodes[victim].node.storage.InitialState()
+		lie, _ := encodeRaftRequest(leader, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: uint64(leader), To: uint64(victim), Term: hs.Term, Commit: 1 << 40}})
+		tc.nodes[victim].handle(t.Context(), lie)
+		c := tc.nodes[victim]
+		tc.waitFor("the node to stop", func() bool {
+			select {
+			case <-c.node.donec:
+				return true
+			default:
+				return false
+			}
+		})
+		if err := c.close(); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("close after a contradicting message: %v, want ErrCorrupt", err)
+		}
+		tc.dbs[victim].Close()
+		delete(tc.nodes, victim)
+		delete(tc.dbs, victim)
 	})
 }

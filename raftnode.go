@@ -259,7 +259,9 @@ func (n *raftNode) loop() error {
 		case p := <-n.propc:
 			n.propose(p)
 		case m := <-n.recvc:
-			if err := n.rn.Step(m); err != nil {
+			if err := n.step(m); errors.Is(err, ErrCorrupt) {
+				return err
+			} else if err != nil {
 				n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
 			}
 		case r := <-n.reportc:
@@ -278,6 +280,19 @@ func (n *raftNode) loop() error {
 			return err
 		}
 	}
+}
+
+// step hands raft a peer's message. Raft panics on a message that
+// contradicts its durable state (a commit index past its log, say): a
+// corrupt or hostile peer. That stops this node's driver with ErrCorrupt,
+// its persisted state intact, rather than the host process.
+func (n *raftNode) step(m raftpb.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stream: cluster: raft message %s from node %d: %v: %w", m.Type, m.From, r, ErrCorrupt)
+		}
+	}()
+	return n.rn.Step(m)
 }
 
 func (n *raftNode) tick() {
@@ -366,6 +381,20 @@ func (n *raftNode) applySnapshot(snap raftpb.Snapshot) error {
 	n.confState = snap.Metadata.ConfState
 	n.snapIndex = snap.Metadata.Index
 	n.setAppliedLocked(snap.Metadata.Index)
+	// Proposals of ours that the snapshot covers applied while this node
+	// lagged: their outcome is not in the snapshot, and retrying them
+	// would be refused as duplicates. Their callers learn that much.
+	if pm := n.sm.st.Proposers[n.cfg.ID]; pm != nil && pm.Boot == n.storage.boot {
+		for seq := range n.inflight {
+			if seq <= pm.Floor || pm.Seqs[seq] {
+				delete(n.inflight, seq)
+				if w, ok := n.waiters[seq]; ok {
+					w <- applied{err: fmt.Errorf("stream: cluster metadata change applied while this node lagged; its outcome is unknown here: %w", ErrTimeout)}
+					delete(n.waiters, seq)
+				}
+			}
+		}
+	}
 	return nil
 }
 
