@@ -194,3 +194,86 @@ func (c *Cluster) deleteTopic(ctx context.Context, name string) error {
 	_, err := c.propose(ctx, &command{DeleteTopic: &cmdDeleteTopic{Name: name}})
 	return err
 }
+
+// The data plane's side of the controller: what a partition leader needs
+// to change its ISR, and the consumer group commands. Each goes through
+// the metadata log and returns the controller's verdict.
+
+// partition returns a partition's full metadata (PartitionEpoch
+// included, which alterISR must quote) and its topic's ID.
+func (c *Cluster) partition(topic string, i int32) (partitionMeta, uint64, error) {
+	var pm partitionMeta
+	var id uint64
+	var err error
+	c.node.read(func(sm *controller, _ uint64) {
+		var t *topicMeta
+		var p *partitionMeta
+		if t, p, err = sm.partition(topic, i); err == nil {
+			pm, id = p.clone(), t.ID
+		}
+	})
+	return pm, id, err
+}
+
+// alterISR asks the controller to set a partition's ISR, as its leader
+// at the epochs given. ErrFenced: the leader or an epoch is stale; read
+// the partition again.
+func (c *Cluster) alterISR(ctx context.Context, topic string, i int32, leaderEpoch, partitionEpoch int32, isr []NodeID) error {
+	_, err := c.propose(ctx, &command{AlterPartition: &cmdAlterPartition{
+		Topic: topic, Partition: i, Leader: c.cfg.NodeID,
+		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: isr,
+	}})
+	return err
+}
+
+// joinGroup adds a member living on this node and returns the
+// generation it joined.
+func (c *Cluster) joinGroup(ctx context.Context, group, member string, topics []string) (int64, error) {
+	out, err := c.propose(ctx, &command{JoinGroup: &cmdJoinGroup{Group: group, Member: member, Node: c.cfg.NodeID, Topics: topics}})
+	return out.generation, err
+}
+
+// leaveGroup removes a member.
+func (c *Cluster) leaveGroup(ctx context.Context, group, member string) error {
+	_, err := c.propose(ctx, &command{LeaveGroup: &cmdLeaveGroup{Group: group, Member: member}})
+	return err
+}
+
+// syncGroup records the group leader's assignment for a generation.
+func (c *Cluster) syncGroup(ctx context.Context, group, leader string, generation int64, assignments map[string][]TopicPartition) error {
+	_, err := c.propose(ctx, &command{SyncGroup: &cmdSyncGroup{Group: group, Member: leader, Generation: generation, Assignments: assignments}})
+	return err
+}
+
+// commitOffsets commits a member's offsets (member "" for a group
+// without members).
+func (c *Cluster) commitOffsets(ctx context.Context, group, member string, generation int64, offsets map[TopicPartition]OffsetAndMetadata) error {
+	co := &cmdCommitOffsets{Group: group, Member: member, Generation: generation, Offsets: map[string]map[int32]committedMeta{}}
+	for tp, o := range offsets {
+		if co.Offsets[tp.Topic] == nil {
+			co.Offsets[tp.Topic] = map[int32]committedMeta{}
+		}
+		co.Offsets[tp.Topic][tp.Partition] = committedMeta{Offset: o.Offset, Metadata: o.Metadata}
+	}
+	_, err := c.propose(ctx, &command{CommitOffsets: co})
+	return err
+}
+
+// committed returns a group's committed offsets.
+func (c *Cluster) committed(group string) (map[TopicPartition]OffsetAndMetadata, error) {
+	out := map[TopicPartition]OffsetAndMetadata{}
+	var err error
+	c.node.read(func(sm *controller, _ uint64) {
+		g, ok := sm.st.Groups[group]
+		if !ok {
+			err = fmt.Errorf("stream: group %s: %w", group, ErrUnknownGroup)
+			return
+		}
+		for topic, parts := range g.Offsets {
+			for p, o := range parts {
+				out[TopicPartition{Topic: topic, Partition: p}] = OffsetAndMetadata{Offset: o.Offset, Metadata: o.Metadata, Generation: g.Generation}
+			}
+		}
+	})
+	return out, err
+}

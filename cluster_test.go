@@ -115,11 +115,21 @@ type testCluster struct {
 	snapshot uint64 // SnapshotEntries
 	nodes    map[NodeID]*Cluster
 	dbs      map[NodeID]*bbolt.DB
+
+	effectsMu sync.Mutex // guards effects
+	effects   map[NodeID][]effect
+}
+
+// effectsOf returns what OnApply has told node id so far.
+func (tc *testCluster) effectsOf(id NodeID) []effect {
+	tc.effectsMu.Lock()
+	defer tc.effectsMu.Unlock()
+	return slices.Clone(tc.effects[id])
 }
 
 func newTestCluster(t *testing.T, seed uint64, snapshotEntries uint64) *testCluster {
 	tc := &testCluster{t: t, net: newTestNet(seed), dir: t.TempDir(), peers: []NodeID{1, 2, 3},
-		snapshot: snapshotEntries, nodes: map[NodeID]*Cluster{}, dbs: map[NodeID]*bbolt.DB{}}
+		snapshot: snapshotEntries, nodes: map[NodeID]*Cluster{}, dbs: map[NodeID]*bbolt.DB{}, effects: map[NodeID][]effect{}}
 	for _, id := range tc.peers {
 		tc.start(id)
 	}
@@ -142,7 +152,11 @@ func (tc *testCluster) start(id NodeID) {
 	if os.Getenv("CLUSTER_DEBUG") != "" {
 		lg = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	c, err := newCluster(ClusterConfig{NodeID: id, Peers: tc.peers, Transport: tc.net.transport(id)}, db, lg, nil, tc.snapshot)
+	c, err := newCluster(ClusterConfig{NodeID: id, Peers: tc.peers, Transport: tc.net.transport(id)}, db, lg, func(_ uint64, effects []effect) {
+		tc.effectsMu.Lock()
+		defer tc.effectsMu.Unlock()
+		tc.effects[id] = append(tc.effects[id], effects...)
+	}, tc.snapshot)
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -509,5 +523,85 @@ func TestClusterBadRequests(t *testing.T) {
 		tc.dbs[victim].Close()
 		delete(tc.nodes, victim)
 		delete(tc.dbs, victim)
+	})
+}
+
+// TestClusterDataPlaneCommands drives what the data plane will: a
+// partition leader shrinks and grows its ISR (a stale request fenced),
+// every node hears of it through OnApply, and a group spanning nodes
+// commits offsets that every node reads.
+func TestClusterDataPlaneCommands(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestCluster(t, 7, 0)
+		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
+		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		pm, _, err := tc.nodes[1].partition("t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader := tc.nodes[pm.Leader]
+		follower := pm.Replicas[1]
+		shrunk := without(pm.ISR, follower)
+		if err := leader.alterISR(t.Context(), "t", 0, pm.LeaderEpoch, pm.PartitionEpoch, shrunk); err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.alterISR(t.Context(), "t", 0, pm.LeaderEpoch, pm.PartitionEpoch, pm.ISR); !errors.Is(err, ErrFenced) {
+			t.Fatalf("alter at a stale partition epoch: %v, want ErrFenced", err)
+		}
+		if err := tc.nodes[follower].alterISR(t.Context(), "t", 0, pm.LeaderEpoch, pm.PartitionEpoch+1, pm.ISR); !errors.Is(err, ErrFenced) {
+			t.Fatalf("alter by a follower: %v, want ErrFenced", err)
+		}
+		if err := leader.alterISR(t.Context(), "t", 0, pm.LeaderEpoch, pm.PartitionEpoch+1, pm.ISR); err != nil {
+			t.Fatal(err)
+		}
+		tc.converged()
+		for id := range tc.nodes {
+			var isrs [][]NodeID
+			effects := tc.effectsOf(id)
+			if len(effects) == 0 || effects[0].Kind != effectReset {
+				t.Fatalf("node %d: first effect %+v, want a reset", id, effects)
+			}
+			for _, e := range effects {
+				if e.Kind == effectPartition && e.Topic == "t" {
+					isrs = append(isrs, e.State.ISR)
+				}
+			}
+			if len(isrs) != 3 || !slices.Equal(isrs[1], shrunk) || !slices.Equal(isrs[2], pm.ISR) {
+				t.Fatalf("node %d heard ISRs %v", id, isrs)
+			}
+		}
+
+		gen, err := tc.nodes[1].joinGroup(t.Context(), "g", "a", []string{"t"})
+		if err != nil || gen != 1 {
+			t.Fatalf("join a: generation %d, %v", gen, err)
+		}
+		if gen, err = tc.nodes[2].joinGroup(t.Context(), "g", "b", []string{"t"}); err != nil || gen != 2 {
+			t.Fatalf("join b: generation %d, %v", gen, err)
+		}
+		tp := TopicPartition{Topic: "t"}
+		if err := tc.nodes[1].syncGroup(t.Context(), "g", "a", 2, map[string][]TopicPartition{"b": {tp}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.nodes[2].commitOffsets(t.Context(), "g", "b", 1, map[TopicPartition]OffsetAndMetadata{tp: {Offset: 5}}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("commit from generation 1: %v, want ErrFenced", err)
+		}
+		if err := tc.nodes[2].commitOffsets(t.Context(), "g", "b", 2, map[TopicPartition]OffsetAndMetadata{tp: {Offset: 42, Metadata: "m"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.nodes[3].node.barrier(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := tc.nodes[3].committed("g")
+		if err != nil || got[tp].Offset != 42 || got[tp].Metadata != "m" {
+			t.Fatalf("node 3 reads %v, %v", got, err)
+		}
+		if err := tc.nodes[1].leaveGroup(t.Context(), "g", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.nodes[3].committed("nope"); !errors.Is(err, ErrUnknownGroup) {
+			t.Fatalf("committed of an unknown group: %v", err)
+		}
 	})
 }

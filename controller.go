@@ -235,6 +235,10 @@ const (
 	effectNodeAlive
 	// effectGroup: a group's generation or assignment changed.
 	effectGroup
+	// effectReset: the whole state was replaced (the driver started from,
+	// or received, a snapshot). Nodes re-read the state and act on the
+	// difference; no finer effects come with it.
+	effectReset
 )
 
 // effect is something nodes must act on after a command applied: become

@@ -84,8 +84,10 @@ type raftNodeConfig struct {
 	Logger          *slog.Logger
 
 	// OnApply, when set, is called on the driver's goroutine after each
-	// applied command that had effects, in log order. It must not block or
-	// wait for a proposal: hand the effects to another goroutine.
+	// applied command that had effects, in log order, and with a single
+	// effectReset when the driver starts and after it installs a snapshot.
+	// It must not block or wait for a proposal: hand the effects to
+	// another goroutine. It may read the state through read.
 	OnApply func(index uint64, effects []effect)
 }
 
@@ -250,6 +252,7 @@ func (n *raftNode) run() {
 func (n *raftNode) loop() error {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.reset()
 	for {
 		select {
 		case <-n.stopc:
@@ -364,6 +367,7 @@ func (n *raftNode) ready() error {
 		if err := n.applySnapshot(rd.Snapshot); err != nil {
 			return err
 		}
+		n.reset()
 	}
 	for _, e := range rd.CommittedEntries {
 		n.applyEntry(e)
@@ -396,6 +400,16 @@ func (n *raftNode) applySnapshot(snap raftpb.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// reset tells OnApply the whole state is new.
+func (n *raftNode) reset() {
+	if n.cfg.OnApply != nil {
+		n.mu.Lock()
+		applied := n.applied
+		n.mu.Unlock()
+		n.cfg.OnApply(applied, []effect{{Kind: effectReset}})
+	}
 }
 
 func (n *raftNode) setAppliedLocked(i uint64) {
