@@ -262,10 +262,8 @@ func (n *raftNode) loop() error {
 		case p := <-n.propc:
 			n.propose(p)
 		case m := <-n.recvc:
-			if err := n.step(m); errors.Is(err, ErrCorrupt) {
+			if err := n.step(m); err != nil {
 				return err
-			} else if err != nil {
-				n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
 			}
 		case r := <-n.reportc:
 			if r.failed {
@@ -279,23 +277,48 @@ func (n *raftNode) loop() error {
 				n.rn.ReportSnapshot(uint64(r.to), status)
 			}
 		}
+		if err := n.drain(); err != nil {
+			return err
+		}
 		if err := n.ready(); err != nil {
 			return err
 		}
 	}
 }
 
-// step hands raft a peer's message. Raft panics on a message that
-// contradicts its durable state (a commit index past its log, say): a
-// corrupt or hostile peer. That stops this node's driver with ErrCorrupt,
-// its persisted state intact, rather than the host process.
+// drain steps the messages and proposals that have arrived meanwhile (a
+// bounded number), so that one Ready, one fsync, covers them all.
+func (n *raftNode) drain() error {
+	for range 256 {
+		select {
+		case m := <-n.recvc:
+			if err := n.step(m); err != nil {
+				return err
+			}
+		case p := <-n.propc:
+			n.propose(p)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// step hands raft a peer's message; raft's refusals are logged. Raft
+// panics on a message that contradicts its durable state (a commit index
+// past its log, say): a corrupt or hostile peer. That stops this node's
+// driver with ErrCorrupt, its persisted state intact, rather than the
+// host process.
 func (n *raftNode) step(m raftpb.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("stream: cluster: raft message %s from node %d: %v: %w", m.Type, m.From, r, ErrCorrupt)
 		}
 	}()
-	return n.rn.Step(m)
+	if err := n.rn.Step(m); err != nil {
+		n.log.Debug("raft step", "from", m.From, "type", m.Type, "err", err)
+	}
+	return nil
 }
 
 func (n *raftNode) tick() {
