@@ -15,7 +15,8 @@ type ClusterConfig struct {
 	// NodeID is this node's ID, > 0. Required.
 	NodeID NodeID
 	// Peers lists every voting node, this one included: the same list on
-	// every node at first start. Required.
+	// every node at first start. Required. Later starts use the voters
+	// stored in meta.db (membership changes are not supported yet).
 	Peers []NodeID
 	// Transport carries requests between nodes. Required.
 	Transport Transport

@@ -206,8 +206,11 @@ func newRaftNode(cfg raftNodeConfig) (*raftNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream: cluster: start raft: %w", err)
 	}
+	// Senders go to the voters raft knows, which Peers only seeds: on a
+	// restart the stored configuration wins.
 	n.sendCtx, n.sendCancel = context.WithCancel(context.Background())
-	for _, p := range cfg.Peers {
+	for _, v := range n.confState.Voters {
+		p := NodeID(v)
 		if p == cfg.ID {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -362,7 +363,7 @@ func deleteLogFrom(tx *bbolt.Tx, from uint64) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(logKey(from)); k != nil; k, _ = c.Next() {
-		keys = append(keys, k)
+		keys = append(keys, slices.Clone(k))
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
@@ -425,7 +426,7 @@ func (s *raftStorage) Compact(i uint64) error {
 		var keys [][]byte
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= i; k, _ = c.Next() {
-			keys = append(keys, k)
+			keys = append(keys, slices.Clone(k))
 		}
 		for _, k := range keys {
 			if err := b.Delete(k); err != nil {
