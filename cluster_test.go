@@ -685,3 +685,103 @@ func BenchmarkClusterCommitOffsets(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 }
+
+// checkEpochs fails if, between two resets, a node heard a partition's
+// leader epoch or partition epoch go backwards.
+func (tc *testCluster) checkEpochs(id NodeID) {
+	tc.t.Helper()
+	type key struct {
+		topic uint64
+		p     int32
+	}
+	last := map[key]partitionMeta{}
+	for _, e := range tc.effectsOf(id) {
+		switch e.Kind {
+		case effectReset:
+			clear(last)
+		case effectPartition:
+			k := key{e.TopicID, e.Partition}
+			if prev, ok := last[k]; ok && (e.State.LeaderEpoch < prev.LeaderEpoch || e.State.PartitionEpoch <= prev.PartitionEpoch) {
+				tc.t.Fatalf("node %d: %s-%d went from epochs %d/%d to %d/%d", id, e.Topic, e.Partition,
+					prev.LeaderEpoch, prev.PartitionEpoch, e.State.LeaderEpoch, e.State.PartitionEpoch)
+			}
+			last[k] = e.State
+		}
+	}
+}
+
+// TestClusterChaos: nodes crash, restart and get cut off, a minority at
+// a time, while topics come and go and leaders change ISRs, over a lossy
+// network. Epochs never go backwards on any node; once healed, every
+// node holds the same state.
+func TestClusterChaos(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestCluster(t, 100+seed, 25)
+				tc.net.setFaults(0.05, 0.1, 0.05)
+				rng := rand.New(rand.NewPCG(seed, 99))
+				down := NodeID(0)
+				for step := range 40 {
+					var running []NodeID
+					for _, id := range tc.peers {
+						if tc.nodes[id] != nil {
+							running = append(running, id)
+						}
+					}
+					via := tc.nodes[running[rng.IntN(len(running))]]
+					ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+					switch rng.IntN(6) {
+					case 0: // a crash, or a restart
+						if down == 0 {
+							down = running[rng.IntN(len(running))]
+							if rng.IntN(2) == 0 {
+								tc.net.isolate(down) // no goodbye
+							}
+							tc.stop(down)
+						} else {
+							tc.net.mu.Lock()
+							delete(tc.net.cut, down)
+							tc.net.mu.Unlock()
+							tc.start(down)
+							down = 0
+						}
+					case 1, 2:
+						via.createTopic(ctx, fmt.Sprint("t", rng.IntN(5)), TopicConfig{Partitions: 2, ReplicationFactor: 1 + rng.IntN(2)})
+					case 3:
+						via.deleteTopic(ctx, fmt.Sprint("t", rng.IntN(5)))
+					case 4: // a leader drops a follower from its ISR, or takes it back
+						topic := fmt.Sprint("t", rng.IntN(5))
+						if pm, _, err := via.partition(topic, 0); err == nil && tc.nodes[pm.Leader] != nil {
+							isr := pm.Replicas
+							if rng.IntN(2) == 0 {
+								isr = []NodeID{pm.Leader}
+							}
+							tc.nodes[pm.Leader].alterISR(ctx, topic, 0, pm.LeaderEpoch, pm.PartitionEpoch, isr)
+						}
+					case 5:
+						time.Sleep(time.Duration(rng.IntN(12)) * time.Second)
+					}
+					cancel()
+					for id := range tc.nodes {
+						tc.checkEpochs(id)
+					}
+					_ = step
+				}
+				tc.net.setFaults(0, 0, 0)
+				if down != 0 {
+					tc.net.mu.Lock()
+					delete(tc.net.cut, down)
+					tc.net.mu.Unlock()
+					tc.start(down)
+				}
+				tc.waitFor("every node alive", func() bool { return tc.allAlive(1, 2, 3) })
+				tc.converged()
+				for id := range tc.nodes {
+					tc.checkEpochs(id)
+				}
+			})
+		})
+	}
+}
