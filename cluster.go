@@ -183,10 +183,15 @@ func (c *Cluster) propose(ctx context.Context, cmd *command) (applied, error) {
 	return c.node.proposeWait(ctx, cmd)
 }
 
-// createTopic creates a topic through the controller; cfg has its
-// defaults filled in already.
+// createTopic creates a topic through the controller, cfg's zero fields
+// filled with their defaults here, on the proposing node, so that every
+// node applies the same values.
 func (c *Cluster) createTopic(ctx context.Context, name string, cfg TopicConfig) error {
-	_, err := c.propose(ctx, &command{CreateTopic: &cmdCreateTopic{Name: name, Config: cfg, Unclean: c.cfg.UncleanLeaderElection}})
+	cfg, err := cfg.withDefaults("TopicConfig.")
+	if err != nil {
+		return fmt.Errorf("stream: create topic %s: %w", name, err)
+	}
+	_, err = c.propose(ctx, &command{CreateTopic: &cmdCreateTopic{Name: name, Config: cfg, Unclean: c.cfg.UncleanLeaderElection}})
 	return err
 }
 

@@ -586,6 +586,9 @@ func (c *controller) createTopic(ct *cmdCreateTopic) applied {
 	if cfg.ReplicationFactor < 1 {
 		return rejectf(ErrInvalidConfig, "create topic %s: ReplicationFactor = %d", ct.Name, cfg.ReplicationFactor)
 	}
+	if cfg.MinInSyncReplicas < 1 || cfg.MinInSyncReplicas > cfg.ReplicationFactor {
+		return rejectf(ErrInvalidConfig, "create topic %s: MinInSyncReplicas = %d with ReplicationFactor %d", ct.Name, cfg.MinInSyncReplicas, cfg.ReplicationFactor)
+	}
 	live := c.liveNodes()
 	if cfg.ReplicationFactor > len(live) {
 		return rejectf(ErrNotEnoughReplicas, "create topic %s: replication factor %d with %d live nodes", ct.Name, cfg.ReplicationFactor, len(live))

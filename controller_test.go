@@ -111,6 +111,8 @@ func TestControllerCommands(t *testing.T) {
 		{name: "create topic with a bad name", setup: threeNodes, cmd: mkTopic("a/b", 1, 1), wantErr: ErrInvalidName},
 		{name: "create topic with no partitions", setup: threeNodes, cmd: mkTopic("t", 0, 1), wantErr: ErrInvalidConfig},
 		{name: "create topic with RF 0", setup: threeNodes, cmd: mkTopic("t", 1, 0), wantErr: ErrInvalidConfig},
+		{name: "create topic with min ISR above RF", setup: threeNodes, cmd: &command{CreateTopic: &cmdCreateTopic{Name: "t", Config: TopicConfig{Partitions: 1, ReplicationFactor: 2, MinInSyncReplicas: 3}}}, wantErr: ErrInvalidConfig},
+		{name: "create topic with min ISR 0", setup: threeNodes, cmd: &command{CreateTopic: &cmdCreateTopic{Name: "t", Config: TopicConfig{Partitions: 1, ReplicationFactor: 2}}}, wantErr: ErrInvalidConfig},
 		{name: "delete topic", setup: with(threeNodes, []*command{mkTopic("t", 2, 3)}), cmd: &command{DeleteTopic: &cmdDeleteTopic{Name: "t"}}, check: func(t *testing.T, c *controller, out applied) {
 			if _, ok := c.st.Topics["t"]; ok || len(out.effects) != 1 || out.effects[0].Kind != effectTopicDeleted {
 				t.Fatalf("topic still there or effects %+v", out.effects)
