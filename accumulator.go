@@ -2,7 +2,6 @@ package stream
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -23,12 +22,12 @@ import (
 
 // accumulator gathers the records a producer sends to one partition.
 type accumulator struct {
-	p             *Producer
-	t             *Topic
-	topic         string
-	id            int32
-	part          *Partition
-	numPartitions int
+	p     *Producer
+	topic string
+	id    int32
+
+	part          *Partition   // used by the drain goroutine only: the topic recreated, it moves to the new partition
+	numPartitions atomic.Int32 // of the topic, for the sticky partitioner; grows with CreatePartitions
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -38,7 +37,8 @@ type accumulator struct {
 	timer    *time.Timer      // fires Linger after the open batch opened
 	sealed   uint64           // batches sealed so far
 
-	completed atomic.Uint64 // batches whose callbacks have run; at most sealed
+	completed  atomic.Uint64 // batches whose callbacks have run; at most sealed
+	inCallback atomic.Uint64 // ID of the goroutine running SendAsync callbacks of this partition; 0: none
 
 	// Idempotence state, used only by the drain goroutine (one at a
 	// time, handed over under mu): the producer ID and epoch this
@@ -55,6 +55,8 @@ type accumulator struct {
 type producerBatch struct {
 	batch   Batch
 	recs    []pendingRecord // nil done for AcksNone: nothing to report
+	user    bool            // some done is a SendAsync callback (not Send's own)
+	waited  bool            // holds a record of Send, whose caller waits: the batch does not linger
 	bytes   int64           // buffer room its records reserved
 	created time.Time       // when it opened: Linger and DeliveryTimeout count from here
 	nowMs   int64           // created in ms: the Timestamp of records sent without one
@@ -67,10 +69,12 @@ type pendingRecord struct {
 
 var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
 
-// add encodes r (with timestamp ts in ms, noTimestamp for none) into the open batch
-// and keeps done for its acknowledgement. It returns the timestamp the
-// record got, or ErrClosed.
-func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) (int64, error) {
+// add encodes r (with timestamp ts in ms, noTimestamp for none) into the
+// open batch and keeps done for its acknowledgement; fromSend says done is
+// Send's own, which never calls back into the producer, and that a caller
+// waits for the record, so the batch does not linger. It returns the
+// timestamp the record got, or ErrClosed.
+func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), fromSend bool) (int64, error) {
 	p := a.p
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,8 +109,10 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error)) 
 	b.bytes += size
 	if p.cfg.Acks != AcksNone {
 		b.recs = append(b.recs, pendingRecord{r, done})
+		b.user = b.user || done != nil && !fromSend
 	}
-	if int64(len(b.batch.buf)) >= p.maxBatch || p.cfg.Linger == 0 && !a.draining {
+	b.waited = b.waited || fromSend
+	if int64(len(b.batch.buf)) >= p.maxBatch || (p.cfg.Linger == 0 || b.waited) && !a.draining {
 		a.sealLocked()
 	}
 	return ts, nil
@@ -119,7 +125,7 @@ func (a *accumulator) sealLocked() {
 	a.open = nil
 	a.sealed++
 	if a.p.sticky != nil {
-		a.p.sticky.onNewBatch(a.topic, a.id, a.numPartitions)
+		a.p.sticky.onNewBatch(a.topic, a.id, int(a.numPartitions.Load()))
 	}
 	if !a.draining {
 		a.draining = true
@@ -139,12 +145,18 @@ func (a *accumulator) lingerExpired() {
 	}
 }
 
-// drain appends the ready batches in order until none is left.
+// drain appends the ready batches in order until none is left. Once
+// CloseContext gives up, the batches not yet appended fail with ErrClosed.
 func (a *accumulator) drain() {
-	defer a.p.drains.Done()
+	p := a.p
+	defer func() {
+		p.drains.Add(-1)
+		p.wakeWaiters()
+	}()
+	var g uint64 // this goroutine's ID, once SendAsync callbacks need it
 	for {
 		a.mu.Lock()
-		if len(a.ready) == 0 && a.open != nil && a.p.cfg.Linger == 0 {
+		if len(a.ready) == 0 && a.open != nil && (p.cfg.Linger == 0 || a.open.waited) {
 			a.sealLocked() // gathered while the previous batch was written
 		}
 		if len(a.ready) == 0 {
@@ -159,8 +171,13 @@ func (a *accumulator) drain() {
 			a.ready = a.ready[:0:0] // let the array go; the next seal starts a fresh one
 		}
 		a.mu.Unlock()
-		base, err := a.deliver(b)
-		a.complete(b, base, err)
+		base, err := int64(-1), error(nil)
+		if p.forced.Load() {
+			err = errorf("stream: partition %s-%d: producer closed before the batch was written: %w", a.topic, a.id, ErrClosed)
+		} else {
+			base, err = a.deliver(b)
+		}
+		a.complete(b, base, err, &g)
 	}
 }
 
@@ -175,13 +192,15 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 	b.batch.compression = p.cfg.Compression
 	deadline := b.created.Add(p.cfg.DeliveryTimeout)
 	var err error
-	for attempt := 1; ; attempt++ {
+	attempts := 0
+	for {
 		if !time.Now().Before(deadline) {
-			err = a.expired(attempt-1, err)
+			err = a.expired(attempts, err)
 			break
 		}
 		var base int64
 		base, err = a.part.AppendBatch(&b.batch)
+		attempts++
 		if err == nil {
 			if p.id >= 0 {
 				a.nextSeq = lastSequence(a.nextSeq, n+1)
@@ -191,13 +210,15 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		}
 		a.lastErr = err
 		if errors.Is(err, ErrClosed) {
-			err = a.closedPartition(err)
+			if err = a.closedPartition(err); err == nil {
+				continue // the topic was recreated: append to its partition
+			}
 		}
 		if !retriable(err) || p.aborted() {
 			break
 		}
 		p.log.Warn("producer: append failed; retrying", "topic", a.topic, "partition", a.id,
-			"records", n, "attempt", attempt, "backoff", p.cfg.RetryBackoff, "error", err)
+			"records", n, "attempt", attempts, "backoff", p.cfg.RetryBackoff, "error", err)
 		wait := min(p.cfg.RetryBackoff, time.Until(deadline))
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -210,6 +231,9 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 				break
 			}
 		}
+	}
+	if p.forced.Load() && !errors.Is(err, ErrClosed) {
+		err = errorf("stream: partition %s-%d: producer closed after %d failed attempts: %w: %w", a.topic, a.id, attempts, ErrClosed, err)
 	}
 	if p.id >= 0 {
 		// The batch may or may not be in the log: start the partition's
@@ -230,21 +254,31 @@ func (a *accumulator) expired(attempts int, last error) error {
 			last = errors.New("no append attempted")
 		}
 	}
-	return fmt.Errorf("stream: partition %s-%d: delivery timed out after %v and %d attempts: %w: %w",
+	return errorf("stream: partition %s-%d: delivery timed out after %v and %d attempts: %w: %w",
 		a.topic, a.id, a.p.cfg.DeliveryTimeout, attempts, ErrTimeout, last)
 }
 
-// closedPartition explains an ErrClosed from the partition: its topic
-// was deleted (ErrUnknownTopic; later sends look the topic up again) or
-// the stream is closing (err as it is).
+// closedPartition explains an ErrClosed from the partition. The stream
+// is closing: err as it is. The topic was deleted: ErrUnknownTopic, unless
+// it was recreated with this partition, to which the batch then moves
+// (nil), as Kafka's producer sends a batch to the topic partition of that
+// name once its metadata knows the new topic. Later sends look the topic
+// up again (Topic.changes).
 func (a *accumulator) closedPartition(err error) error {
 	t, terr := a.p.s.Topic(a.topic)
-	if terr == nil && int(a.id) < len(t.partitions) && t.partitions[a.id] == a.part ||
-		terr != nil && !errors.Is(terr, ErrUnknownTopic) {
+	if terr != nil && !errors.Is(terr, ErrUnknownTopic) {
 		return err
 	}
-	a.p.forgetTopic(a.t)
-	return fmt.Errorf("stream: partition %s-%d: the topic was deleted: %w", a.topic, a.id, ErrUnknownTopic)
+	if terr == nil {
+		if part, perr := t.Partition(a.id); perr == nil {
+			if part == a.part {
+				return err
+			}
+			a.part = part
+			return nil
+		}
+	}
+	return errorf("stream: partition %s-%d: the topic was deleted: %w", a.topic, a.id, ErrUnknownTopic)
 }
 
 // bumpEpoch moves the partition to the next producer epoch, sequence 0;
@@ -275,9 +309,22 @@ func retriable(err error) bool {
 }
 
 // complete reports b's fate to its records' callbacks, frees its buffer
-// room and recycles it.
-func (a *accumulator) complete(b *producerBatch, base int64, err error) {
+// room and recycles it. g caches the drain goroutine's ID: SendAsync
+// callbacks run with it in inCallback, so that calls from them into the
+// producer know not to wait for this goroutine.
+func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint64) {
 	p := a.p
+	if b.user {
+		if *g == 0 {
+			*g = goroutineID()
+		}
+		p.userCallbacks.Add(1)
+		a.inCallback.Store(*g)
+		defer func() {
+			a.inCallback.Store(0)
+			p.userCallbacks.Add(-1)
+		}()
+	}
 	p.release(b.bytes)
 	if p.cfg.Acks == AcksNone {
 		if err != nil {
@@ -298,12 +345,13 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error) {
 		}
 	}
 	a.completed.Add(1)
-	p.batchDone()
+	p.wakeWaiters()
 	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
 		return // grown for an outsized record: let it go
 	}
 	clear(b.recs)
 	b.recs = b.recs[:0]
+	b.user, b.waited = false, false
 	b.bytes = 0
 	b.batch.Reset()
 	b.batch.compression = CompressNone
@@ -313,3 +361,10 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error) {
 
 // minBatchCap is the buffer a Batch starts with (Batch.start).
 const minBatchCap = 16 << 10
+
+// busy reports whether a has records not yet delivered.
+func (a *accumulator) busy() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.open != nil || a.completed.Load() < a.sealed
+}

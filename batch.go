@@ -89,6 +89,10 @@ type Batch struct {
 	compression Compression
 	zbuf        []byte
 	out         []byte
+
+	// err is a bad argument to AddRecord (a nil record), which has no
+	// error to return: AppendBatch reports it, and Reset clears it.
+	err error
 }
 
 // Add appends a record with the given key, value and headers. A nil key is
@@ -103,6 +107,10 @@ func (b *Batch) Add(key, value []byte, headers ...Header) {
 // AddRecord appends r's key, value, headers and timestamp (zero: the
 // batch's time). r's other fields are ignored.
 func (b *Batch) AddRecord(r *Record) {
+	if r == nil {
+		b.err = argError("Batch.AddRecord", "nil record")
+		return
+	}
 	ts := int64(noTimestamp)
 	if !r.Timestamp.IsZero() {
 		ts = r.Timestamp.UnixMilli() // 0 is 1970-01-01, a valid CreateTime
@@ -125,21 +133,31 @@ func (b *Batch) AddRecord(r *Record) {
 // negative times before 1970 are valid CreateTimes here too.
 const noTimestamp = math.MinInt64
 
-// Len returns the number of records in the batch.
-func (b *Batch) Len() int { return b.count }
+// Len returns the number of records in the batch (0 for a nil Batch).
+func (b *Batch) Len() int {
+	if b == nil {
+		return 0
+	}
+	return b.count
+}
 
 // Size returns the encoded size of the batch in bytes, as it will be
 // written to the log before any compression.
 func (b *Batch) Size() int {
-	if b.count == 0 {
+	if b == nil || b.count == 0 {
 		return 0
 	}
 	return len(b.buf)
 }
 
-// Reset empties the batch, keeping its buffer for reuse.
+// Reset empties the batch, keeping its buffer for reuse. Reset of a nil
+// Batch does nothing.
 func (b *Batch) Reset() {
+	if b == nil {
+		return
+	}
 	b.count = 0
+	b.err = nil
 	b.sealed = false
 	if b.buf != nil {
 		b.buf = b.buf[:batchHeaderSize]

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"encoding/json"
-	"fmt"
 )
 
 // Codec turns values of type T into record keys or values and back: the
@@ -33,7 +32,7 @@ type jsonCodec[T any] struct{}
 func (jsonCodec[T]) Encode(v T) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("stream: JSON codec: encode %T: %w", v, err)
+		return nil, errorf("stream: JSON codec: encode %T: %w", v, err)
 	}
 	return b, nil
 }
@@ -45,7 +44,7 @@ func (jsonCodec[T]) Decode(b []byte) (T, error) {
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		var zero T
-		return zero, fmt.Errorf("stream: JSON codec: decode %T: %w", v, err)
+		return zero, errorf("stream: JSON codec: decode %T: %w", v, err)
 	}
 	return v, nil
 }

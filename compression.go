@@ -76,7 +76,7 @@ func (c Compression) String() string {
 // does not define is an error wrapping ErrInvalidConfig.
 func (c Compression) MarshalText() ([]byte, error) {
 	if !c.valid() {
-		return nil, fmt.Errorf("stream: compression code %d: %w", int8(c), ErrInvalidConfig)
+		return nil, errorf("stream: compression code %d: %w", int8(c), ErrInvalidConfig)
 	}
 	return []byte(c.String()), nil
 }
@@ -97,7 +97,7 @@ func (c *Compression) UnmarshalText(text []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("stream: compression %q (want none, gzip, snappy, lz4 or zstd): %w", s, ErrInvalidConfig)
+	return errorf("stream: compression %q (want none, gzip, snappy, lz4 or zstd): %w", s, ErrInvalidConfig)
 }
 
 func (c Compression) valid() bool { return c >= CompressNone && c <= CompressZstd }
@@ -128,7 +128,7 @@ func compress(c Compression, dst, src []byte) ([]byte, error) {
 	case CompressZstd:
 		return zstdEncoder().EncodeAll(src, dst), nil
 	}
-	return dst, fmt.Errorf("stream: compress with code %d: %w", int8(c), ErrInvalidConfig)
+	return dst, errorf("stream: compress with code %d: %w", int8(c), ErrInvalidConfig)
 }
 
 // decompress returns the decoded records section of a batch compressed

@@ -225,6 +225,9 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 // reset by GroupConfig.StartAt and the reset is logged. Poll returns
 // ctx.Err() when ctx ends and ErrClosed after Close.
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	if ctx == nil {
+		return nil, argError("poll", "nil context")
+	}
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
 	if err := c.checkPolling(); err != nil {
@@ -529,6 +532,9 @@ func (c *Consumer) addPartitions(tps []TopicPartition, pos, committed map[TopicP
 // evicted or rebalanced away gets ErrFenced and nothing changes.
 // Group-less consumers cannot commit.
 func (c *Consumer) Commit(ctx context.Context) error {
+	if ctx == nil {
+		return argError("commit", "nil context")
+	}
 	return c.commitPositions(ctx, nil)
 }
 
@@ -568,6 +574,9 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offs map[TopicPartition]in
 // ConsumerGroup.CommittedWithMetadata. Generation and Time are set by the
 // group.
 func (c *Consumer) CommitWithMetadata(ctx context.Context, offs map[TopicPartition]OffsetAndMetadata) error {
+	if ctx == nil {
+		return argError("commit", "nil context")
+	}
 	if c.g == nil {
 		return errNoGroup
 	}
@@ -624,6 +633,9 @@ func (c *Consumer) rewind(offs map[TopicPartition]int64) {
 // evicted) is logged, and Run goes on: the group redelivers those
 // records elsewhere.
 func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
+	if handle == nil {
+		return argError("run", "nil handler")
+	}
 	for {
 		recs, err := c.Poll(ctx)
 		if err != nil {
@@ -687,6 +699,10 @@ func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record
 //	return c.Commit(ctx)
 func (c *Consumer) ReadToEnd(ctx context.Context) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
+		if ctx == nil {
+			yield(nil, argError("read to end", "nil context"))
+			return
+		}
 		ends, err := c.endMarks(ctx)
 		if err != nil {
 			yield(nil, err)

@@ -391,8 +391,21 @@ func TestTornTail(t *testing.T) {
 		cuts = append(cuts, rng.Int64N(bs[len(bs)-2].pos))
 	}
 	if testing.Short() {
+		// A random 40, half of them stale-index cuts (a plain sample
+		// held fewer than 10 of those one run in six).
 		rng.Shuffle(len(cuts), func(i, j int) { cuts[i], cuts[j] = cuts[j], cuts[i] })
-		cuts = cuts[:40]
+		isStale := func(cut int64) bool {
+			return len(idx) >= 8 && int64(binary.BigEndian.Uint32(idx[len(idx)-4:])) >= cut
+		}
+		var picked, rest []int64
+		for _, c := range cuts {
+			if isStale(c) && len(picked) < 20 {
+				picked = append(picked, c)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		cuts = append(picked, rest[:40-len(picked)]...)
 	}
 	// The stale-index case: cuts with index entries at or past them.
 	stale := 0

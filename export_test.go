@@ -2,6 +2,7 @@ package stream
 
 import (
 	"log/slog"
+	"math"
 	"os"
 )
 
@@ -26,14 +27,14 @@ func DecodeBatchForTest(b []byte) (recs []*Record, size int64, base, last int64,
 		return nil, 0, 0, 0, err
 	}
 	p := &Partition{topic: "fuzz"}
-	recs, _, err = p.decodeBatch(batch, &h, h.BaseOffset, h.LastOffset()+1, nil)
+	recs, _, _, err = p.decodeBatch(batch, &h, h.BaseOffset, h.LastOffset()+1, math.MaxInt, nil)
 	return recs, h.Size(), h.BaseOffset, h.LastOffset(), err
 }
 
 // OpenPartitionForTest opens the partition in dir (its .log files already
 // written) as Open does, recovery included, without a Stream around it.
 func OpenPartitionForTest(dir string) (*Partition, error) {
-	return openPartition(dir, "fuzz", 0, partitionConfig{
+	return openPartition(osFS{}, dir, "fuzz", 0, partitionConfig{
 		sync: SyncNever, segmentBytes: 1 << 20, segmentAge: DefaultSegmentAge,
 		indexEvery: 256, maxRecordBytes: 1 << 20,
 	}, slog.New(slog.DiscardHandler))
@@ -64,3 +65,9 @@ func ProducerBuffered(p *Producer) int64 { return p.buffered.Load() }
 
 // Fdatasync is the engine's fdatasync, for the benchmark baseline.
 func Fdatasync(f *os.File) error { return fdatasync(f) }
+
+// OpenOnFS opens a Stream whose topic files live on fsys (meta.db and
+// the lock stay on the operating system's file system, in dir).
+func OpenOnFS(fsys *MemFS, dir string, opts *Options) (*Stream, error) {
+	return openFS(fsys, dir, opts)
+}

@@ -788,7 +788,7 @@ func (g *ConsumerGroup) Config() GroupConfig {
 // static member (cfg.InstanceID) taking back its slot within the session
 // timeout.
 func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "join group "+g.id); err != nil {
 		return nil, err
 	}
 	c, err := newConsumer(g.s, g, cfg)
@@ -837,7 +837,7 @@ func (g *ConsumerGroup) Committed(ctx context.Context) (map[TopicPartition]int64
 // CommittedWithMetadata returns the group's committed offsets with their
 // metadata, generation and time.
 func (g *ConsumerGroup) CommittedWithMetadata(ctx context.Context) (map[TopicPartition]OffsetAndMetadata, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "group "+g.id); err != nil {
 		return nil, err
 	}
 	if err := g.checkOpen(); err != nil {
@@ -900,7 +900,7 @@ func (g *ConsumerGroup) Lag(ctx context.Context) (map[TopicPartition]int64, erro
 // members; otherwise it fails with ErrGroupNotEmpty and changes nothing.
 // Offsets may move backwards.
 func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]int64) error {
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "group "+g.id); err != nil {
 		return err
 	}
 	g.mu.Lock()
@@ -935,7 +935,7 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 // replay from a point in time, after a bug fix. The group must have no
 // members (ErrGroupNotEmpty).
 func (g *ConsumerGroup) ResetOffsetsToTime(ctx context.Context, t time.Time) error {
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "group "+g.id); err != nil {
 		return err
 	}
 	g.mu.Lock()

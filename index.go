@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
-
-	"golang.org/x/sys/unix"
 )
 
 // A segment's two sparse indexes. The .index file maps offsets to byte
@@ -40,21 +37,21 @@ const (
 // whole entries, a time index when there is data, and a last index entry
 // inside the log. Entries are checked again when a read uses them.
 func (s *segment) indexesLookSane() (bool, error) {
-	fi, err := s.idx.Stat()
+	isize, err := s.idx.Size()
 	if err != nil {
 		return false, err
 	}
-	ti, err := s.tidx.Stat()
+	tsize, err := s.tidx.Size()
 	if err != nil {
 		return false, err
 	}
-	if fi.Size()%indexEntrySize != 0 || ti.Size()%timeEntrySize != 0 {
+	if isize%indexEntrySize != 0 || tsize%timeEntrySize != 0 {
 		return false, nil
 	}
-	if s.size > 0 && ti.Size() == 0 {
+	if s.size > 0 && tsize == 0 {
 		return false, nil
 	}
-	if n := fi.Size() / indexEntrySize; n > 0 {
+	if n := isize / indexEntrySize; n > 0 {
 		e, err := readIndexEntry(s.idx, n-1)
 		if err != nil {
 			return false, err
@@ -66,7 +63,7 @@ func (s *segment) indexesLookSane() (bool, error) {
 	return true, nil
 }
 
-func readIndexEntry(f *os.File, i int64) (indexEntry, error) {
+func readIndexEntry(f vfsFile, i int64) (indexEntry, error) {
 	var b [indexEntrySize]byte
 	if _, err := f.ReadAt(b[:], i*indexEntrySize); err != nil {
 		return indexEntry{}, err
@@ -158,6 +155,34 @@ func (s *segment) lookupLocked(offset int64) (pos, base int64, err error) {
 		return 0, 0, errIndexMismatch
 	}
 	return pos, s.base + int64(erel), nil
+}
+
+// nextEntryLocked returns the position of the first indexed batch whose
+// base offset is above offset, or -1 when there is none: the batch
+// holding offset ends there at the latest, so a read of one record needs
+// no more. The partition's mu must be held.
+func (s *segment) nextEntryLocked(offset int64) int64 {
+	rel := uint32(offset - s.base)
+	if !s.finalized {
+		i := sort.Search(len(s.index), func(i int) bool { return s.index[i].rel > rel })
+		if i == len(s.index) {
+			return -1
+		}
+		return int64(s.index[i].pos)
+	}
+	if s.rlockIndexes() != nil {
+		return -1
+	}
+	defer s.mu.RUnlock()
+	m := s.idxMap
+	n := len(m) / indexEntrySize
+	i := sort.Search(n, func(i int) bool {
+		return binary.BigEndian.Uint32(m[i*indexEntrySize:]) > rel
+	})
+	if i == n {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint32(m[i*indexEntrySize+4:]))
 }
 
 // timeLookupLocked returns the offset to start searching for the first
@@ -258,25 +283,28 @@ func (s *segment) rlockIndexes() error {
 }
 
 // mapReadOnly maps the whole entries of an index file.
-func mapReadOnly(f *os.File, entry int64) ([]byte, error) {
-	fi, err := f.Stat()
+func mapReadOnly(f vfsFile, entry int64) ([]byte, error) {
+	size, err := f.Size()
 	if err != nil {
 		return nil, err
 	}
-	n := fi.Size() / entry * entry
+	n := size / entry * entry
 	if n == 0 {
 		return nil, nil
 	}
-	return unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	return f.Map(n, false)
 }
 
 // unmapIndexesLocked drops the index mappings; s.mu is held for writing.
 func (s *segment) unmapIndexesLocked() error {
 	var errs []error
-	for _, m := range []*[]byte{&s.idxMap, &s.tidxMap} {
-		if *m != nil {
-			errs = append(errs, unix.Munmap(*m))
-			*m = nil
+	for _, m := range []struct {
+		f vfsFile
+		m *[]byte
+	}{{s.idx, &s.idxMap}, {s.tidx, &s.tidxMap}} {
+		if *m.m != nil {
+			errs = append(errs, m.f.Unmap(*m.m))
+			*m.m = nil
 		}
 	}
 	s.idxMapped = false
@@ -289,7 +317,7 @@ func (s *segment) unmapIndexesLocked() error {
 func (s *segment) rebuildIndexes() (error, error) {
 	// Index the batches as appends do, into a scratch segment, so a
 	// rebuilt index has exactly the entries the original had.
-	fresh := newSegment("", s.base, s.indexEvery)
+	fresh := newSegment(nil, "", s.base, s.indexEvery)
 	r, err := s.scan(0, s.base, fresh.noteBatch)
 	if err != nil {
 		return nil, err
@@ -306,7 +334,7 @@ func (s *segment) rebuildIndexes() (error, error) {
 		return nil, err
 	}
 	for _, w := range []struct {
-		f *os.File
+		f vfsFile
 		b []byte
 	}{{s.idx, idx}, {s.tidx, tidx}} {
 		if err := w.f.Truncate(0); err != nil {

@@ -160,7 +160,7 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.SegmentAge == 0 {
 		c.SegmentAge = DefaultSegmentAge
 	}
-	if c.IndexIntervalBytes < 0 {
+	if c.IndexIntervalBytes < 0 || c.IndexIntervalBytes > maxSegmentBytes {
 		return c, configError("Options.IndexIntervalBytes", c.IndexIntervalBytes)
 	}
 	if c.IndexIntervalBytes == 0 {
@@ -249,6 +249,21 @@ func (c TopicConfig) withDefaults(prefix string) (TopicConfig, error) {
 
 func configError(field string, v any) error {
 	return fmt.Errorf("%w: %s = %v", ErrInvalidConfig, field, v)
+}
+
+// argError reports a bad argument to a call: a nil context, record,
+// batch or function, or a negative size.
+func argError(call, what string) error {
+	return fmt.Errorf("stream: %s: %s: %w", call, what, ErrInvalidConfig)
+}
+
+// checkContext refuses a nil ctx, which the standard library would
+// dereference in a goroutine of ours.
+func checkContext(ctx context.Context, call string) error {
+	if ctx == nil {
+		return argError(call, "nil context")
+	}
+	return ctx.Err()
 }
 
 // StartOffset says where a consumer group member starts reading a
@@ -470,9 +485,13 @@ type ProducerConfig struct {
 	// Acks says when a record counts as delivered: AcksAll (the zero
 	// value), AcksLeader or AcksNone. Kafka: acks.
 	Acks Acks
-	// Linger is how long a partition's batch waits for more records
-	// before it is written, unless it fills first. Default 5ms (Kafka's
-	// default since 4.0). Because zero means the default, linger.ms=0 is
+	// Linger is how long a partition's batch of SendAsync records waits
+	// for more records before it is written, unless it fills first.
+	// Default 5ms (Kafka's default since 4.0). A batch holding a record of
+	// Send does not linger (its caller waits for the acknowledgement
+	// anyway): it is written as soon as the partition is free, and Sends
+	// arriving meanwhile share the next batch, so concurrent Sends batch
+	// without adding Linger to each. Because zero means the default, linger.ms=0 is
 	// spelled NoLinger (any negative value): a batch is written as soon
 	// as the partition is free, and records arriving while the previous
 	// batch of the partition is being written share the next one. Kafka:
@@ -508,6 +527,10 @@ type ProducerConfig struct {
 	// CompressLZ4 or CompressZstd. A batch that does not get smaller is
 	// stored uncompressed. Kafka: compression.type.
 	Compression Compression
+	// MaxBlock bounds how long Send and SendAsync wait for buffer room
+	// when the buffer is full (BufferBytes); the record then fails with
+	// ErrBufferFull. Default 60s. Kafka: max.block.ms.
+	MaxBlock time.Duration
 }
 
 // NoLinger is ProducerConfig.Linger for Kafka's linger.ms=0: batches are
@@ -521,6 +544,7 @@ const (
 	DefaultBufferBytes     = 32 * MiB
 	DefaultDeliveryTimeout = 2 * time.Minute
 	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxBlock        = 60 * time.Second
 )
 
 // withDefaults returns a copy of c with every zero field set to its
@@ -567,6 +591,12 @@ func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
 	}
 	if !c.Compression.valid() {
 		return c, configError("ProducerConfig.Compression", c.Compression)
+	}
+	if c.MaxBlock < 0 {
+		return c, configError("ProducerConfig.MaxBlock", c.MaxBlock)
+	}
+	if c.MaxBlock == 0 {
+		c.MaxBlock = DefaultMaxBlock
 	}
 	return c, nil
 }

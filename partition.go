@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ type Partition struct {
 	topic string
 	id    int32
 	dir   string
+	fs    fileSystem
 	cfg   partitionConfig
 	log   *slog.Logger
 
@@ -51,8 +51,9 @@ type Partition struct {
 	syncing  bool
 	syncDone chan struct{}
 
-	recoveryPoint int64 // offsets below are in finalized segments, recorded on disk
-	err           error // sticky write or sync failure: appends refuse until reopened
+	recoveryPoint int64           // offsets below are in finalized segments, recorded on disk
+	recovery      []RecoveryEvent // what Open repaired or found; immutable after Open
+	err           error           // sticky write or sync failure: appends refuse until reopened
 	closed        bool
 	waitCh        chan struct{}            // closed when the high watermark moves; nil when nobody waits
 	producers     map[int64]*producerState // idempotent producers' recent batches, by producer ID
@@ -84,13 +85,13 @@ const recoveryPointFile = "recovery-point"
 
 // openPartition opens (or creates) the partition directory and recovers
 // its log.
-func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slog.Logger) (_ *Partition, err error) {
+func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionConfig, logger *slog.Logger) (_ *Partition, err error) {
 	p := &Partition{
-		topic: topic, id: id, dir: dir, cfg: cfg,
+		topic: topic, id: id, dir: dir, fs: fsys, cfg: cfg,
 		log:  logger.With("topic", topic, "partition", id),
 		segs: btree.NewG(8, func(a, b *segment) bool { return a.base < b.base }),
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -102,18 +103,24 @@ func openPartition(dir, topic string, id int32, cfg partitionConfig, logger *slo
 	if err != nil {
 		return nil, err
 	}
-	p.recoveryPoint = p.readRecoveryPoint()
+	point, known := p.readRecoveryPoint()
+	p.recoveryPoint = point
 	if len(bases) == 0 {
-		s, err := createSegment(dir, 0, p.capacity(0), cfg.indexEvery)
+		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.segmentBytes, cfg.indexEvery)
 		if err != nil {
 			return nil, err
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		// A partition always has a recovery point file: recovery
+		// tells a lost one from a partition that never rolled.
+		if err := p.writeRecoveryPoint(0); err != nil {
 			return nil, err
 		}
-	} else if err := p.recover(bases); err != nil {
+		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	} else if err := p.recover(bases, known); err != nil {
 		return nil, err
 	}
 	p.leo = p.active.next
@@ -131,7 +138,7 @@ func (p *Partition) capacity(n int64) int64 {
 }
 
 func (p *Partition) errorf(format string, args ...any) error {
-	return fmt.Errorf("stream: partition %s-%d: "+format, append([]any{p.topic, p.id}, args...)...)
+	return errorf("stream: partition %s-%d: "+format, append([]any{p.topic, p.id}, args...)...)
 }
 
 // Topic returns the name of the partition's topic.
@@ -147,8 +154,15 @@ func (p *Partition) ID() int32 { return p.id }
 // of its first record. Under SyncAlways it returns once the batch is
 // fsynced. A batch larger than Options.MaxRecordBytes gets
 // ErrRecordTooLarge and nothing is written. b is not modified and can be
-// Reset and reused at once.
+// Reset and reused at once. A nil b, or one given a nil record, gets
+// ErrInvalidConfig.
 func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
+	if b == nil {
+		return 0, argError("append batch", "nil batch")
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
 	if b.Len() == 0 {
 		return p.emptyAppend()
 	}
@@ -192,9 +206,15 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 // Append appends recs as one batch and returns the offset of the first.
 // It sets each record's Offset, and its Timestamp when zero, and otherwise
 // behaves as AppendBatch. The records' Topic and Partition are ignored.
+// A nil record gets ErrInvalidConfig, and nothing is written.
 func (p *Partition) Append(recs ...*Record) (baseOffset int64, err error) {
 	if len(recs) == 0 {
 		return p.emptyAppend()
+	}
+	for i, r := range recs {
+		if r == nil {
+			return 0, argError("append", fmt.Sprintf("record %d is nil", i))
+		}
 	}
 	now := time.Now().UnixMilli()
 	baseTime := now
@@ -309,11 +329,10 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	if p.cfg.sync != SyncAlways {
 		seg.visible = seg.size
 		p.advanceLocked(end)
-		if len(seg.index)-seg.idxDone >= 512 {
-			if err := seg.flushIndexes(seg.size); err != nil {
-				p.failLocked(err)
-			}
-		}
+		// Index entries reach the file only in syncTo, after the data
+		// they point at is synced: recovery starts its scan at the last
+		// entry, so an entry past the durable end would hide a torn
+		// tail from it.
 		p.mu.Unlock()
 		return base, nil
 	}
@@ -353,7 +372,7 @@ func (p *Partition) syncTo(end int64) error {
 	seg, size, leo, fault := p.active, p.active.size, p.leo, p.syncFault
 	p.mu.Unlock()
 
-	err := seg.sync()
+	err := seg.syncData(size)
 	if fault != nil {
 		err = fault()
 	}
@@ -366,6 +385,7 @@ func (p *Partition) syncTo(end int64) error {
 		return p.failLocked(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
 	p.synced = max(p.synced, leo)
+	seg.synced = max(seg.synced, size)
 	if p.active == seg && !seg.sealed {
 		if p.cfg.sync == SyncAlways {
 			seg.visible = max(seg.visible, size)
@@ -408,9 +428,21 @@ func (p *Partition) advanceLocked(end int64) {
 // rollLocked seals the active segment and starts a new one that can hold
 // a batch of n bytes. Under SyncAlways the old segment is finalized here;
 // otherwise the background flusher does it. p.mu is held.
+//
+// Under SyncAlways the order is the one a power cut needs: fsync the old
+// segment, then create the new one (whose creation fsyncs the
+// directory), then trim and finalize the old one and record the recovery
+// point. Under SyncPeriodic and SyncNever the old segment is synced
+// later; until the recovery point passes it, recovery validates it and
+// cuts the log at its first torn batch.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
-	s, err := createSegment(p.dir, p.leo, p.capacity(n), p.cfg.indexEvery)
+	if p.cfg.sync == SyncAlways {
+		if err := old.syncData(old.size); err != nil {
+			return p.failLocked(fmt.Errorf("fsync %s: %w", old.path, err))
+		}
+	}
+	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.segmentBytes, p.cfg.indexEvery)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}
@@ -483,14 +515,39 @@ func (p *Partition) finalizeSealed() error {
 
 // Sync fsyncs everything appended so far, for SyncPeriodic and SyncNever
 // users who want a durable point now.
+//
+// Appends may roll the log while Sync runs: the segment that was active
+// when Sync started can be sealed before the fsync of the active one, so
+// Sync finalizes sealed segments again until none below its start
+// remains.
 func (p *Partition) Sync() error {
-	if err := p.finalizeSealed(); err != nil {
-		return err
-	}
 	p.mu.RLock()
 	leo := p.leo
 	p.mu.RUnlock()
-	return p.syncTo(leo)
+	for {
+		if err := p.finalizeSealed(); err != nil {
+			return err
+		}
+		if err := p.syncTo(leo); err != nil {
+			return err
+		}
+		if !p.sealedBelow(leo) {
+			return nil
+		}
+	}
+}
+
+// sealedBelow reports whether a segment holding offsets below end is
+// sealed but not yet finalized (so neither synced nor trimmed).
+func (p *Partition) sealedBelow(end int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	found := false
+	p.segs.AscendLessThan(&segment{base: end}, func(s *segment) bool {
+		found = s.sealed && !s.finalized
+		return !found
+	})
+	return found
 }
 
 // StartOffset returns the offset of the first record kept: 0 until
@@ -504,6 +561,9 @@ func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 // Wait blocks until the high watermark passes offset (a record at offset
 // is readable), ctx is done, or the partition closes.
 func (p *Partition) Wait(ctx context.Context, offset int64) error {
+	if ctx == nil {
+		return argError("wait", "nil context")
+	}
 	for {
 		if p.hw.Load() > offset {
 			return nil
@@ -540,8 +600,18 @@ func (p *Partition) hwChanged() (<-chan struct{}, error) {
 // enforceRetention deletes the oldest finalized segments while they are
 // older than retention (by their newest record) or the partition is over
 // retentionBytes. The active segment is never deleted.
+//
+// It holds finalizeMu while it removes files, so close waits for it, and
+// it does nothing once the partition is closed: after DeleteTopic a new
+// topic of the same name may own files with the same names.
 func (p *Partition) enforceRetention(now time.Time, retention time.Duration, retentionBytes int64) (int, error) {
+	p.finalizeMu.Lock()
+	defer p.finalizeMu.Unlock()
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0, nil
+	}
 	var total int64
 	p.segs.Ascend(func(s *segment) bool { total += s.size; return true })
 	var doomed []*segment
@@ -570,7 +640,7 @@ func (p *Partition) enforceRetention(now time.Time, retention time.Duration, ret
 		}
 	}
 	if len(doomed) > 0 {
-		errs = append(errs, syncDir(p.dir))
+		errs = append(errs, p.fs.SyncDir(p.dir))
 	}
 	return len(doomed), errors.Join(errs...)
 }
@@ -619,6 +689,21 @@ func (p *Partition) close() error {
 	errs = append(errs, ferr)
 	a := p.active
 	if p.err == nil {
+		// Appends may have rolled the log since finalizeSealed: no more
+		// can (closed is set), so finalize what they sealed before the
+		// recovery point moves past it.
+		p.segs.Ascend(func(s *segment) bool {
+			if s.sealed && !s.finalized {
+				if err := s.finalizeFiles(); err != nil {
+					errs = append(errs, p.failLocked(err))
+					return false
+				}
+				s.markFinalizedLocked()
+			}
+			return true
+		})
+	}
+	if p.err == nil {
 		// Trim the active segment to its batches; it stays the last
 		// segment and reopens as active.
 		if err := a.finalizeFiles(); err != nil {
@@ -629,6 +714,9 @@ func (p *Partition) close() error {
 		a.index, a.tindex = nil, nil
 		p.recordRecoveryPoint(a.base)
 	}
+	if p.err != nil {
+		p.dropUnsyncedLocked()
+	}
 	p.segs.Ascend(func(s *segment) bool {
 		errs = append(errs, s.close())
 		return true
@@ -637,4 +725,35 @@ func (p *Partition) close() error {
 		return p.errorf("close: %w", err)
 	}
 	return nil
+}
+
+// dropUnsyncedLocked cuts every segment that is not finalized back to
+// what its last successful fsync covered, when closing a failed
+// partition. After a failed fsync the kernel may have marked the dirty
+// pages clean without writing them (fsyncgate): a reopen in this process
+// would read them back from the page cache, valid-looking, and they could
+// vanish at the next eviction or power cut. Nothing cut was acknowledged
+// under SyncAlways. Best effort: when the disk refuses this too, the
+// reopen validates what it finds, as after a crash. p.mu is held.
+func (p *Partition) dropUnsyncedLocked() {
+	p.segs.Ascend(func(s *segment) bool {
+		if s.finalized {
+			return true
+		}
+		s.mu.Lock()
+		err := s.unmapLocked()
+		s.mu.Unlock()
+		if err == nil {
+			err = s.f.Truncate(s.synced)
+		}
+		if err == nil {
+			err = s.f.Sync()
+		}
+		if err != nil {
+			p.log.Error("could not cut the unsynced tail of a failed partition", "file", s.path, "error", err)
+			return false
+		}
+		p.log.Warn("cut the unsynced tail of a failed partition", "file", s.path, "position", s.synced)
+		return true
+	})
 }

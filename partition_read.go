@@ -15,11 +15,16 @@ import (
 // decoding of batches out of segments.
 
 // Read returns records starting exactly at offset, up to about maxBytes of
-// encoded batches but always at least one record when one exists below the
-// high watermark. Reading at the high watermark returns no records; below
-// StartOffset or above HighWatermark, ErrOffsetOutOfRange.
+// encoded records but always at least one record when one exists below
+// the high watermark: Read(offset, 1) returns the record at offset alone,
+// and decodes no other. Reading at the high watermark returns no records;
+// below StartOffset or above HighWatermark, ErrOffsetOutOfRange; a
+// negative maxBytes, ErrInvalidConfig.
 func (p *Partition) Read(offset int64, maxBytes int) ([]*Record, error) {
-	recs, _, err := p.read(offset, maxBytes, nil)
+	if maxBytes < 0 {
+		return nil, p.errorf("read at offset %d: maxBytes %d is negative: %w", offset, maxBytes, ErrInvalidConfig)
+	}
+	recs, _, err := p.readRecords(offset, maxBytes, true, nil)
 	return recs, err
 }
 
@@ -28,14 +33,22 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]*Record, error) {
 var errIndexMismatch = errors.New("index entry does not match the log")
 
 // read appends records from offset to dst, crossing segments until about
-// maxBytes are read, and returns the offset after the last one.
+// maxBytes of whole batches are read, and returns the offset after the
+// last one. It serves sequential readers (Scan, consumers), which take
+// every record of a batch they read.
 func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, int64, error) {
+	return p.readRecords(offset, maxBytes, false, dst)
+}
+
+// readRecords is read; with records, maxBytes bounds the encoded records
+// rather than the batches (see segmentRead).
+func (p *Partition) readRecords(offset int64, maxBytes int, records bool, dst []*Record) ([]*Record, int64, error) {
 	got := len(dst)
 	for {
 		var used int
 		var next int64
 		var err error
-		dst, next, used, err = p.readOnce(offset, maxBytes, dst, nil, math.MaxInt64)
+		dst, next, used, err = p.readOnce(offset, maxBytes, records, dst, nil, math.MaxInt64)
 		if err != nil {
 			if len(dst) > got {
 				return dst, offset, nil // the next read reports it
@@ -52,7 +65,7 @@ func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, 
 
 // readOnce reads from the segment holding offset, no further than offset
 // until; with a visitor, records go to its fn instead of dst.
-func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record, visit *visitor, until int64) (_ []*Record, next int64, used int, err error) {
+func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Record, visit *visitor, until int64) (_ []*Record, next int64, used int, err error) {
 	for attempt := 0; ; attempt++ {
 		p.mu.RLock()
 		if p.closed {
@@ -72,12 +85,16 @@ func (p *Partition) readOnce(offset int64, maxBytes int, dst []*Record, visit *v
 		seg := p.floorLocked(offset)
 		pos, base, err := seg.lookupLocked(offset)
 		limit := seg.visible
+		end := int64(-1)
+		if records && err == nil {
+			end = seg.nextEntryLocked(offset)
+		}
 		p.mu.RUnlock()
 		if err == nil {
 			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
-				maxBytes: maxBytes, minTime: math.MinInt64, visit: visit,
+				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit, end: end,
 			}, dst)
 			if errors.Is(err, errVisitStopped) {
 				return dst, next, used, err
@@ -123,8 +140,13 @@ func (p *Partition) floorLocked(offset int64) *segment {
 	return found
 }
 
-// minReadChunk is the least a read fetches from a segment at once.
-const minReadChunk = 4 << 10
+// minReadChunk is the least a read fetches from a segment at once, and
+// maxReadChunk the most it fetches ahead of the batch it needs: a read
+// with a huge maxBytes takes the segment a chunk at a time.
+const (
+	minReadChunk = 4 << 10
+	maxReadChunk = 1 << 20
+)
 
 // readBuffers holds the scratch buffers reads fill from segments; buffers
 // past maxPooledReadBuffer (a read of one huge batch) are not kept.
@@ -136,6 +158,11 @@ const maxPooledReadBuffer = 4 << 20
 // byte pos where a batch with base offset base starts, reading no further
 // than limit bytes and returning no record at or above hw. Batches whose
 // newest timestamp is below minTime are skipped undecoded.
+//
+// maxBytes bounds the encoded batches decoded (at least one is); with
+// records set, it bounds the encoded records instead, and decoding stops
+// inside a batch once they reach it (at least one record): Read(offset,
+// 1) decodes and copies one record, not its whole batch.
 type segmentRead struct {
 	seg      *segment
 	offset   int64
@@ -144,13 +171,48 @@ type segmentRead struct {
 	limit    int64
 	hw       int64
 	maxBytes int
+	records  bool
+	end      int64 // where the next index entry points after pos; -1: unknown
 	minTime  int64
 	visit    *visitor // ForEach: hand records to it instead of decoding into dst
+	// verifySkips checks the CRC of the batches skipped on the way to
+	// offset too; see readSegment.
+	verifySkips bool
 }
+
+// errSkippedUnverified ends a read that met damage after skipping batches
+// on their headers alone: it runs again checking each one.
+var errSkippedUnverified = errors.New("damage after batches skipped unverified")
 
 // readSegment decodes the records of r into dst and returns the offset
 // and byte position after the last batch it read.
+//
+// The batches before the one holding r.offset are skipped on their
+// headers, without reading or checking the rest of them: each header's
+// base offset must follow on from the one before, so a damaged length or
+// last offset delta in a skipped header shows at the next header, which
+// would not be where the damaged one says or would not have the base
+// offset it says. When the read then fails before any batch passed its
+// CRC, the skipped batches are suspects: the read runs again checking
+// every CRC, so the error names the first damaged batch.
 func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next, nextPos int64, used int, err error) {
+	dst, next, nextPos, used, err = p.readSegmentOnce(r, dst)
+	if errors.Is(err, errSkippedUnverified) {
+		r.verifySkips = true
+		return p.readSegmentOnce(r, dst)
+	}
+	return dst, next, nextPos, used, err
+}
+
+// satAdd adds non-negative sizes without overflowing.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, next, nextPos int64, used int, err error) {
 	seg := r.seg
 	// Batches are read into a pooled scratch buffer and checked there;
 	// decodeBatch copies out only what the returned records reference.
@@ -160,30 +222,57 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 			readBuffers.Put(scratch)
 		}
 	}()
-	chunk := func(pos, n int64) ([]byte, error) {
-		n = min(r.limit-pos, n)
-		if int64(cap(*scratch)) < n {
-			*scratch = make([]byte, n)
-		}
-		buf := (*scratch)[:n]
-		return buf, seg.readAt(buf, pos)
+	// The first chunk covers maxBytes past the index entry, plus the
+	// index's slack: the batch holding offset starts within indexEvery
+	// bytes of pos.
+	want := min(satAdd(satAdd(int64(max(r.maxBytes, 0)), p.cfg.indexEvery), minReadChunk), maxReadChunk)
+	if r.records && r.end > r.pos {
+		// The batch holding offset ends by the next index entry: one
+		// read to there takes it whole, and maxBytes past it.
+		want = min(satAdd(r.end-r.pos, int64(r.maxBytes)), max(r.end-r.pos, maxReadChunk))
 	}
+	var buf []byte
 	bufPos := r.pos // file position of buf[0]
-	buf, err := chunk(bufPos, int64(max(r.maxBytes, 0))+p.cfg.indexEvery+minReadChunk)
-	if err != nil {
+	// load makes buf hold the file from at on, at least need bytes of it
+	// (want when more), reusing what buf already holds from there.
+	load := func(at, need int64) error {
+		n := min(r.limit-at, max(need, want))
+		var kept []byte // what buf holds from at on (at may be past it: a skipped batch)
+		if at >= bufPos && at < bufPos+int64(len(buf)) {
+			kept = buf[at-bufPos:]
+			kept = kept[:min(int64(len(kept)), n)]
+		}
+		keep := int64(len(kept))
+		if int64(cap(*scratch)) < n {
+			grown := make([]byte, n)
+			copy(grown, kept)
+			*scratch = grown
+		} else {
+			copy((*scratch)[:keep], kept)
+		}
+		buf, bufPos = (*scratch)[:n], at
+		return seg.readAt(buf[keep:], at+keep)
+	}
+	if err := load(r.pos, 0); err != nil {
 		return dst, r.offset, r.pos, used, err
 	}
 	next, nextPos = r.offset, r.pos
 	base := r.base
 	got := 0
+	doubt := false // batches were skipped unverified, and none passed its CRC since
+	fail := func(at int64, err error) ([]*Record, int64, int64, int, error) {
+		if doubt && !r.verifySkips {
+			return dst, next, at, used, errSkippedUnverified
+		}
+		return dst, next, at, used, corruptError(seg.path, at, err)
+	}
 	for nextPos < r.limit && next < r.hw {
 		off := nextPos - bufPos
 		if int64(len(buf))-off < batchHeaderSize {
 			if got > 0 {
 				break
 			}
-			bufPos = nextPos
-			if buf, err = chunk(bufPos, int64(2*len(buf))); err != nil {
+			if err := load(nextPos, batchHeaderSize); err != nil {
 				return dst, next, nextPos, used, err
 			}
 			continue
@@ -206,103 +295,149 @@ func (p *Partition) readSegment(r segmentRead, dst []*Record) (_ []*Record, next
 			if fromIndex {
 				return dst, next, nextPos, used, errIndexMismatch
 			}
-			return dst, next, nextPos, used, corruptError(seg.path, nextPos, err)
+			return fail(nextPos, err)
+		}
+		at := nextPos
+		if h.LastOffset() < r.offset && !r.verifySkips && r.minTime == math.MinInt64 {
+			// Before offset: skip the batch on its header (see above).
+			nextPos += h.Size()
+			base = h.LastOffset() + 1
+			next = max(next, min(base, r.hw))
+			doubt = true
+			continue
 		}
 		if off+h.Size() > int64(len(buf)) {
 			if got > 0 {
 				break
 			}
-			bufPos = nextPos
-			if buf, err = chunk(bufPos, max(h.Size(), int64(len(buf)))); err != nil {
+			if err := load(nextPos, h.Size()); err != nil {
 				return dst, next, nextPos, used, err
 			}
 			continue
 		}
 		batch := buf[off : off+h.Size()]
-		at := nextPos
-		// Check the CRC before trusting the header to skip the batch:
-		// lastOffsetDelta and maxTimestamp decide the skip, and a
-		// damaged one would make OffsetForTime silently skip records
-		// or a read name the wrong batch below the high watermark.
+		// Check the CRC before trusting the header to skip the batch
+		// by its time: maxTimestamp decides the skip, and a damaged
+		// one would make OffsetForTime silently skip records.
 		if err := checkBatch(batch, &h); err != nil {
-			return dst, next, at, used, corruptError(seg.path, at, err)
+			doubt = false // this batch is the damage
+			return fail(at, err)
 		}
+		doubt = false
 		nextPos += h.Size()
 		base = h.LastOffset() + 1
 		if h.LastOffset() < r.offset || h.MaxTimestamp < r.minTime {
 			next = max(next, min(base, r.hw))
 			continue
 		}
-		var n int
+		var n, taken int
 		if r.visit != nil {
 			n, err = r.visit.batch(p, batch, &h, r.offset, r.hw)
 			if r.visit.err != nil {
 				return dst, next, at, used, errVisitStopped
 			}
 			next = max(next, r.visit.next)
+			taken = len(batch)
+		} else if r.records {
+			dst, n, taken, err = p.decodeBatch(batch, &h, r.offset, r.hw, r.maxBytes-used, dst)
 		} else {
-			dst, n, err = p.decodeBatch(batch, &h, r.offset, r.hw, dst)
+			dst, n, _, err = p.decodeBatch(batch, &h, r.offset, r.hw, math.MaxInt, dst)
+			taken = len(batch)
 		}
 		if err != nil {
 			return dst, next, at, used, corruptError(seg.path, at, err)
 		}
 		got += n
-		used += len(batch)
-		next = min(base, r.hw)
+		used += taken
+		if r.records && n > 0 {
+			next = dst[len(dst)-1].Offset + 1
+		} else {
+			next = min(base, r.hw)
+		}
 		if used >= r.maxBytes {
 			break
 		}
 	}
+	if got == 0 && doubt && !r.verifySkips {
+		// Nothing found past batches skipped on their headers: the
+		// offset went missing, or a header misled the skip.
+		return dst, next, nextPos, used, errSkippedUnverified
+	}
 	return dst, next, nextPos, used, nil
 }
 
-// decodeBatch appends the records of a CRC-checked batch with offsets in
-// [from, hw) to dst. The records share two allocations, their structs and
-// a copy of their bytes (or the decompressed batch): batch itself may be
-// a reused buffer.
-func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, dst []*Record) ([]*Record, int, error) {
+// decodeBatch appends to dst the records of a CRC-checked batch with
+// offsets in [from, hw), stopping once those taken reach budget encoded
+// bytes (at least one is taken). It returns how many it took and their
+// encoded size. The records share two allocations, their structs and a
+// copy of their bytes (or the decompressed batch): batch itself may be a
+// reused buffer. Records before from are stepped over by their length
+// prefixes, not decoded; a batch decoded to its end must end there.
+func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, budget int, dst []*Record) (_ []*Record, n, taken int, err error) {
 	if h.Attributes&attrControl != 0 {
-		return dst, 0, nil // transaction markers carry no user records
+		return dst, 0, 0, nil // transaction markers carry no user records
 	}
 	body, owned, err := batchBody(batch, h, nil)
 	if err != nil {
-		return dst, 0, err
+		return dst, 0, 0, err
 	}
-	// Records below from (a read that starts inside the batch) or at the
-	// high watermark and above are decoded into scratch, not kept. On an
-	// error the records decoded so far are dropped: a batch is returned
-	// whole or not at all.
-	had := len(dst)
 	first, end := max(from, h.BaseOffset), min(hw, h.LastOffset()+1)
-	recs := make([]Record, max(end-first, 0))
-	var scratch Record
-	d := recordDecoder{b: body}
-	n := 0
-	for i := range int64(h.Count) {
-		r := &scratch
-		if off := h.BaseOffset + i; off >= first && off < end {
-			r = &recs[off-first]
-			if !owned {
-				// The records from here on are returned: copy them out
-				// of the caller's buffer, once, into memory they own.
-				d.b = bytes.Clone(d.b)
-				owned = true
-			}
+	i := int64(0) // the record rest starts with
+	rest := body
+	for ; h.BaseOffset+i < first; i++ {
+		size, err := recordLen(rest)
+		if err != nil {
+			return dst, 0, 0, err
 		}
-		if err := d.record(r, h, i); err != nil {
-			return dst[:had], 0, err
+		rest = rest[size:]
+	}
+	// The span of the records returned: up to end, or until budget.
+	span, k := 0, int64(0)
+	for h.BaseOffset+i+k < end && (k == 0 || span < budget) {
+		size, err := recordLen(rest[span:])
+		if err != nil {
+			return dst, 0, 0, err
 		}
-		if r == &scratch {
-			continue
+		span += size
+		k++
+	}
+	if k == 0 {
+		return dst, 0, 0, nil
+	}
+	if h.BaseOffset+i+k == h.LastOffset()+1 && span != len(rest) {
+		return dst, 0, 0, fmt.Errorf("%d bytes after the last record", len(rest)-span)
+	}
+	own := rest[:span]
+	if !owned {
+		// The records returned reference these bytes: copy them out of
+		// the caller's buffer, once, into memory they own.
+		own = bytes.Clone(own)
+	}
+	// On an error the records decoded so far are dropped: what a batch
+	// returns is returned whole or not at all.
+	recs := make([]Record, k)
+	d := recordDecoder{b: own}
+	had := len(dst)
+	for j := range recs {
+		r := &recs[j]
+		if err := d.record(r, h, i+int64(j)); err != nil {
+			return dst[:had], 0, 0, err
 		}
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
-		n++
 	}
-	if err := d.end(); err != nil {
-		return dst[:had], 0, err
+	return dst, int(k), span, nil
+}
+
+// recordLen returns the encoded size of the record at the start of b, its
+// length prefix included.
+func recordLen(b []byte) (int, error) {
+	f := fieldReader{b: b, ok: true}
+	size := f.varint()
+	if !f.ok || size < 1 || size > int64(len(b)-f.i) {
+		return 0, fmt.Errorf("record length %d with %d bytes left", size, len(b)-f.i)
 	}
-	return dst, n, nil
+	return f.i + int(size), nil
 }
 
 // batchBody returns the records section of a CRC-checked batch,
@@ -334,12 +469,19 @@ func batchBody(batch []byte, h *batchHeader, zbuf []byte) (body []byte, fresh bo
 // as with bbolt's Bucket.ForEach. Corrupt data and a from outside
 // [StartOffset, HighWatermark] are errors, as with Read.
 func (p *Partition) ForEach(from, to int64, fn func(*Record) error) error {
+	if fn == nil {
+		return argError("ForEach", "nil function")
+	}
 	if to < 0 {
 		to = p.HighWatermark()
 	}
+	if start, hw := p.StartOffset(), p.HighWatermark(); from < start || from > hw {
+		// Checked here too for an empty range, which reads nothing.
+		return p.errorf("ForEach from %d outside [%d, %d]: %w", from, start, hw, ErrOffsetOutOfRange)
+	}
 	v := &visitor{fn: fn}
 	for next := from; next < to; {
-		_, n, _, err := p.readOnce(next, scanChunk, nil, v, to)
+		_, n, _, err := p.readOnce(next, scanChunk, false, nil, v, to)
 		if v.err != nil {
 			return v.err
 		}
@@ -423,6 +565,10 @@ const scanChunk = 24 << 10
 //	}
 func (p *Partition) Scan(ctx context.Context, from int64) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
+		if ctx == nil {
+			yield(nil, argError("scan", "nil context"))
+			return
+		}
 		var recs []*Record
 		next := from
 		for {
@@ -458,7 +604,7 @@ func (p *Partition) Scan(ctx context.Context, from int64) iter.Seq2[*Record, err
 // offsets, records after the returned one may be older than t, and
 // records before it are not all older than t.
 func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
-	ts := t.UnixMilli()
+	ts := unixMilli(t)
 	from := p.StartOffset()
 	var distrust *segment // a segment whose indexes failed a check: search it from its start
 	for attempt := 0; attempt < 3; attempt++ {
@@ -525,6 +671,25 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		}
 	}
 	return p.HighWatermark(), nil
+}
+
+// Times in milliseconds since 1970 as int64 span ±292 million years;
+// UnixMilli is undefined past them.
+var (
+	maxUnixMilli = time.UnixMilli(math.MaxInt64)
+	minUnixMilli = time.UnixMilli(math.MinInt64)
+)
+
+// unixMilli is t.UnixMilli, clamped to the int64 range for times beyond
+// it, rather than wrapping around.
+func unixMilli(t time.Time) int64 {
+	switch {
+	case t.After(maxUnixMilli):
+		return math.MaxInt64
+	case t.Before(minUnixMilli):
+		return math.MinInt64
+	}
+	return t.UnixMilli()
 }
 
 // findTime scans the batches of seg from pos for the first record with a

@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,8 @@ import (
 // each partition into batches (see ProducerConfig: Linger, BatchBytes),
 // appends whole batches, and reports each record's fate to a callback.
 // Get one from Stream.NewProducer; it is safe for concurrent use, and
-// Close delivers what it holds and stops it. Stream.Close closes the
-// producers still open.
+// Close (or CloseContext, to bound the wait) delivers what it holds and
+// stops it. Stream.Close closes the producers still open.
 //
 // A failed append is retried every ProducerConfig.RetryBackoff until
 // ProducerConfig.DeliveryTimeout, unless the error is one retrying cannot
@@ -41,10 +40,16 @@ type Producer struct {
 	id       int64 // producer ID for idempotence; -1 when disabled
 
 	closed    atomic.Bool   // set by Close: sends fail with ErrClosed
-	abort     chan struct{} // closed when the Stream closes the producer: no more retries
+	abort     chan struct{} // closed when the Stream closes the producer or CloseContext gives up: no more retries
 	abortOnce sync.Once
-	closeOnce sync.Once      // the work of Close, done once; later callers wait for it
-	drains    sync.WaitGroup // running drain goroutines (one at most per partition)
+	forced    atomic.Bool  // set when CloseContext gives up: batches not yet appended fail with ErrClosed
+	closeOnce sync.Once    // the start of the close (seal everything), done once
+	drains    atomic.Int64 // running drain goroutines (one at most per partition)
+
+	// userCallbacks counts the drain goroutines running callbacks of
+	// SendAsync; while it is zero no goroutine can be in one, and the
+	// calls that must not wait for their own goroutine skip the check.
+	userCallbacks atomic.Int32
 
 	// topics maps a topic name to its accumulators; a copy-on-write map,
 	// replaced under mu, read without a lock.
@@ -52,19 +57,25 @@ type Producer struct {
 
 	buffered     atomic.Int64 // buffer bytes reserved by records not yet delivered
 	roomWaiters  atomic.Int32 // senders waiting for buffer room
-	flushWaiters atomic.Int32 // Flush calls waiting for deliveries
+	flushWaiters atomic.Int32 // Flush and Close calls waiting for deliveries or drain goroutines
 
 	// mu guards the topics map's replacement, room and progress.
 	mu       sync.Mutex
 	room     chan struct{} // closed when buffer room frees or on Close; nil when nobody waits
-	progress chan struct{} // closed when a batch completes; nil when nobody waits
+	progress chan struct{} // closed when a batch completes or a drain goroutine ends; nil when nobody waits
+
+	// retired holds the accumulators of topics the producer stopped
+	// sending to (deleted, recreated or grown) while they still had
+	// batches to deliver, so that Flush and Close wait for them too.
+	retired []*accumulator
 }
 
 // producerTopic is a producer's view of one topic: an accumulator per
-// partition.
+// partition, as of the topic's changes count.
 type producerTopic struct {
-	t    *Topic
-	accs []*accumulator
+	t       *Topic
+	changes uint64
+	accs    []*accumulator
 }
 
 var bucketProducers = []byte("producers")
@@ -76,7 +87,7 @@ var bucketProducers = []byte("producers")
 func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("stream: new producer: %w", err)
+		return nil, errorf("stream: new producer: %w", err)
 	}
 	p := &Producer{
 		s: s, cfg: c, log: s.log, id: -1,
@@ -95,7 +106,7 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: new producer: %w", ErrClosed)
+		return nil, errorf("stream: new producer: %w", ErrClosed)
 	}
 	if s.producers == nil {
 		s.producers = map[*Producer]struct{}{}
@@ -120,7 +131,7 @@ func (s *Stream) newProducerID() (int64, error) {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			err = ErrClosed
 		}
-		return -1, fmt.Errorf("stream: allocate producer ID: %w", err)
+		return -1, errorf("stream: allocate producer ID: %w", err)
 	}
 	return int64(id), nil
 }
@@ -146,18 +157,23 @@ func (s *Stream) topicForProducer(name string) (*Topic, error) {
 // ambiguous: the record may still be written (and, with idempotence, at
 // most once), and r is left as it was; send with context.WithoutCancel
 // when a shutdown must not leave records in doubt. Send blocks while the
-// producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends.
-// Send copies r, so r may be reused once Send returns.
+// producer's buffer is full (ProducerConfig.BufferBytes), until ctx ends
+// or ProducerConfig.MaxBlock passes (ErrBufferFull). Called from one of
+// the producer's callbacks, which it would wait for, it fails at once
+// with ErrInCallback. Send copies r, so r may be reused once Send returns.
 func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if r == nil {
-		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+		return errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := checkContext(ctx, "send"); err != nil {
 		return err
+	}
+	if p.cfg.Acks != AcksNone && p.inCallback() {
+		return errorf("stream: send to topic %s: %w", r.Topic, ErrInCallback)
 	}
 	c := *r
 	ch := make(chan error, 1)
-	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err })
+	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err }, true)
 	if err == nil {
 		select {
 		case err = <-ch:
@@ -171,17 +187,23 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 
 // SendAsync hands r to the producer and returns at once, unless the
 // buffer is full (ProducerConfig.BufferBytes): then it blocks until
-// deliveries free room, and never drops a record. done, which may be nil,
-// is called exactly once with r, its Partition, Offset and (when it was
-// zero) Timestamp set, and the delivery error:
+// deliveries free room, for at most ProducerConfig.MaxBlock, after which
+// the record fails with ErrBufferFull. done, which may be nil, is called
+// exactly once with r, its Partition, Offset and (when it was zero)
+// Timestamp set, and the delivery error:
 //
 //   - Records are delivered in batches; done is called in the order the
 //     records were sent, for each partition, on the goroutine that
-//     appends the partition's batches. It should return quickly, and must
-//     not call Send or Flush, which would wait for that goroutine.
+//     appends the partition's batches. It should return quickly. It may
+//     call the producer back: SendAsync works (but fails at once with
+//     ErrBufferFull when the buffer is full, since room is freed by the
+//     very goroutine running done), Close returns at once without waiting
+//     for that goroutine, and Send and Flush, which would wait for it,
+//     fail with ErrInCallback.
 //   - A record refused at once (ErrClosed, ErrUnknownTopic, a partition
-//     out of range, ErrRecordTooLarge, ErrInvalidConfig) gets done before
-//     SendAsync returns, on the caller's goroutine, as in Kafka.
+//     out of range, ErrRecordTooLarge, ErrInvalidConfig, ErrBufferFull)
+//     gets done before SendAsync returns, on the caller's goroutine, as in
+//     Kafka.
 //   - With AcksNone, done is called as soon as the record is accepted,
 //     before SendAsync returns, with Offset -1.
 //
@@ -190,7 +212,7 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 // called. A record with a zero Timestamp gets the time its batch was
 // opened (at most Linger before the send).
 func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
-	if err := p.send(context.Background(), r, done); err != nil && done != nil {
+	if err := p.send(context.Background(), r, done, false); err != nil && done != nil {
 		if r != nil {
 			r.Offset = -1
 		}
@@ -199,10 +221,10 @@ func (p *Producer) SendAsync(r *Record, done func(*Record, error)) {
 }
 
 // send accepts r into its partition's batch, or returns why not; ctx
-// bounds a wait for buffer room.
-func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error)) error {
+// bounds a wait for buffer room. fromSend says done is Send's own.
+func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error), fromSend bool) error {
 	if r == nil {
-		return fmt.Errorf("stream: send a nil record: %w", ErrInvalidConfig)
+		return errorf("stream: send a nil record: %w", ErrInvalidConfig)
 	}
 	if p.closed.Load() {
 		return p.errClosed()
@@ -214,7 +236,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	n := len(pt.accs)
 	i := p.part.Partition(r, n)
 	if i < 0 || int(i) >= n {
-		return fmt.Errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
+		return errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
 	}
 	a := pt.accs[i]
 	// size bounds the record's encoded size: its length varint and its
@@ -222,19 +244,19 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	// zero deltas.
 	size := int64(recordSize(0, 0, r.Key, r.Value, r.Headers) + 18)
 	if size+batchHeaderSize > p.maxRec {
-		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds Options.MaxRecordBytes %d: %w", r.Topic, i, size, p.maxRec, ErrRecordTooLarge)
+		return errorf("stream: send to %s-%d: record of %d bytes exceeds Options.MaxRecordBytes %d: %w", r.Topic, i, size, p.maxRec, ErrRecordTooLarge)
 	}
 	if size > int64(p.cfg.BufferBytes) {
-		return fmt.Errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
+		return errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
 	}
-	if err := p.reserve(ctx, size); err != nil {
+	if err := p.reserve(ctx, size, r.Topic, i); err != nil {
 		return err
 	}
 	ts := int64(noTimestamp)
 	if !r.Timestamp.IsZero() {
 		ts = r.Timestamp.UnixMilli()
 	}
-	ts, err = a.add(r, ts, size, done)
+	ts, err = a.add(r, ts, size, done, fromSend)
 	if err != nil {
 		p.release(size)
 		return err
@@ -250,67 +272,105 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 }
 
 func (p *Producer) errClosed() error {
-	return fmt.Errorf("stream: producer: %w", ErrClosed)
+	return errorf("stream: producer: %w", ErrClosed)
 }
 
-// topic returns the accumulators of the named topic.
+// topic returns the accumulators of the named topic. A topic deleted,
+// recreated or grown since the last send is looked up again: accumulators
+// of partitions that remain are kept, the others retired.
 func (p *Producer) topic(name string) (*producerTopic, error) {
-	if pt := (*p.topics.Load())[name]; pt != nil {
+	if pt := (*p.topics.Load())[name]; pt != nil && pt.changes == pt.t.changes.Load() {
 		return pt, nil
 	}
 	t, err := p.s.topicForProducer(name)
-	if err != nil {
-		return nil, fmt.Errorf("stream: send to topic %s: %w", name, err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := *p.topics.Load()
-	if pt := old[name]; pt != nil && pt.t == t {
-		return pt, nil
+	prev := old[name]
+	if err != nil {
+		if prev != nil && errors.Is(err, ErrUnknownTopic) {
+			p.replaceTopicLocked(name, prev, nil)
+		}
+		return nil, errorf("stream: send to topic %s: %w", name, err)
 	}
-	pt := &producerTopic{t: t, accs: make([]*accumulator, len(t.partitions))}
-	for i, part := range t.partitions {
-		pt.accs[i] = &accumulator{p: p, t: t, topic: name, id: int32(i), part: part, numPartitions: len(t.partitions), pid: p.id}
+	changes := t.changes.Load() // before reading the partitions: a later change is seen at the next send
+	if prev != nil && prev.t == t && prev.changes == changes {
+		return prev, nil // another sender got here first
 	}
-	m := make(map[string]*producerTopic, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+	parts := t.partitionList()
+	pt := &producerTopic{t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	for i, part := range parts {
+		if prev != nil && prev.t == t && i < len(prev.accs) {
+			pt.accs[i] = prev.accs[i]
+		} else {
+			pt.accs[i] = &accumulator{p: p, topic: name, id: int32(i), part: part, pid: p.id}
+		}
+		pt.accs[i].numPartitions.Store(int32(len(parts)))
 	}
-	m[name] = pt
-	p.topics.Store(&m)
+	p.replaceTopicLocked(name, prev, pt)
 	return pt, nil
 }
 
-// forgetTopic drops t from the topics map, after it was deleted: the next
-// send looks the name up again.
-func (p *Producer) forgetTopic(t *Topic) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// replaceTopicLocked makes pt (nil: none) the producer's view of the named
+// topic instead of prev, and retires prev's accumulators that pt does not
+// keep: their open batches are sealed, to be written (or failed) now, and
+// Flush and Close wait for them. p.mu is held.
+func (p *Producer) replaceTopicLocked(name string, prev, pt *producerTopic) {
 	old := *p.topics.Load()
-	if pt := old[t.name]; pt == nil || pt.t != t {
-		return
-	}
-	m := make(map[string]*producerTopic, len(old))
+	m := make(map[string]*producerTopic, len(old)+1)
 	for k, v := range old {
-		if k != t.name {
+		if k != name {
 			m[k] = v
 		}
 	}
+	if pt != nil {
+		m[name] = pt
+	}
 	p.topics.Store(&m)
+	kept := p.retired[:0]
+	for _, a := range p.retired {
+		if a.busy() {
+			kept = append(kept, a)
+		}
+	}
+	clear(p.retired[len(kept):])
+	p.retired = kept
+	if prev == nil {
+		return
+	}
+	for i, a := range prev.accs {
+		if pt != nil && pt.t == prev.t && i < len(pt.accs) {
+			continue
+		}
+		a.mu.Lock()
+		if a.open != nil && !p.closed.Load() {
+			a.sealLocked()
+		}
+		a.mu.Unlock()
+		if a.busy() {
+			p.retired = append(p.retired, a)
+		}
+	}
 }
 
-// accumulators returns every accumulator of the producer.
+// accumulators returns every accumulator of the producer, retired ones
+// included.
 func (p *Producer) accumulators() []*accumulator {
 	var all []*accumulator
 	for _, pt := range *p.topics.Load() {
 		all = append(all, pt.accs...)
 	}
+	p.mu.Lock()
+	all = append(all, p.retired...)
+	p.mu.Unlock()
 	return all
 }
 
 // reserve takes n bytes of buffer room, waiting while the buffer is full
-// until room frees, ctx ends, or the producer closes.
-func (p *Producer) reserve(ctx context.Context, n int64) error {
+// until room frees, ctx ends, MaxBlock passes or the producer closes. A
+// callback does not wait: its goroutine may be the one to free room.
+// topic and partition name the record's destination in errors.
+func (p *Producer) reserve(ctx context.Context, n int64, topic string, partition int32) error {
 	limit := int64(p.cfg.BufferBytes)
 	if p.buffered.Add(n) <= limit {
 		return nil
@@ -319,6 +379,8 @@ func (p *Producer) reserve(ctx context.Context, n int64) error {
 	p.roomWaiters.Add(1)
 	defer p.roomWaiters.Add(-1)
 	ctxDone := ctx.Done()
+	inCallback := p.inCallback()
+	var maxBlock *time.Timer
 	for {
 		p.mu.Lock()
 		if p.room == nil {
@@ -336,10 +398,19 @@ func (p *Producer) reserve(ctx context.Context, n int64) error {
 		// The buffer is full: write every batch now rather than let
 		// them linger (Kafka does the same when buffer.memory runs out).
 		p.sealAll()
+		if inCallback {
+			return errorf("stream: send to %s-%d: buffer full (ProducerConfig.BufferBytes %v), and a callback cannot wait for room: %w", topic, partition, p.cfg.BufferBytes, ErrBufferFull)
+		}
+		if maxBlock == nil {
+			maxBlock = time.NewTimer(p.cfg.MaxBlock)
+			defer maxBlock.Stop()
+		}
 		select {
 		case <-room:
 		case <-ctxDone:
 			return ctx.Err()
+		case <-maxBlock.C:
+			return errorf("stream: send to %s-%d: buffer full (ProducerConfig.BufferBytes %v) for ProducerConfig.MaxBlock %v: %w", topic, partition, p.cfg.BufferBytes, p.cfg.MaxBlock, ErrBufferFull)
 		}
 	}
 }
@@ -362,8 +433,8 @@ func (p *Producer) wakeRoom() {
 	p.mu.Unlock()
 }
 
-// batchDone wakes the Flush calls waiting for deliveries.
-func (p *Producer) batchDone() {
+// wakeWaiters wakes the Flush and Close calls waiting for deliveries.
+func (p *Producer) wakeWaiters() {
 	if p.flushWaiters.Load() > 0 {
 		p.mu.Lock()
 		if p.progress != nil {
@@ -372,6 +443,17 @@ func (p *Producer) batchDone() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// progressChan returns the channel closed at the next completed batch or
+// ended drain goroutine, for a caller counted in flushWaiters.
+func (p *Producer) progressChan() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.progress == nil {
+		p.progress = make(chan struct{})
+	}
+	return p.progress
 }
 
 // sealAll seals every partition's open batch, so that it is written
@@ -389,11 +471,18 @@ func (p *Producer) sealAll() {
 // Flush writes every batch at once and waits until each record sent
 // before the call is delivered or has failed, and its callback has
 // returned; ctx bounds the wait. Records sent during Flush may or may not
-// be waited for. It returns ErrClosed after Close, and ctx.Err() if ctx
-// ends first. Kafka: KafkaProducer.flush.
+// be waited for. It returns ErrClosed after Close, ErrInCallback from one
+// of the producer's callbacks, and ctx.Err() if ctx ends first. Kafka:
+// KafkaProducer.flush.
 func (p *Producer) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return argError("flush", "nil context")
+	}
 	if p.closed.Load() {
 		return p.errClosed()
+	}
+	if p.inCallback() {
+		return errorf("stream: flush: %w", ErrInCallback)
 	}
 	return p.flush(ctx)
 }
@@ -422,12 +511,7 @@ func (p *Producer) flush(ctx context.Context) error {
 	defer p.flushWaiters.Add(-1)
 	for _, t := range targets {
 		for {
-			p.mu.Lock()
-			if p.progress == nil {
-				p.progress = make(chan struct{})
-			}
-			progress := p.progress
-			p.mu.Unlock()
+			progress := p.progressChan()
 			if t.a.completed.Load() >= t.n {
 				break
 			}
@@ -439,58 +523,6 @@ func (p *Producer) flush(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Close delivers every record sent before it (retrying failures until
-// ProducerConfig.DeliveryTimeout, as always), waits for their callbacks,
-// and stops the producer's goroutines. Sends during or after Close fail
-// with ErrClosed, as does a second Close. Kafka: KafkaProducer.close.
-func (p *Producer) Close() error {
-	if p.closed.Swap(true) {
-		p.shutdown() // wait for the Close in progress, if any
-		return p.errClosed()
-	}
-	p.shutdown()
-	p.s.mu.Lock()
-	delete(p.s.producers, p)
-	p.s.mu.Unlock()
-	return nil
-}
-
-// closeForStream is Close called by Stream.Close: batches are still
-// written, but a failed append is not retried.
-func (p *Producer) closeForStream() {
-	p.closed.Store(true)
-	p.abortOnce.Do(func() { close(p.abort) })
-	p.shutdown()
-}
-
-// shutdown does the work of Close once: senders waiting for room learn
-// of the close, every open batch is sealed and written, and the drain
-// goroutines end.
-func (p *Producer) shutdown() {
-	p.closeOnce.Do(func() {
-		p.wakeRoom()
-		p.sealAll() // after closed is set: no batch opens after this
-		p.drains.Wait()
-		for _, a := range p.accumulators() {
-			a.mu.Lock()
-			if a.timer != nil {
-				a.timer.Stop()
-			}
-			a.mu.Unlock()
-		}
-	})
-}
-
-// aborted reports whether the Stream is closing the producer.
-func (p *Producer) aborted() bool {
-	select {
-	case <-p.abort:
-		return true
-	default:
-		return false
-	}
 }
 
 // TypedProducer sends Go values, encoding keys and values with codecs,
@@ -515,17 +547,21 @@ func NewTypedProducer[K, V any](p *Producer, key Codec[K], value Codec[V]) *Type
 
 // Record encodes key and value into a record for topic, to add headers or
 // a timestamp before sending it with the Producer. An encoding error
-// wraps ErrInvalidConfig.
+// wraps ErrInvalidConfig, as does a TypedProducer made without a Producer
+// or a value codec.
 func (tp *TypedProducer[K, V]) Record(topic string, key K, value V) (*Record, error) {
+	if tp == nil || tp.p == nil || tp.value == nil {
+		return nil, argError("typed producer", "no Producer or no value codec")
+	}
 	r := &Record{Topic: topic}
 	var err error
 	if tp.key != nil {
 		if r.Key, err = tp.key.Encode(key); err != nil {
-			return nil, fmt.Errorf("stream: encode key for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+			return nil, errorf("stream: encode key for topic %s: %w: %w", topic, ErrInvalidConfig, err)
 		}
 	}
 	if r.Value, err = tp.value.Encode(value); err != nil {
-		return nil, fmt.Errorf("stream: encode value for topic %s: %w: %w", topic, ErrInvalidConfig, err)
+		return nil, errorf("stream: encode value for topic %s: %w: %w", topic, ErrInvalidConfig, err)
 	}
 	return r, nil
 }
@@ -561,13 +597,16 @@ func Decode[K, V any](r *Record, key Codec[K], value Codec[V]) (K, V, error) {
 	var k K
 	var v V
 	var err error
+	if r == nil || value == nil {
+		return k, v, argError("decode", "nil record or value codec")
+	}
 	if key != nil {
 		if k, err = key.Decode(r.Key); err != nil {
-			return k, v, fmt.Errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+			return k, v, errorf("stream: decode key of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 	}
 	if v, err = value.Decode(r.Value); err != nil {
-		return k, v, fmt.Errorf("stream: decode value of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
+		return k, v, errorf("stream: decode value of %s-%d at offset %d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
 	return k, v, nil
 }

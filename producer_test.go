@@ -828,8 +828,11 @@ func TestProducerIDs(t *testing.T) {
 func TestProducerSendContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, _ := open(t, nil)
-		topic(t, s, "ctx", 1)
-		p := newProducer(t, s, stream.ProducerConfig{Linger: time.Minute})
+		part, _ := topic(t, s, "ctx", 1).Partition(0)
+		gate := make(chan struct{}) // the partition stalls until the end
+		defer close(gate)
+		stream.SetAppendFault(part, func() error { <-gate; return nil })
+		p := newProducer(t, s, stream.ProducerConfig{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		r := &stream.Record{Topic: "ctx", Value: []byte("v")}

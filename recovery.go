@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 // listSegments returns the base offsets of the .log files, sorted, after
 // removing what an interrupted deletion or roll left behind.
 func (p *Partition) listSegments() ([]int64, error) {
-	entries, err := os.ReadDir(p.dir)
+	entries, err := p.fs.ReadDir(p.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +38,7 @@ func (p *Partition) listSegments() ([]int64, error) {
 		orphan := (ext == "index" || ext == "timeindex") && perr == nil && !logs[n]
 		if orphan || strings.HasSuffix(name, ".deleted") || strings.HasSuffix(name, ".tmp") {
 			p.log.Info("removing leftover file", "file", name)
-			if err := os.Remove(filepath.Join(p.dir, name)); err != nil {
+			if err := p.fs.Remove(filepath.Join(p.dir, name)); err != nil {
 				return nil, err
 			}
 		}
@@ -47,21 +48,26 @@ func (p *Partition) listSegments() ([]int64, error) {
 }
 
 // recover opens the segments found on disk. Segments wholly below the
-// recovery point were finalized and are trusted (their batches are
-// checked when read); a later sealed segment is validated in full and
-// trimmed of preallocated zeros, and the last one is validated from its
-// last good index entry, its torn or corrupt tail truncated. Only the
-// last segment is ever truncated: damage before it stays, for reads to
-// report.
-func (p *Partition) recover(bases []int64) error {
+// recovery point were finalized (synced, trimmed, indexed) and are
+// trusted: damage there stays for reads to report as ErrCorrupt. After
+// the recovery point every batch is checked, as Kafka does: the log is
+// cut at the first invalid batch (a torn tail: the power went before it
+// was synced) and every later segment is removed; a sealed segment that
+// checks out is trimmed of preallocated zeros and finalized again. The
+// last segment is validated from its last index entry (entries are
+// written only for synced data) and becomes the active one. Every cut is
+// recorded in p.recovery. Without a recovery point file (pointKnown
+// false) sealed segments are never cut: damage in them is recorded and
+// left for reads to report.
+func (p *Partition) recover(bases []int64, pointKnown bool) error {
 	for i, base := range bases {
-		s, err := openSegment(p.dir, base, p.cfg.indexEvery)
+		s, err := openSegment(p.fs, p.dir, base, p.cfg.indexEvery)
 		if err != nil {
 			return err
 		}
 		p.segs.ReplaceOrInsert(s)
 		if i == len(bases)-1 {
-			return p.recoverActive(s)
+			return p.recoverActive(s, false)
 		}
 		next := bases[i+1]
 		if next <= p.recoveryPoint {
@@ -73,9 +79,6 @@ func (p *Partition) recover(bases []int64) error {
 		// Sealed after the last recorded finalization: check every
 		// batch. A crash between roll and finalization leaves the
 		// preallocated zeros after the batches, which are trimmed.
-		// Anything else is damage, and damage in a segment that a later
-		// one follows is never truncated (nor the later ones removed):
-		// reads that reach it report ErrCorrupt.
 		r, err := s.scan(0, base, nil)
 		if err != nil {
 			return err
@@ -88,14 +91,74 @@ func (p *Partition) recover(bases []int64) error {
 		}
 		why := r.bad
 		if why == nil {
-			why = fmt.Errorf("ends at offset %d, the next segment starts at %d", r.next, next)
+			why = fmt.Errorf("segment ends at offset %d, the next segment starts at %d", r.next, next)
 		}
-		p.log.Error("damaged segment: reads that reach the damage report it", "file", s.path, "position", r.end, "reason", why)
-		if err := s.loadSealed(next); err != nil {
+		if !pointKnown {
+			// Without a recovery point (its file lost or damaged;
+			// every partition writes one when created) nothing says
+			// where the durable log ends: keep the later segments,
+			// and let reads report the damage.
+			p.noteRecovery(RecoveryEvent{File: s.path, Position: r.end, Offset: r.next, Err: why})
+			if err := s.loadSealed(next); err != nil {
+				return err
+			}
+			continue
+		}
+		size, err := s.f.Size()
+		if err != nil {
 			return err
 		}
+		ev := RecoveryEvent{
+			File: s.path, Position: r.end, Offset: r.next, Truncated: true,
+			DroppedBytes: s.dataEnd(r.end, size) - r.end, Err: why,
+		}
+		for _, b := range bases[i+1:] {
+			n, err := p.removeSegmentFiles(b)
+			if err != nil {
+				return err
+			}
+			ev.DroppedBytes += n
+			ev.DroppedSegments++
+		}
+		if err := p.fs.SyncDir(p.dir); err != nil {
+			return err
+		}
+		p.noteRecovery(ev)
+		// The cut itself is recoverActive's: it scans this segment
+		// and truncates at the same batch.
+		s.index, s.tindex = nil, nil
+		if err := s.idx.Truncate(0); err != nil {
+			return err
+		}
+		if err := s.tidx.Truncate(0); err != nil {
+			return err
+		}
+		return p.recoverActive(s, true)
 	}
 	return nil
+}
+
+// removeSegmentFiles removes the files of the segment at base that
+// recovery drops, the log first, and returns the log's size.
+func (p *Partition) removeSegmentFiles(base int64) (int64, error) {
+	var size int64
+	if f, err := p.fs.OpenFile(segmentPath(p.dir, base, ".log"), os.O_RDONLY, 0); err == nil {
+		size, _ = f.Size()
+		f.Close()
+	}
+	for _, ext := range []string{".log", ".index", ".timeindex"} {
+		if err := p.fs.Remove(segmentPath(p.dir, base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return size, nil
+}
+
+// noteRecovery records (and logs) a repair or a problem found at Open.
+func (p *Partition) noteRecovery(ev RecoveryEvent) {
+	ev.Topic, ev.Partition = p.topic, p.id
+	p.recovery = append(p.recovery, ev)
+	p.log.Warn("recovery", "event", ev.String())
 }
 
 // refinalize completes a sealed segment whose finalization a crash
@@ -120,18 +183,22 @@ func (p *Partition) refinalize(s *segment, end, next int64) error {
 }
 
 // recoverActive validates the last segment and makes it the active one.
-func (p *Partition) recoverActive(s *segment) error {
-	truncated, err := s.recoverActive(false)
+// noted: recover already recorded the cut it makes.
+func (p *Partition) recoverActive(s *segment, noted bool) error {
+	events, err := s.recoverActive(false)
 	if err != nil {
 		return err
 	}
-	if truncated != nil {
-		p.log.Warn("truncated torn tail", "error", truncated)
+	for _, ev := range events {
+		if !(noted && ev.Truncated) {
+			p.noteRecovery(ev)
+		}
 	}
-	if err := s.sync(); err != nil {
+	if err := s.syncData(s.size); err != nil {
 		return err
 	}
-	if err := s.activate(p.capacity(s.size)); err != nil {
+	s.synced = s.size
+	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes); err != nil {
 		return err
 	}
 	p.active = s
@@ -144,16 +211,18 @@ func (p *Partition) recoverActive(s *segment) error {
 	return nil
 }
 
-func (p *Partition) readRecoveryPoint() int64 {
-	b, err := os.ReadFile(filepath.Join(p.dir, recoveryPointFile))
+// readRecoveryPoint reads the recovery point file; known is false when
+// it is missing or unreadable.
+func (p *Partition) readRecoveryPoint() (point int64, known bool) {
+	b, err := readFile(p.fs, filepath.Join(p.dir, recoveryPointFile))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0
+	if err != nil || n < 0 {
+		return 0, false
 	}
-	return n
+	return n, true
 }
 
 // recordRecoveryPoint notes that the segments below offset are
@@ -172,22 +241,41 @@ func (p *Partition) recordRecoveryPoint(offset int64) {
 func (p *Partition) writeRecoveryPoint(offset int64) error {
 	path := filepath.Join(p.dir, recoveryPointFile)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := writeFileSync(p.fs, tmp, []byte(strconv.FormatInt(offset, 10)+"\n")); err != nil {
 		return err
 	}
-	f, err := os.Open(tmp)
-	if err != nil {
+	if err := p.fs.Rename(tmp, path); err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return p.fs.SyncDir(p.dir)
+}
+
+// RecoveryEvent is one repair Open made to a partition's log, or one
+// problem it found and left in place. Stream.Recovery returns them.
+type RecoveryEvent struct {
+	Topic     string
+	Partition int32
+	File      string // the .log file
+	Position  int64  // byte position of the first invalid batch
+	Offset    int64  // offset the invalid batch should have started at
+	// Truncated: the log was cut at Position, after the last recovery
+	// point (a torn tail: data the power cut before it was synced), and
+	// the offsets from Offset on are gone; appends continue at Offset.
+	// DroppedBytes and DroppedSegments say how much went: the bytes of
+	// data cut (preallocated zeros aside) and the later segments
+	// removed. False: damage below the recovery point, left in place;
+	// reads that reach it fail with ErrCorrupt.
+	Truncated       bool
+	DroppedBytes    int64
+	DroppedSegments int
+	Err             error // what was wrong at Position
+}
+
+func (e RecoveryEvent) String() string {
+	if !e.Truncated {
+		return fmt.Sprintf("%s-%d: damage in %s at byte %d (offset %d) left for reads to report: %v",
+			e.Topic, e.Partition, e.File, e.Position, e.Offset, e.Err)
 	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(p.dir)
+	return fmt.Sprintf("%s-%d: truncated %s at byte %d (offset %d), dropping %d bytes of data and %d later segments: %v",
+		e.Topic, e.Partition, e.File, e.Position, e.Offset, e.DroppedBytes, e.DroppedSegments, e.Err)
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // A segment is one file of a partition's log, named by the offset of its
@@ -31,15 +29,16 @@ import (
 // segment's size); sealed segments search their index files, so memory
 // stays flat as the log grows.
 type segment struct {
-	base int64  // offset of the first record; the file name
-	path string // of the .log file; indexes share its stem
+	base int64      // offset of the first record; the file name
+	path string     // of the .log file; indexes share its stem
+	fs   fileSystem // where the files are
 
 	// mu guards f, idx, tidx, m and closed against sealing and deletion:
 	// readers hold it shared while they touch the files or the mapping.
 	mu     sync.RWMutex
-	f      *os.File
-	idx    *os.File
-	tidx   *os.File
+	f      vfsFile
+	idx    vfsFile
+	tidx   vfsFile
 	m      []byte // the writable mapping of an active segment; nil when sealed
 	closed bool
 
@@ -49,6 +48,8 @@ type segment struct {
 	idxMapped       bool
 
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
+	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
+	synced    int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
 
 	// The fields below are guarded by the owning partition's mu.
 	size       int64  // bytes of whole batches in the .log
@@ -89,7 +90,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("stream: corrupt data in %s at byte %d: %v", e.File, e.Position, e.Err)
+	return onePrefix(fmt.Sprintf("stream: corrupt data in %s at byte %d: %v", e.File, e.Position, e.Err))
 }
 
 // Is makes errors.Is(err, ErrCorrupt) true.
@@ -100,35 +101,35 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, err error) {
-	s := newSegment(dir, base, indexEvery)
+func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			// Unmap too: a failed reserve (a full disk) would leave the
 			// mapping of the removed file behind, one per failed roll.
 			s.unmapLocked()
 			s.closeFiles()
-			os.Remove(s.path)
-			os.Remove(s.indexPath())
-			os.Remove(s.timeIndexPath())
+			fsys.Remove(s.path)
+			fsys.Remove(s.indexPath())
+			fsys.Remove(s.timeIndexPath())
 		}
 	}()
-	if s.f, err = os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+	if s.f, err = fsys.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
 		return nil, err
 	}
-	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if s.idx, err = fsys.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if err = s.activate(capacity); err != nil {
+	if err = s.activate(capacity, limit); err != nil {
 		return nil, err
 	}
-	if _, err = s.reserve(min(int64(minAllocation), int64(len(s.m)))); err != nil {
+	if _, err = s.reserve(min(int64(minAllocation), limit, int64(len(s.m)))); err != nil {
 		return nil, err
 	}
-	if err = syncDir(dir); err != nil {
+	if err = fsys.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -137,18 +138,22 @@ func createSegment(dir string, base, capacity, indexEvery int64) (_ *segment, er
 // activate maps capacity bytes of the log for writing. The mapping is
 // virtual: disk space is reserved as appends reach it (reserve), so a
 // topic with many partitions does not claim SegmentBytes of disk for each.
-func (s *segment) activate(capacity int64) error {
-	fi, err := s.f.Stat()
+//
+// Space is reserved no further than limit (SegmentBytes), except for a
+// batch that does not fit below it on its own.
+func (s *segment) activate(capacity, limit int64) error {
+	s.limit = limit
+	size, err := s.f.Size()
 	if err != nil {
 		return err
 	}
-	capacity = roundUpPage(max(capacity, fi.Size(), 1))
-	m, err := unix.Mmap(int(s.f.Fd()), 0, int(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	capacity = roundUpPage(max(capacity, size, 1))
+	m, err := s.f.Map(capacity, true)
 	if err != nil {
 		return fmt.Errorf("mmap %s: %w", s.path, err)
 	}
 	s.m = m
-	s.allocated = fi.Size()
+	s.allocated = size
 	return nil
 }
 
@@ -171,12 +176,12 @@ func (s *segment) reserve(end int64) (bool, error) {
 		return true, nil
 	}
 	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
-	want := min(max(end, s.allocated+grow), int64(len(s.m)))
-	err := preallocate(s.f, want)
+	want := min(max(end, s.allocated+grow), max(end, s.limit), int64(len(s.m)))
+	err := s.f.Allocate(want)
 	if err != nil && want > end {
 		// A nearly full disk may still hold what this append needs.
 		want = end
-		err = preallocate(s.f, want)
+		err = s.f.Allocate(want)
 	}
 	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
@@ -184,29 +189,6 @@ func (s *segment) reserve(end int64) (bool, error) {
 	populate(s.m[s.allocated:want])
 	s.allocated = want
 	return true, nil
-}
-
-// preallocate grows f to size bytes with every block allocated, so writes
-// through a mapping cannot fail for want of space.
-func preallocate(f *os.File, size int64) error {
-	err := fallocate(f, size)
-	if err == nil || !(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)) {
-		return err
-	}
-	// The file system cannot fallocate: write the zeros ourselves.
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	zeros := make([]byte, 1<<20)
-	for pos := fi.Size(); pos < size; {
-		n := min(int64(len(zeros)), size-pos)
-		if _, err := f.WriteAt(zeros[:n], pos); err != nil {
-			return err
-		}
-		pos += n
-	}
-	return nil
 }
 
 func roundUpPage(n int64) int64 {
@@ -217,36 +199,34 @@ func roundUpPage(n int64) int64 {
 func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
 func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
 
-func newSegment(dir string, base, indexEvery int64) *segment {
+func newSegment(fsys fileSystem, dir string, base, indexEvery int64) *segment {
 	return &segment{
-		base: base, path: segmentPath(dir, base, ".log"),
+		base: base, path: segmentPath(dir, base, ".log"), fs: fsys,
 		maxTime: -1, firstTime: -1, indexEvery: indexEvery,
 	}
 }
 
 // openSegment opens the files of an existing segment; loadSealed or
 // recoverActive then reads what they hold.
-func openSegment(dir string, base, indexEvery int64) (_ *segment, err error) {
-	s := newSegment(dir, base, indexEvery)
+func openSegment(fsys fileSystem, dir string, base, indexEvery int64) (_ *segment, err error) {
+	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
 			s.closeFiles()
 		}
 	}()
-	if s.f, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+	if s.f, err = fsys.OpenFile(s.path, os.O_RDWR, 0); err != nil {
 		return nil, err
 	}
-	if s.idx, err = os.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.idx, err = fsys.OpenFile(s.indexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return nil, err
 	}
-	if s.tidx, err = os.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return nil, err
 	}
-	fi, err := s.f.Stat()
-	if err != nil {
+	if s.size, err = s.f.Size(); err != nil {
 		return nil, err
 	}
-	s.size = fi.Size()
 	s.visible = s.size
 	return s, nil
 }
@@ -266,12 +246,12 @@ func (s *segment) loadSealed(next int64) error {
 		}
 	}
 	var b [timeEntrySize]byte
-	fi, err := s.tidx.Stat()
+	tsize, err := s.tidx.Size()
 	if err != nil {
 		return err
 	}
-	if fi.Size() >= timeEntrySize {
-		if _, err := s.tidx.ReadAt(b[:], fi.Size()-timeEntrySize); err != nil {
+	if tsize >= timeEntrySize {
+		if _, err := s.tidx.ReadAt(b[:], tsize-timeEntrySize); err != nil {
 			return err
 		}
 		ts, rel := int64(binary.BigEndian.Uint64(b[:])), binary.BigEndian.Uint32(b[8:])
@@ -335,11 +315,10 @@ type scanResult struct {
 // one. It stops at the first batch that is torn, out of sequence or fails
 // its CRC, and reports why.
 func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)) (scanResult, error) {
-	fi, err := s.f.Stat()
+	fileSize, err := s.f.Size()
 	if err != nil {
 		return scanResult{}, err
 	}
-	fileSize := fi.Size()
 	r := scanResult{end: pos, next: nextOffset}
 	var hdr [batchHeaderSize]byte
 	var buf []byte
@@ -396,19 +375,40 @@ func (s *segment) scan(pos, nextOffset int64, fn func(h *batchHeader, pos int64)
 // zeroFrom reports whether the log file holds only zeros from pos to its
 // end: the untrimmed preallocated tail of a segment.
 func (s *segment) zeroFrom(pos int64) bool {
-	fi, err := s.f.Stat()
+	size, err := s.f.Size()
 	if err != nil {
 		return false
 	}
 	buf := make([]byte, 64<<10)
-	for pos < fi.Size() {
-		n := min(int64(len(buf)), fi.Size()-pos)
+	for pos < size {
+		n := min(int64(len(buf)), size-pos)
 		if _, err := s.f.ReadAt(buf[:n], pos); err != nil || !allZero(buf[:n]) {
 			return false
 		}
 		pos += n
 	}
 	return true
+}
+
+// dataEnd returns the position after the last non-zero byte of the log
+// between from and size (from when all are zero): how much data a cut at
+// from drops, preallocated zeros aside.
+func (s *segment) dataEnd(from, size int64) int64 {
+	buf := make([]byte, 64<<10)
+	for end := size; end > from; {
+		start := max(from, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := s.f.ReadAt(b, start); err != nil {
+			return size
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return start + int64(i) + 1
+			}
+		}
+		end = start
+	}
+	return from
 }
 
 func allZero(b []byte) bool {
@@ -448,7 +448,7 @@ func (s *segment) noteBatch(h *batchHeader, pos int64) {
 // torn or corrupt tail, and rebuilds the in-memory indexes. fromStart
 // forces a scan of the whole file (a segment whose sync was not recorded).
 // It returns what it truncated, if anything.
-func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
+func (s *segment) recoverActive(fromStart bool) (events []RecoveryEvent, err error) {
 	s.index, s.tindex = nil, nil
 	pos, next := int64(0), s.base
 	if !fromStart {
@@ -462,19 +462,39 @@ func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
 		s.index, s.tindex, s.sinceIndex = s.index[:0], s.tindex[:0], 0
 		s.maxTime, s.firstTime = -1, -1
 	}
-	r, err := s.scan(pos, next, func(h *batchHeader, at int64) { s.noteBatch(h, at) })
+	note := func(h *batchHeader, at int64) { s.noteBatch(h, at) }
+	r, err := s.scan(pos, next, note)
 	if err != nil {
 		return nil, err
+	}
+	// A batch that fails its check with valid batches chained after it
+	// is damage (a flipped byte), not a torn tail: a tail torn by a
+	// power cut ends the data the fsyncs covered, and a batch after it
+	// would have had to reach the disk without the pages before it. Keep
+	// it and the batches after it; reads of it report ErrCorrupt.
+	for r.bad != nil {
+		h, after, ok := s.chainAfterDamage(r.end, r.next)
+		if !ok {
+			break
+		}
+		events = append(events, RecoveryEvent{File: s.path, Position: r.end, Offset: r.next, Err: r.bad})
+		s.noteBatch(&h, r.end)
+		if r, err = s.scan(after, h.LastOffset()+1, note); err != nil {
+			return nil, err
+		}
 	}
 	s.size, s.next, s.visible = r.end, r.next, r.end
-	if r.bad != nil {
-		truncated = corruptError(s.path, r.end, r.bad)
-	}
-	fi, err := s.f.Stat()
+	fsize, err := s.f.Size()
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() != r.end {
+	if r.bad != nil {
+		events = append(events, RecoveryEvent{
+			File: s.path, Position: r.end, Offset: r.next, Truncated: true,
+			DroppedBytes: s.dataEnd(r.end, fsize) - r.end, Err: r.bad,
+		})
+	}
+	if fsize != r.end {
 		// Cut everything after the last valid batch, so the space
 		// preallocated again reads as zeros.
 		if err := s.f.Truncate(r.end); err != nil {
@@ -495,7 +515,28 @@ func (s *segment) recoverActive(fromStart bool) (truncated error, err error) {
 	if s.firstTime < 0 && s.size > 0 {
 		s.firstTime = s.maxTime
 	}
-	return truncated, nil
+	return events, nil
+}
+
+// chainAfterDamage looks past a batch at pos that failed its check: when
+// its header is whole (the offset expected, magic 2, a length inside the
+// file) and a valid batch with the next offset follows it, it returns
+// the header and the position after the batch.
+func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
+	var hdr [batchHeaderSize]byte
+	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+		return batchHeader{}, 0, false
+	}
+	h, err := parseBatchHeader(hdr[:])
+	if err != nil || h.BaseOffset != base {
+		return batchHeader{}, 0, false
+	}
+	after := pos + h.Size()
+	r, err := s.scan(after, h.LastOffset()+1, nil)
+	if err != nil || r.end == after {
+		return batchHeader{}, 0, false
+	}
+	return h, after, true
 }
 
 // loadIndexForRecovery reads the active segment's index files into memory
@@ -599,6 +640,11 @@ func (s *segment) batchAtMatches(pos, base int64) bool {
 	if err != nil || h.BaseOffset != base {
 		return false
 	}
+	// A length past the end of the file is damage, not a size to
+	// allocate (a header can claim 2 GiB).
+	if size, err := s.f.Size(); err != nil || pos+h.Size() > size {
+		return false
+	}
 	buf := make([]byte, h.Size())
 	if _, err := s.f.ReadAt(buf, pos); err != nil {
 		return false
@@ -665,6 +711,7 @@ func (s *segment) finalizeFiles() error {
 func (s *segment) markFinalizedLocked() {
 	s.index, s.tindex = nil, nil
 	s.visible = s.size
+	s.synced = s.size
 	s.finalized = true
 }
 
@@ -672,14 +719,14 @@ func (s *segment) unmapLocked() error {
 	if s.m == nil {
 		return nil
 	}
-	err := unix.Munmap(s.m)
+	err := s.f.Unmap(s.m)
 	s.m = nil
 	return err
 }
 
-// sync flushes the log's data to disk.
-func (s *segment) sync() error {
-	return fdatasync(s.f)
+// syncData makes the log's first n bytes durable (fdatasync).
+func (s *segment) syncData(n int64) error {
+	return s.f.SyncData(n)
 }
 
 // readAt reads len(p) bytes at pos from the mapping or the file.
@@ -718,7 +765,7 @@ func (s *segment) close() error {
 
 func (s *segment) closeFiles() error {
 	var errs []error
-	for _, f := range []*os.File{s.f, s.idx, s.tidx} {
+	for _, f := range []vfsFile{s.f, s.idx, s.tidx} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
@@ -732,19 +779,9 @@ func (s *segment) remove() error {
 	cerr := s.close()
 	var errs []error
 	for _, p := range []string{s.path, s.indexPath(), s.timeIndexPath()} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(cerr, errors.Join(errs...))
-}
-
-// syncDir fsyncs a directory, making new and removed entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }

@@ -18,38 +18,82 @@
 //
 // A Partition is the embedded-log fast path: Append and AppendBatch assign
 // consecutive offsets; Read, Scan (a Go iterator that follows the tail)
-// and Wait read them back; ForEach replays a range without allocating per
+// and Wait read them back (Read returns what its maxBytes asks for and
+// no more: Read(off, 1) decodes the one record at off, not its batch); ForEach replays a range without allocating per
 // record (the Record it lends is reused); OffsetForTime finds the first
 // record at or after a time, for replay. Each partition is a directory
 // DIR/topics/<topic>-<partition> of segments: a .log of record batches
-// byte for byte as Kafka writes them, a sparse .index and a .timeindex.
-// Topic configurations live in DIR/meta.db (bbolt).
+// byte for byte as Kafka writes them, a sparse .index and a .timeindex;
+// its recovery-point file says which segments Open need not validate.
+// DIR/meta.db (bbolt) holds the topics' configurations, the producer ID
+// sequence and the consumer groups' committed offsets; DIR/LOCK the
+// directory lock.
 //
 // # Durability
 //
-// Options.Sync says when an append is acknowledged:
+// Options.Sync says when an append is acknowledged, and so what survives
+// a crash of the process (kill -9: the page cache survives it) and a
+// power loss (the page cache is lost). Each promise names the test that
+// checks it. The kill -9 tests re-execute the test binary and SIGKILL it;
+// the power-loss tests run the engine on an in-memory file system that,
+// after a random number of operations, forgets every byte not fsynced
+// and every directory entry whose directory was not fsynced.
 //
 //   - SyncAlways (the default): after fsync. Concurrent appenders to a
 //     partition share one fsync (group commit), so many small appends
 //     from many goroutines cost few fsyncs. An acknowledged append
-//     survives kill -9 and power loss.
+//     survives kill -9 (TestCrashSIGKILL, TestCrashProducer) and power
+//     loss (TestPowerCut/always). The high watermark is the fsynced end:
+//     no reader sees a record that a power loss can erase (TestPowerCut/
+//     always compares the high watermark before and after the cut).
 //   - SyncPeriodic: after the write; every Options.SyncInterval a
-//     background goroutine fsyncs. An acknowledged append survives kill
-//     -9; a power loss can take the last interval.
+//     background goroutine fsyncs. The high watermark is the written
+//     end. An acknowledged append survives kill -9
+//     (TestCrashSyncPeriodic); a power loss takes what was appended
+//     after the last completed sync, records readers may have seen
+//     included (TestPowerCut/periodic checks that what was appended
+//     before each Sync survives).
 //   - SyncNever: after the write; the operating system flushes when it
-//     likes, and Sync or Close make everything durable.
+//     likes. An acknowledged append survives kill -9 (TestCrashSIGKILL/
+//     SyncNever); a power loss takes what was appended after the last
+//     Sync or Close (TestPowerCut/never).
 //
-// A record is visible to readers only below the partition's high
-// watermark: the durable end of the log under the sync policy. No reader
-// sees a record that a crash can erase. A failed write or fsync makes the
-// partition refuse writes until it is reopened (the kernel may have
-// dropped the data; retrying and acknowledging would lie).
+// Under every policy, once Sync or Close returns nil everything appended
+// before the call is durable, and after Close every .log holds exactly
+// its batches (TestPowerCut: some of its rounds cut the power right after
+// Close, with appends racing it, and check both).
 //
-// On Open each partition recovers: the last segment is validated from its
-// last index entry, a torn or corrupt tail is truncated and missing or
-// damaged indexes are rebuilt. A corrupt batch in a sealed segment is
-// never skipped or truncated: reads that reach it fail with a
-// *CorruptError (ErrCorrupt) naming the file and byte position.
+// A failed write or fsync makes the partition refuse writes until it is
+// reopened (TestFailedSyncIsSticky): retrying and acknowledging would lie.
+// After a failed fsync the kernel may have marked the unwritten pages
+// clean (fsyncgate), so a failed partition's Close cuts each unfinished
+// segment back to what its last successful fsync covered, and a reopen
+// in the same process never serves those pages (TestReopenAfterFailedFsync).
+//
+// On Open each partition recovers. Its recovery point (a small file,
+// written at every roll's finalization and at Close) names the first
+// segment not yet synced, trimmed and indexed for good; the segments
+// below it are trusted. After it every batch is checked, as Kafka does:
+// the log is cut at the first batch a power loss tore, later segments
+// are removed, and appends go on from there (TestPowerCut,
+// TestRecoveryReportsTornTail). A batch in the last segment that fails
+// its check but has valid batches chained after it is damage, not a torn
+// tail: it is kept, with every batch after it
+// (TestFlippedByteInActiveSegmentKeepsLaterBatches). Damage is never
+// skipped: reads that reach it fail with a *CorruptError (ErrCorrupt)
+// naming the file and byte position (TestFlippedBitSealedSegment,
+// TestDamageBeforeTheLastSegmentIsNeverTruncated). Missing or damaged
+// indexes are rebuilt
+// (TestDamagedIndexes); index entries are written only for fsynced data,
+// so recovery's scan, which starts at the last one, never skips a torn
+// region. Stream.Recovery lists every cut and every damage Open found,
+// and Verify (the stream verify command) checks a closed directory.
+//
+// What this does not cover: meta.db (topics, committed offsets, producer
+// IDs) is bbolt, which fsyncs its own commits; the power-loss tests keep
+// it on the real disk, so they do not test losing its writes. A byte the
+// disk flips in the last batches of a segment, with no valid batch after
+// it, looks like a torn tail and is cut; Stream.Recovery reports the cut.
 //
 // Retention deletes whole sealed segments, oldest first, once their newest
 // record is older than TopicConfig.Retention or the partition is larger
@@ -120,13 +164,14 @@
 //	err = p.Send(ctx, r)  // waits for the ack; sets r.Partition, r.Offset
 //	p.SendAsync(r, done)  // batched; done(r, err) once per record
 //	err = p.Flush(ctx)    // everything sent so far delivered
-//	err = p.Close()       // flush, then refuse sends
+//	err = p.Close()       // flush, then refuse sends; CloseContext(ctx) bounds the wait
 //
 // ProducerConfig maps onto the Java client's settings:
 //
 //	linger.ms            Linger              5ms; NoLinger for 0
 //	batch.size           BatchBytes          64 KiB
-//	buffer.memory        BufferBytes         32 MiB; SendAsync blocks when full, never drops
+//	buffer.memory        BufferBytes         32 MiB; sends block when full, never drop
+//	max.block.ms         MaxBlock            60s; then the send fails with ErrBufferFull
 //	acks                 Acks                AcksAll (all), AcksLeader (1), AcksNone (0)
 //	enable.idempotence   DisableIdempotence  idempotent unless set
 //	compression.type     Compression         CompressNone, Gzip, Snappy, LZ4, Zstd
@@ -135,9 +180,11 @@
 //	partitioner.class    Partitioner         HashPartitioner: murmur2 of the key, sticky for none
 //
 // A partition's batch is written when it reaches BatchBytes or Linger
-// after it opened, whichever comes first; records sent while the
-// previous batch of the partition is being written and fsynced gather
-// into the next one, so many concurrent Sends share fsyncs. Callbacks run
+// after it opened, whichever comes first, or, once it holds a record of
+// Send (whose caller waits anyway), as soon as the partition is free;
+// records sent while the previous batch of the partition is being
+// written and fsynced gather into the next one, so many concurrent Sends
+// share fsyncs. Callbacks run
 // in send order within a partition.
 //
 // Acks: on one node AcksAll and AcksLeader both acknowledge a record once
@@ -164,6 +211,15 @@
 // header in the clear, the CRC over the compressed records. Reads
 // decompress transparently.
 //
+// Shutdown and callbacks: Close delivers everything sent before it,
+// retrying for up to DeliveryTimeout; CloseContext(ctx) gives up when ctx
+// ends, and then every record not yet written fails with ErrClosed (its
+// callback runs; nothing is dropped silently). Callbacks may call the
+// producer back: SendAsync works (failing at once with ErrBufferFull
+// rather than waiting for room its own goroutine must free), Close
+// returns at once and the rest is still delivered, and Send and Flush
+// fail with ErrInCallback instead of deadlocking.
+//
 // TypedProducer and Decode send and read Go values through a Codec (JSON,
 // String, Bytes, or your own), as Kafka's serializers.
 //
@@ -171,14 +227,33 @@
 //
 // Not yet: a Stream is one node, and CreateTopic refuses a
 // ReplicationFactor above 1 with ErrNotEnoughReplicas. The design it
-// grows into (see DESIGN.md) is Kafka's: followers pull batches from the
-// leader, the leader advances the high watermark once every in-sync
-// replica holds a batch, and AcksAll waits for that. The seams are in
+// grows into is Kafka's: followers pull batches from the leader, the
+// leader advances the high watermark once every in-sync replica holds a
+// batch, and AcksAll waits for that. The seams are in
 // place: acknowledgements wait for the high watermark (which on one node
 // is the durable end), batches carry the partitionLeaderEpoch field that
 // KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
 // follower's fetch and a future Kafka wire-protocol front end can serve
 // them straight from the files.
+//
+// Nodes will talk through a Transport: Call sends bytes to a node and
+// returns its reply, Serve answers requests, each in its own goroutine.
+// Implement it over any network; the package ships two. NewTCPTransport
+// frames requests with a length prefix and a request ID, so many calls
+// share each of a few pooled connections at once; the caller's deadline
+// and cancellation travel to the handler's ctx, a reply that comes after
+// its call gave up is dropped, lost connections are redialled with
+// backoff, TLS is one *tls.Config away, frames over MaxFrameBytes are
+// refused (an error reply or a closed connection, and a log line, never
+// a panic), and it binds loopback unless told otherwise. NewMemNetwork
+// connects transports in memory for tests and simulation: Cut, Isolate
+// and Heal partition it, and SetFaults drops, delays, duplicates and
+// reorders messages, drawn from its seed (delays are timers, so
+// testing/synctest runs them on its fake clock). A node that cannot be
+// reached fails the call with ErrUnreachable. Requests are versioned: a
+// node of protocol version v accepts v and v-1 and answers any other
+// with an error naming the versions it speaks (*VersionError), so two
+// adjacent releases can run side by side during a rolling upgrade.
 //
 // The metadata half is built, though Open does not start it yet: a
 // Cluster (cluster.go) is one node of a raft group driven by
@@ -254,7 +329,8 @@
 // # Caveats
 //
 //   - One process at a time: Open takes an exclusive lock on the
-//     directory, and a second Open fails at once naming it.
+//     directory (DIR/LOCK, which holds the process ID), and a second Open
+//     fails at once naming the directory and the process holding it.
 //   - Unix systems only (Linux, macOS, the BSDs): the active segment is
 //     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
 //     page population in one call; elsewhere preallocation writes zeros
@@ -262,6 +338,13 @@
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.
+//   - Bad arguments are errors, never panics: a nil record, batch,
+//     context, function or codec, a negative size, an empty directory
+//     name wrap ErrInvalidConfig; offsets outside a partition wrap
+//     ErrOffsetOutOfRange; sizes read from files are checked against the
+//     file before anything is allocated for them. FuzzAPIModel
+//     (model_test.go) drives the API with random operations against an
+//     in-memory model to keep it so.
 package stream
 
 import (
@@ -284,8 +367,11 @@ import (
 // Sentinel errors, matched with errors.Is. Returned errors wrap them with
 // the context a caller needs (topic, partition, offset, file, position).
 var (
-	// ErrClosed is returned by every call on a closed Stream, Producer,
-	// Consumer or Partition.
+	// ErrClosed is returned by the calls that return an error, on a
+	// closed Stream, Producer, Consumer or Partition (or a partition of a
+	// deleted topic); calls without an error result report a zero or last
+	// value instead (Stream.Topics returns nil, Stream.Stats a zero Stats).
+	// Records a producer gave up on (CloseContext) fail with it too.
 	ErrClosed = errors.New("stream: closed")
 	// ErrUnknownTopic is returned by Topic, DeleteTopic and producers for
 	// a topic that does not exist (and is not auto-created).
@@ -297,7 +383,9 @@ var (
 	ErrInvalidName = errors.New("stream: invalid name")
 	// ErrInvalidConfig is returned by Open, CreateTopic, NewProducer,
 	// ConsumerGroup and NewConsumer for a bad configuration field, which
-	// the error names.
+	// the error names, and by any call given a bad argument: a nil
+	// context, record, batch, function or codec, a negative size, an
+	// empty directory name.
 	ErrInvalidConfig = errors.New("stream: invalid configuration")
 	// ErrOffsetOutOfRange is returned by Read, Seek and Poll for an offset
 	// below the partition's start or above its high watermark.
@@ -312,15 +400,34 @@ var (
 	// ErrFenced is returned by commits from a consumer group member that
 	// was evicted or rebalanced away; the commit changes nothing.
 	ErrFenced = errors.New("stream: fenced by a newer group generation")
-	// ErrNotLeader is returned by writes to a replica that is not the
-	// partition's leader.
+	// ErrNotLeader is reserved for replication: writes to a replica that
+	// is not the partition's leader will return it. A single node is the
+	// leader of every partition, so no call returns it yet.
 	ErrNotLeader = errors.New("stream: not the partition leader")
-	// ErrNotEnoughReplicas is returned when fewer replicas than a topic
-	// needs are available.
+	// ErrNotEnoughReplicas is returned by CreateTopic for a
+	// ReplicationFactor above 1, the number of nodes of a Stream today.
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
-	// ErrTimeout is returned when a delivery or an operation's deadline
-	// passes.
+	// ErrTimeout is what a producer's records fail with when
+	// ProducerConfig.DeliveryTimeout passes before they are delivered; it
+	// wraps the last append error. Calls that take a context return the
+	// context's error instead.
 	ErrTimeout = errors.New("stream: timed out")
+	// ErrUnreachable is returned by Transport.Call when the node cannot
+	// be reached: unknown, not serving, closed, cut off, or its
+	// connection lost with the request in flight (which then may or may
+	// not have been handled).
+	ErrUnreachable = errors.New("stream: node unreachable")
+	// ErrMessageTooLarge is returned by TCPTransport.Call for a request
+	// or reply larger than TCPConfig.MaxFrameBytes; an oversized request
+	// is never sent.
+	ErrMessageTooLarge = errors.New("stream: message too large")
+	// ErrBadRequest is returned for a request a node cannot parse:
+	// a malformed frame or envelope, or an unknown message kind.
+	ErrBadRequest = errors.New("stream: bad request")
+	// ErrUnsupportedVersion is returned for a request in a protocol
+	// version the receiving node does not speak; the *VersionError
+	// carrying it names the versions it does.
+	ErrUnsupportedVersion = errors.New("stream: unsupported protocol version")
 	// ErrGroupNotEmpty is returned by ConsumerGroup.ResetOffsets,
 	// ResetOffsetsToTime and Stream.DeleteGroup while the group has
 	// members.
@@ -328,6 +435,15 @@ var (
 	// ErrUnknownGroup is returned by Stream.DeleteGroup for a group that
 	// does not exist.
 	ErrUnknownGroup = errors.New("stream: unknown consumer group")
+	// ErrBufferFull is returned (to the callback, for SendAsync) by sends
+	// that found the producer's buffer (ProducerConfig.BufferBytes) full
+	// for ProducerConfig.MaxBlock, and at once by a SendAsync from a
+	// producer callback that finds it full: the callback's goroutine is
+	// the one that would free room. Nothing was sent.
+	ErrBufferFull = errors.New("stream: producer buffer full")
+	// ErrInCallback is returned by Producer.Send and Flush called from
+	// one of the producer's delivery callbacks, which they would wait for.
+	ErrInCallback = errors.New("stream: called from a producer callback")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -335,6 +451,7 @@ var (
 type Stream struct {
 	dir  string
 	opts Options
+	fs   fileSystem // the topics' files; meta.db and LOCK are on the OS's
 	log  *slog.Logger
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
@@ -368,15 +485,27 @@ type topicRecord struct {
 // directory already opened by another Stream, in this process or another,
 // fails at once with an error naming it.
 func Open(dir string, opts *Options) (_ *Stream, err error) {
+	return openFS(osFS{}, dir, opts)
+}
+
+// openFS is Open with the topics' files on fsys (tests use an in-memory
+// file system that can cut the power; meta.db stays on the OS's).
+func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	if dir == "" {
+		return nil, argError("open", "empty directory name")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
+	}
+	if err := fsys.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	s := &Stream{
-		dir: dir, opts: o, log: o.Logger,
+		dir: dir, opts: o, fs: fsys, log: o.Logger,
 		topics:    map[string]*Topic{},
 		stop:      make(chan struct{}),
 		flushWake: make(chan struct{}, 1),
@@ -397,13 +526,23 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
+		return nil, errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketTopics)
 		return err
 	}); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
+	}
+	// Make the entries of meta.db and topics durable in DIR: a power
+	// cut right after the first Open must not lose them.
+	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+	}
+	if _, ok := fsys.(osFS); !ok {
+		if err := fsys.SyncDir(dir); err != nil {
+			return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		}
 	}
 	if err := s.loadTopics(); err != nil {
 		return nil, err
@@ -417,19 +556,32 @@ func Open(dir string, opts *Options) (_ *Stream, err error) {
 	return s, nil
 }
 
-// lockDir takes an exclusive, non-blocking flock on DIR/LOCK.
+// lockDir takes an exclusive, non-blocking flock on DIR/LOCK and writes
+// the process ID into it, so that a second Open can name the holder.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("stream: open %s: %w", dir, err)
+		return nil, errorf("stream: open %s: %w", dir, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("stream: directory %s is in use by another Stream (lock %s held)", dir, path)
+			holder := "another process"
+			if b, err := os.ReadFile(path); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					holder = "process " + strconv.Itoa(pid)
+					if pid == os.Getpid() {
+						holder += " (this one: another Stream)"
+					}
+				}
+			}
+			return nil, errorf("stream: directory %s is in use by %s, which holds %s", dir, holder, path)
 		}
-		return nil, fmt.Errorf("stream: lock %s: %w", path, err)
+		return nil, errorf("stream: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // for the error above; the lock works without it
 	}
 	return f, nil
 }
@@ -449,7 +601,7 @@ func (s *Stream) loadTopics() error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
+		return errorf("stream: read %s: %w", filepath.Join(s.dir, "meta.db"), err)
 	}
 	names := make([]string, 0, len(recs))
 	for name := range recs {
@@ -478,7 +630,7 @@ func (s *Stream) loadTopics() error {
 // warnStrayDirs logs partition directories that belong to no topic. They
 // are left alone: data the stream does not know is never deleted.
 func (s *Stream) warnStrayDirs() {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "topics"))
+	entries, err := s.fs.ReadDir(filepath.Join(s.dir, "topics"))
 	if err != nil {
 		return
 	}
@@ -501,6 +653,23 @@ func (s *Stream) partitionDir(topic string, i int) string {
 
 func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	t := &Topic{name: name, cfg: cfg}
+	pc := s.partitionConfigFor(cfg)
+	for i := range cfg.Partitions {
+		p, err := openPartition(s.fs, s.partitionDir(name, i), name, int32(i), pc, s.log)
+		if err != nil {
+			for _, q := range t.partitions {
+				q.close()
+			}
+			return nil, errorf("stream: open partition %s-%d: %w", name, i, err)
+		}
+		t.partitions = append(t.partitions, p)
+	}
+	return t, nil
+}
+
+// partitionConfigFor returns the configuration of the partitions of a
+// topic configured by cfg.
+func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 	pc := partitionConfig{
 		sync:           s.opts.Sync,
 		segmentBytes:   int64(s.opts.SegmentBytes),
@@ -514,17 +683,7 @@ func (s *Stream) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if s.opts.Sync != SyncAlways {
 		pc.finalizeLater = s.wakeFlusher
 	}
-	for i := range cfg.Partitions {
-		p, err := openPartition(s.partitionDir(name, i), name, int32(i), pc, s.log)
-		if err != nil {
-			for _, q := range t.partitions {
-				q.close()
-			}
-			return nil, fmt.Errorf("stream: open partition %s-%d: %w", name, i, err)
-		}
-		t.partitions = append(t.partitions, p)
-	}
-	return t, nil
+	return pc
 }
 
 func (s *Stream) wakeFlusher(*Partition) {
@@ -540,7 +699,7 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("stream: close %s: %w", s.dir, ErrClosed)
+		return errorf("stream: close %s: %w", s.dir, ErrClosed)
 	}
 	s.closed = true
 	producers := s.producers
@@ -555,7 +714,7 @@ func (s *Stream) Close() error {
 	err := s.closeTopics()
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
-		return fmt.Errorf("stream: close %s: %w", s.dir, err)
+		return errorf("stream: close %s: %w", s.dir, err)
 	}
 	return nil
 }
@@ -589,7 +748,7 @@ func (s *Stream) partitions() ([]*Partition, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: %s: %w", s.dir, ErrClosed)
+		return nil, errorf("stream: %s: %w", s.dir, ErrClosed)
 	}
 	var parts []*Partition
 	for _, t := range s.topics {
@@ -608,22 +767,22 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	}
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	if cfg.ReplicationFactor > 1 {
-		return nil, fmt.Errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
+		return nil, errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: create topic %s: %w", name, ErrClosed)
 	}
 	if _, ok := s.topics[name]; ok {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, ErrTopicExists)
+		return nil, errorf("stream: create topic %s: %w", name, ErrTopicExists)
 	}
 	for i := range cfg.Partitions {
-		if _, err := os.Stat(s.partitionDir(name, i)); err == nil {
-			return nil, fmt.Errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
+		if ok, _ := s.fs.Exists(s.partitionDir(name, i)); ok {
+			return nil, errorf("stream: create topic %s: directory %s already exists and belongs to no topic; move it away first: %w",
 				name, s.partitionDir(name, i), ErrTopicExists)
 		}
 	}
@@ -633,7 +792,7 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	t, err := s.openTopic(name, cfg)
 	if err != nil {
@@ -641,8 +800,8 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 		s.removeTopicFiles(name, cfg.Partitions)
 		return nil, err
 	}
-	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return nil, fmt.Errorf("stream: create topic %s: %w", name, err)
+	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
+		return nil, errorf("stream: create topic %s: %w", name, err)
 	}
 	s.topics[name] = t
 	s.log.Info("created topic", "topic", name, "partitions", cfg.Partitions)
@@ -654,11 +813,11 @@ func (s *Stream) Topic(name string) (*Topic, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrClosed)
+		return nil, errorf("stream: topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return nil, fmt.Errorf("stream: topic %s: %w", name, ErrUnknownTopic)
+		return nil, errorf("stream: topic %s: %w", name, ErrUnknownTopic)
 	}
 	return t, nil
 }
@@ -686,19 +845,20 @@ func (s *Stream) DeleteTopic(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrClosed)
+		return errorf("stream: delete topic %s: %w", name, ErrClosed)
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return fmt.Errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
+		return errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
 	}
 	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	delete(s.topics, name)
+	t.changes.Add(1) // producers look the name up again
 	for _, p := range t.partitions {
 		p.close()
 	}
@@ -713,19 +873,44 @@ func (s *Stream) DeleteTopic(name string) error {
 // for deletion, then its meta.db entry.
 func (s *Stream) removeTopicFiles(name string, partitions int) error {
 	for i := range partitions {
-		if err := os.RemoveAll(s.partitionDir(name, i)); err != nil {
-			return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		if err := s.fs.RemoveAll(s.partitionDir(name, i)); err != nil {
+			return errorf("stream: delete topic %s: %w", name, err)
 		}
 	}
-	if err := syncDir(filepath.Join(s.dir, "topics")); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+	if err := s.fs.SyncDir(filepath.Join(s.dir, "topics")); err != nil {
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTopics).Delete([]byte(name))
 	}); err != nil {
-		return fmt.Errorf("stream: delete topic %s: %w", name, err)
+		return errorf("stream: delete topic %s: %w", name, err)
 	}
 	return nil
+}
+
+// Recovery returns what Open repaired in the partitions' logs, or found
+// damaged and left in place, one RecoveryEvent each, in topic and
+// partition order: torn tails cut after the recovery point (records a
+// power cut took before they were synced; under SyncAlways never an
+// acknowledged one, unless the disk damaged it) and damage below it,
+// which reads report as ErrCorrupt. Empty after a clean shutdown. Topics
+// created after Open have none.
+func (s *Stream) Recovery() []RecoveryEvent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var evs []RecoveryEvent
+	for _, t := range s.topics {
+		for _, p := range t.partitions {
+			evs = append(evs, p.recovery...)
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b RecoveryEvent) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	return evs
 }
 
 // Stats is a snapshot of a Stream's size.
@@ -782,8 +967,9 @@ func (s *Stream) enforceRetention(now time.Time) {
 	}
 	s.mu.RUnlock()
 	for _, t := range topics {
-		for _, p := range t.partitions {
-			if _, err := p.enforceRetention(now, t.cfg.Retention, int64(t.cfg.RetentionBytes)); err != nil {
+		cfg := t.Config()
+		for _, p := range t.partitionList() {
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes)); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,12 +51,12 @@ type SegmentFile struct {
 func OpenSegmentFile(path string) (*SegmentFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
+		return nil, errorf("stream: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("stream: %w", err)
+		return nil, errorf("stream: %w", err)
 	}
 	return &SegmentFile{path: path, f: f, size: fi.Size()}, nil
 }
@@ -74,7 +75,7 @@ func (sf *SegmentFile) Batches() iter.Seq2[SegmentBatch, error] {
 		for pos := int64(0); pos < sf.size; {
 			n := min(int64(batchHeaderSize), sf.size-pos)
 			if _, err := sf.f.ReadAt(hdr[:n], pos); err != nil {
-				yield(SegmentBatch{}, fmt.Errorf("stream: read %s: %w", sf.path, err))
+				yield(SegmentBatch{}, errorf("stream: read %s: %w", sf.path, err))
 				return
 			}
 			if allZero(hdr[:n]) {
@@ -94,7 +95,7 @@ func (sf *SegmentFile) Batches() iter.Seq2[SegmentBatch, error] {
 			if err == nil {
 				buf = slices.Grow(buf[:0], int(h.Size()))[:h.Size()]
 				if _, rerr := sf.f.ReadAt(buf, pos); rerr != nil {
-					yield(b, fmt.Errorf("stream: read %s: %w", sf.path, rerr))
+					yield(b, errorf("stream: read %s: %w", sf.path, rerr))
 					return
 				}
 				err = checkBatch(buf, &h)
@@ -124,11 +125,17 @@ func batchInfo(pos int64, h *batchHeader) SegmentBatch {
 // Records decodes the records of a batch that Batches yielded without
 // error.
 func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
+	if b.Position < 0 || b.Size < batchHeaderSize || b.Size > sf.size-b.Position {
+		return nil, corruptError(sf.path, b.Position, fmt.Errorf("no batch of %d bytes at %d in a file of %d", b.Size, b.Position, sf.size))
+	}
 	buf := make([]byte, b.Size)
 	if _, err := sf.f.ReadAt(buf, b.Position); err != nil {
-		return nil, fmt.Errorf("stream: read %s: %w", sf.path, err)
+		return nil, errorf("stream: read %s: %w", sf.path, err)
 	}
 	h, err := parseBatchHeader(buf)
+	if err == nil && h.Size() != b.Size {
+		err = fmt.Errorf("batch of %d bytes, not %d", h.Size(), b.Size)
+	}
 	if err == nil {
 		err = checkBatch(buf, &h)
 	}
@@ -136,7 +143,7 @@ func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
 		return nil, corruptError(sf.path, b.Position, err)
 	}
 	p := &Partition{} // decodeBatch needs no partition state
-	recs, _, err := p.decodeBatch(buf, &h, h.BaseOffset, h.LastOffset()+1, nil)
+	recs, _, _, err := p.decodeBatch(buf, &h, h.BaseOffset, h.LastOffset()+1, math.MaxInt, nil)
 	if err != nil {
 		return nil, corruptError(sf.path, b.Position, err)
 	}
@@ -152,6 +159,9 @@ func (sf *SegmentFile) Records(b SegmentBatch) ([]*Record, error) {
 // problems too, though Open rebuilds them). The error is for a directory
 // that cannot be checked: one in use by an open Stream, or unreadable.
 func Verify(dir string) ([]*CorruptError, error) {
+	if dir == "" {
+		return nil, argError("verify", "empty directory name")
+	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
@@ -159,7 +169,7 @@ func Verify(dir string) ([]*CorruptError, error) {
 	defer lock.Close()
 	parts, err := os.ReadDir(filepath.Join(dir, "topics"))
 	if err != nil {
-		return nil, fmt.Errorf("stream: verify %s: %w", dir, err)
+		return nil, errorf("stream: verify %s: %w", dir, err)
 	}
 	var problems []*CorruptError
 	for _, e := range parts {
@@ -178,7 +188,7 @@ func Verify(dir string) ([]*CorruptError, error) {
 func verifyPartition(pdir string) ([]*CorruptError, error) {
 	entries, err := os.ReadDir(pdir)
 	if err != nil {
-		return nil, fmt.Errorf("stream: verify %s: %w", pdir, err)
+		return nil, errorf("stream: verify %s: %w", pdir, err)
 	}
 	var bases []int64
 	for _, e := range entries {

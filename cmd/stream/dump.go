@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,7 +39,10 @@ one with what is wrong, and exits with status 1. An all-zero tail, the
 preallocated space of an active segment, ends the data.
 
 -json prints one JSON document; keys and values are base64, as Go's
-encoding/json writes []byte. Flags may follow the file name.`,
+encoding/json writes []byte. With -dir, as every other command takes, a
+relative FILE names a file under DIR/topics, for example
+"stream dump -dir data events-0/00000000000000000000.log". Flags may
+follow the file name.`,
 }
 
 func init() { dumpCommand.run = runDump }
@@ -52,7 +56,8 @@ type dumpConfig struct {
 
 func runDump(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var cfg dumpConfig
-	fs := dumpCommand.newFlagSet(stderr, nil)
+	var dir string
+	fs := dumpCommand.newFlagSet(stderr, &dir)
 	fs.BoolVar(&cfg.records, "records", false, "print every record of each batch")
 	fs.IntVar(&cfg.maxBytes, "max-bytes", 128, "with -records, print at most this many bytes of each key and value (0: all; not with -json)")
 	fs.BoolVar(&cfg.json, "json", false, "print the batches as JSON")
@@ -69,6 +74,11 @@ func runDump(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if cfg.maxBytes < 0 {
 		return usageError(fs, "-max-bytes %d: must be 0 or more", cfg.maxBytes)
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "dir" && !filepath.IsAbs(files[0]) {
+			files[0] = filepath.Join(dir, "topics", files[0])
+		}
+	})
 	sf, err := stream.OpenSegmentFile(files[0])
 	if err != nil {
 		return err

@@ -251,7 +251,7 @@ func TestDumpTornSegment(t *testing.T) {
 				t.Errorf("%s: stdout lacks %q", tc.name, want)
 			}
 		}
-		if want := fmt.Sprintf("stream dump: stream: corrupt data in %s at byte %d: %s\n", torn, pos, tc.want); errOut != want {
+		if want := fmt.Sprintf("stream dump: corrupt data in %s at byte %d: %s\n", torn, pos, tc.want); errOut != want {
 			t.Errorf("%s: stderr %q, want %q", tc.name, errOut, want)
 		}
 		if !regexp.MustCompile(`(?m)^ +` + strconv.FormatInt(pos, 10) + ` .*DAMAGED$`).MatchString(out) {
@@ -344,5 +344,21 @@ func TestFormatBytes(t *testing.T) {
 		if got := formatBytes(tc.in, tc.limit); got != tc.want {
 			t.Errorf("formatBytes(%q, %d) = %s, want %s", tc.in, tc.limit, got, tc.want)
 		}
+	}
+}
+
+// dump takes -dir as the other commands do: a relative file is found
+// under DIR/topics.
+func TestDumpDir(t *testing.T) {
+	dir, logs := writeSegments(t, 5, 2)
+	rel, err := filepath.Rel(filepath.Join(dir, "topics"), logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustRun(t, "dump", "-dir", dir, rel), mustRun(t, "dump", logs[0]); got != want {
+		t.Fatalf("dump -dir %s %s:\n%s\nwant what dump %s prints:\n%s", dir, rel, got, logs[0], want)
+	}
+	if got, want := mustRun(t, "dump", rel, "-dir", dir), mustRun(t, "dump", logs[0]); got != want {
+		t.Fatalf("dump %s -dir %s:\n%s\nwant:\n%s", rel, dir, got, want)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.Is(err, errUsage):
 		return 2
 	}
-	fmt.Fprintf(stderr, "stream %s: %v\n", c.name, err)
+	fmt.Fprintf(stderr, "stream %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "stream: "))
 	return 1
 }
 

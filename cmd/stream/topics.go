@@ -16,7 +16,7 @@ import (
 
 var topicsCommand = &command{
 	name:    "topics",
-	summary: "list topics: partitions, offsets, records, segments and size on disk",
+	summary: "list topics: partitions, offsets, records, segments and size on disk; grow a topic",
 	help: `Topics opens the directory and lists every topic, a line per partition:
 
   start      the partition's start offset, its oldest record kept
@@ -28,6 +28,10 @@ var topicsCommand = &command{
 Sizes are measured after the stream is closed, when every segment holds
 exactly its batches (an open active segment is preallocated). -json adds
 each topic's configuration and the exact byte counts.
+
+-alter TOPIC -partitions N first grows TOPIC to N partitions, as Kafka's
+kafka-topics --alter --partitions (Stream.CreatePartitions): partitions
+are only ever added, and keys may map to other partitions afterwards.
 
 Opening the directory recovers it as an embedding program's Open would,
 and fails at once, naming the directory, if another process holds it.`,
@@ -72,19 +76,31 @@ type partitionInfo struct {
 }
 
 func runTopics(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	var dir string
+	var dir, alter string
 	var asJSON bool
+	var partitions int
 	fs := topicsCommand.newFlagSet(stderr, &dir)
 	fs.BoolVar(&asJSON, "json", false, "print the topics as JSON")
+	fs.StringVar(&alter, "alter", "", "grow this topic to -partitions partitions first")
+	fs.IntVar(&partitions, "partitions", 0, "with -alter: the topic's new partition count")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
 	}
+	if (alter == "") != (partitions == 0) {
+		return usageError(fs, "-alter and -partitions go together")
+	}
 	s, err := openExisting(dir)
 	if err != nil {
 		return err
+	}
+	if alter != "" {
+		if err := s.CreatePartitions(alter, partitions); err != nil {
+			s.Close()
+			return err
+		}
 	}
 	var topics []*topicInfo
 	for _, name := range s.Topics() {

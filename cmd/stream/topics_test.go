@@ -228,7 +228,7 @@ func TestStorageCommandErrors(t *testing.T) {
 		{[]string{"dump", filepath.Join(base, "nosuch.log")}, 1, "nosuch.log: no such file"},
 		{[]string{"dump", "-max-bytes", "-1", "x.log"}, 2, "-max-bytes -1"},
 		{[]string{"dump", "00000000000000000000.index"}, 2, "is an index: dump decodes the segment's .log file"},
-		{[]string{"dump", "-dir", dir, "x.log"}, 2, "flag provided but not defined: -dir"},
+		{[]string{"dump", "-dir", dir, "x.log"}, 1, "x.log: no such file"},
 	} {
 		code, out, errOut := runCmd(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.err) {
@@ -301,5 +301,23 @@ func holdDir(t *testing.T, dir string) {
 	})
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "holding\n" {
 		t.Fatalf("holder process: %q, %v", line, err)
+	}
+}
+
+// topics -alter grows a topic with Stream.CreatePartitions and lists the
+// result; shrinking is refused.
+func TestTopicsAlterPartitions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustRun(t, "create", "-dir", dir, "-partitions", "2", "events")
+	out := mustRun(t, "topics", "-dir", dir, "-alter", "events", "-partitions", "3")
+	if rows := fields(out); len(rows) != 5 || rows[3][0] != "events" || rows[3][1] != "2" {
+		t.Fatalf("topics -alter events -partitions 3:\n%s", out)
+	}
+	code, _, errOut := runCmd(t, "topics", "-dir", dir, "-alter", "events", "-partitions", "2")
+	if code == 0 || !strings.Contains(errOut, "can only grow") {
+		t.Fatalf("shrinking: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "topics", "-dir", dir, "-alter", "events"); code != 2 {
+		t.Fatalf("-alter without -partitions: exit %d, want 2 (usage)", code)
 	}
 }
