@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -110,7 +109,7 @@ func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(
 	c := &Cluster{cfg: cfg, node: node}
 	if err := cfg.Transport.Serve(c.handle); err != nil {
 		node.close()
-		return nil, fmt.Errorf("stream: cluster: serve transport: %w", err)
+		return nil, errorf("stream: cluster: serve transport: %w", err)
 	}
 	return c, nil
 }
@@ -127,7 +126,7 @@ func (c *Cluster) close() error {
 	}
 	err := c.node.close()
 	if terr := c.cfg.Transport.Close(); err == nil && terr != nil {
-		err = fmt.Errorf("stream: cluster: close transport: %w", terr)
+		err = errorf("stream: cluster: close transport: %w", terr)
 	}
 	return err
 }
@@ -189,7 +188,7 @@ func (c *Cluster) propose(ctx context.Context, cmd *command) (applied, error) {
 func (c *Cluster) createTopic(ctx context.Context, name string, cfg TopicConfig) error {
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
-		return fmt.Errorf("stream: create topic %s: %w", name, err)
+		return errorf("stream: create topic %s: %w", name, err)
 	}
 	_, err = c.propose(ctx, &command{CreateTopic: &cmdCreateTopic{Name: name, Config: cfg, Unclean: c.cfg.UncleanLeaderElection}})
 	return err
@@ -272,7 +271,7 @@ func (c *Cluster) committed(group string) (map[TopicPartition]OffsetAndMetadata,
 	c.node.read(func(sm *controller, _ uint64) {
 		g, ok := sm.st.Groups[group]
 		if !ok {
-			err = fmt.Errorf("stream: group %s: %w", group, ErrUnknownGroup)
+			err = errorf("stream: group %s: %w", group, ErrUnknownGroup)
 			return
 		}
 		for topic, parts := range g.Offsets {

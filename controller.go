@@ -286,7 +286,7 @@ func encodeCommand(cmd *command) ([]byte, error) {
 func (c *controller) applyEntry(data []byte) (*command, applied) {
 	var cmd command
 	if err := json.Unmarshal(data, &cmd); err != nil {
-		return nil, applied{err: fmt.Errorf("stream: metadata command: %w: %v", ErrCorrupt, err)}
+		return nil, applied{err: errorf("stream: metadata command: %w: %v", ErrCorrupt, err)}
 	}
 	return &cmd, c.apply(&cmd)
 }
@@ -329,7 +329,7 @@ func (c *controller) apply(cmd *command) applied {
 	case cmd.DeleteGroup != nil:
 		return c.deleteGroup(cmd.DeleteGroup)
 	}
-	return applied{err: fmt.Errorf("stream: metadata command with no known operation: %w", ErrInvalidConfig)}
+	return applied{err: errorf("stream: metadata command with no known operation: %w", ErrInvalidConfig)}
 }
 
 // admit spends a proposal's number, refusing one already spent or one
@@ -365,7 +365,7 @@ func (c *controller) restore(data []byte) error {
 	fresh := newController()
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &fresh.st); err != nil {
-			return fmt.Errorf("stream: metadata snapshot: %w: %v", ErrCorrupt, err)
+			return errorf("stream: metadata snapshot: %w: %v", ErrCorrupt, err)
 		}
 	}
 	if fresh.st.Nodes == nil {
@@ -385,7 +385,7 @@ func (c *controller) restore(data []byte) error {
 }
 
 func rejectf(sentinel error, format string, args ...any) applied {
-	return applied{err: fmt.Errorf("stream: "+format+": %w", append(args, sentinel)...)}
+	return applied{err: errorf("stream: "+format+": %w", append(args, sentinel)...)}
 }
 
 func orderedKeys[K ~string | ~int32, V any](m map[K]V) []K {
@@ -649,10 +649,10 @@ func (c *controller) createPartitions(cp *cmdCreatePartitions) applied {
 func (c *controller) partition(topic string, i int32) (*topicMeta, *partitionMeta, error) {
 	t, ok := c.st.Topics[topic]
 	if !ok {
-		return nil, nil, fmt.Errorf("stream: topic %s: %w", topic, ErrUnknownTopic)
+		return nil, nil, errorf("stream: topic %s: %w", topic, ErrUnknownTopic)
 	}
 	if i < 0 || int(i) >= len(t.Partitions) {
-		return nil, nil, fmt.Errorf("stream: topic %s has no partition %d: %w", topic, i, ErrUnknownTopic)
+		return nil, nil, errorf("stream: topic %s has no partition %d: %w", topic, i, ErrUnknownTopic)
 	}
 	return t, t.Partitions[i], nil
 }

@@ -204,7 +204,7 @@ func newRaftNode(cfg raftNodeConfig) (*raftNode, error) {
 		Logger:                    raftLogger{n.log},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream: cluster: start raft: %w", err)
+		return nil, errorf("stream: cluster: start raft: %w", err)
 	}
 	// Senders go to the voters raft knows, which Peers only seeds: on a
 	// restart the stored configuration wins.
@@ -243,7 +243,7 @@ func (n *raftNode) run() {
 	err := n.loop()
 	n.mu.Lock()
 	if err == nil {
-		err = fmt.Errorf("stream: cluster node %d: %w", n.cfg.ID, ErrClosed)
+		err = errorf("stream: cluster node %d: %w", n.cfg.ID, ErrClosed)
 	} else {
 		n.log.Error("cluster metadata driver stopped", "err", err)
 	}
@@ -315,7 +315,7 @@ func (n *raftNode) drain() error {
 func (n *raftNode) step(m raftpb.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("stream: cluster: raft message %s from node %d: %v: %w", m.Type, m.From, r, ErrCorrupt)
+			err = errorf("stream: cluster: raft message %s from node %d: %v: %w", m.Type, m.From, r, ErrCorrupt)
 		}
 	}()
 	if err := n.rn.Step(m); err != nil {
@@ -419,7 +419,7 @@ func (n *raftNode) applySnapshot(snap raftpb.Snapshot) error {
 			if seq <= pm.Floor || pm.Seqs[seq] {
 				delete(n.inflight, seq)
 				if w, ok := n.waiters[seq]; ok {
-					w <- applied{err: fmt.Errorf("stream: cluster metadata change applied while this node lagged; its outcome is unknown here: %w", ErrTimeout)}
+					w <- applied{err: errorf("stream: cluster metadata change applied while this node lagged; its outcome is unknown here: %w", ErrTimeout)}
 					delete(n.waiters, seq)
 				}
 			}
@@ -635,7 +635,7 @@ func encodeRaftRequest(from NodeID, msgs []raftpb.Message) ([]byte, error) {
 }
 
 func decodeRaftRequest(b []byte) (NodeID, []raftpb.Message, error) {
-	bad := func(why string) error { return fmt.Errorf("stream: raft request: %s: %w", why, ErrCorrupt) }
+	bad := func(why string) error { return errorf("stream: raft request: %s: %w", why, ErrCorrupt) }
 	if len(b) < 6 || b[0] != frameKindRaft {
 		return 0, nil, bad("not a raft request")
 	}
@@ -674,7 +674,7 @@ func (n *raftNode) proposeWait(ctx context.Context, cmd *command) (applied, erro
 	c.Origin, c.Boot, c.Seq = n.cfg.ID, n.storage.boot, seq
 	data, err := encodeCommand(&c)
 	if err != nil {
-		return applied{}, fmt.Errorf("stream: cluster: encode command: %w", err)
+		return applied{}, errorf("stream: cluster: encode command: %w", err)
 	}
 	ch := make(chan applied, 1)
 	n.mu.Lock()
@@ -711,9 +711,9 @@ func (n *raftNode) proposeWait(ctx context.Context, cmd *command) (applied, erro
 
 func (n *raftNode) ctxErr(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("stream: cluster metadata change not applied in time (no quorum?): %w", ErrTimeout)
+		return errorf("stream: cluster metadata change not applied in time (no quorum?): %w", ErrTimeout)
 	}
-	return fmt.Errorf("stream: cluster metadata change: %w", ctx.Err())
+	return errorf("stream: cluster metadata change: %w", ctx.Err())
 }
 
 func (n *raftNode) stoppedErr() error {

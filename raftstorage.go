@@ -98,7 +98,7 @@ func openRaftStorage(db *bbolt.DB, peers []NodeID) (*raftStorage, error) {
 		return s.st.loadTx(tx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream: open raft storage: %w", err)
+		return nil, errorf("stream: open raft storage: %w", err)
 	}
 	return s, nil
 }
@@ -158,10 +158,10 @@ func (s *raftStorage) Entries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
 		for k, v := c.Seek(logKey(lo)); k != nil && binary.BigEndian.Uint64(k) < hi; k, v = c.Next() {
 			var e raftpb.Entry
 			if err := e.Unmarshal(v); err != nil {
-				return fmt.Errorf("stream: raft log entry %d: %w: %v", binary.BigEndian.Uint64(k), ErrCorrupt, err)
+				return errorf("stream: raft log entry %d: %w: %v", binary.BigEndian.Uint64(k), ErrCorrupt, err)
 			}
 			if e.Index != lo+uint64(len(ents)) {
-				return fmt.Errorf("stream: raft log: entry %d where %d belongs: %w", e.Index, lo+uint64(len(ents)), ErrCorrupt)
+				return errorf("stream: raft log: entry %d where %d belongs: %w", e.Index, lo+uint64(len(ents)), ErrCorrupt)
 			}
 			size += uint64(e.Size())
 			if len(ents) > 0 && size > maxSize {
@@ -202,7 +202,7 @@ func (s *raftStorage) termLocked(i uint64) (uint64, error) {
 		v := tx.Bucket(bucketRaftLog).Get(logKey(i))
 		var e raftpb.Entry
 		if err := e.Unmarshal(v); err != nil || v == nil {
-			return fmt.Errorf("stream: raft log entry %d: %w", i, ErrCorrupt)
+			return errorf("stream: raft log entry %d: %w", i, ErrCorrupt)
 		}
 		term = e.Term
 		return nil
@@ -229,7 +229,7 @@ func (s *raftStorage) Snapshot() (raftpb.Snapshot, error) {
 	var snap raftpb.Snapshot
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		if err := snap.Unmarshal(tx.Bucket(bucketRaft).Get(keySnapshot)); err != nil {
-			return fmt.Errorf("stream: raft snapshot: %w: %v", ErrCorrupt, err)
+			return errorf("stream: raft snapshot: %w: %v", ErrCorrupt, err)
 		}
 		return nil
 	})
@@ -268,7 +268,7 @@ func (s *raftStorage) save(hard raftpb.HardState, ents []raftpb.Entry, snap raft
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("stream: raft storage: save: %w", err)
+		return errorf("stream: raft storage: save: %w", err)
 	}
 	s.st = next
 	return nil
@@ -399,7 +399,7 @@ func (s *raftStorage) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketRaft).Put(keySnapshot, enc) })
 	if err != nil {
-		return raftpb.Snapshot{}, fmt.Errorf("stream: raft storage: create snapshot: %w", err)
+		return raftpb.Snapshot{}, errorf("stream: raft storage: create snapshot: %w", err)
 	}
 	s.st.snap = snap.Metadata
 	return snap, nil
@@ -436,7 +436,7 @@ func (s *raftStorage) Compact(i uint64) error {
 		return next.setCompactTx(tx, i, term, next.last)
 	})
 	if err != nil {
-		return fmt.Errorf("stream: raft storage: compact: %w", err)
+		return errorf("stream: raft storage: compact: %w", err)
 	}
 	s.st = next
 	return nil
