@@ -71,14 +71,17 @@ func (c ClusterConfig) withDefaults() ClusterConfig {
 }
 
 // newCluster starts this node's part of the metadata raft group, its state
-// in db, and serves cfg.Transport. Times derive from SessionTimeout: a
+// in db, its messages over msg (a messenger over cfg.Transport): it
+// registers its request kind there; the caller, having registered the
+// others, serves msg, and closes the transport after close. Times derive
+// from SessionTimeout: a
 // metadata tick every SessionTimeout/9 (a lease is 9 ticks, renewed
 // every 3) and a raft tick every tenth of that, so raft elects a new
 // controller within about 2 metadata ticks. onApply, if set, receives the
 // effects of applied commands (see raftNodeConfig.OnApply).
 // snapshotEntries, when not 0, overrides how many applied entries pass
 // between metadata snapshots (tests make it small).
-func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(uint64, []effect), snapshotEntries uint64) (*Cluster, error) {
+func newCluster(cfg ClusterConfig, db *bbolt.DB, msg *messenger, log *slog.Logger, onApply func(uint64, []effect), snapshotEntries uint64) (*Cluster, error) {
 	cfg = cfg.withDefaults()
 	if cfg.SessionTimeout < 90*time.Millisecond {
 		return nil, configError("Cluster.SessionTimeout", cfg.SessionTimeout)
@@ -93,7 +96,7 @@ func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(
 	node, err := newRaftNode(raftNodeConfig{
 		ID:              cfg.NodeID,
 		Peers:           cfg.Peers,
-		Transport:       cfg.Transport,
+		Messenger:       msg,
 		DB:              db,
 		TickInterval:    metaTick / 10,
 		MetaTickTicks:   10,
@@ -106,38 +109,20 @@ func newCluster(cfg ClusterConfig, db *bbolt.DB, log *slog.Logger, onApply func(
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, node: node}
-	if err := cfg.Transport.Serve(c.handle); err != nil {
-		node.close()
-		return nil, errorf("stream: cluster: serve transport: %w", err)
-	}
-	return c, nil
+	return &Cluster{cfg: cfg, node: node}, nil
 }
 
 // close shuts the node down: it tells the controller first, so that its
 // partitions fail over now rather than when its lease runs out (bounded
 // by an election timeout: without a quorum it cannot be told), then stops
-// the raft driver and closes the transport (serving stops only with it).
+// the raft driver. Requests that still arrive get ErrClosed.
 func (c *Cluster) close() error {
 	if c.Controller() != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.node.cfg.ElectionTicks)*c.node.cfg.TickInterval)
 		c.propose(ctx, &command{NodeDown: &cmdNodeDown{Node: c.cfg.NodeID}})
 		cancel()
 	}
-	err := c.node.close()
-	if terr := c.cfg.Transport.Close(); err == nil && terr != nil {
-		err = errorf("stream: cluster: close transport: %w", terr)
-	}
-	return err
-}
-
-// handle dispatches a request from a peer by its first byte.
-func (c *Cluster) handle(ctx context.Context, req []byte) []byte {
-	if len(req) > 0 && req[0] == frameKindRaft {
-		return c.node.handle(ctx, req)
-	}
-	c.node.log.Warn("unknown cluster request", "bytes", len(req))
-	return []byte("stream: unknown request")
+	return c.node.close()
 }
 
 // NodeID returns this node's ID.

@@ -88,7 +88,9 @@ func (t *testTransport) Call(ctx context.Context, to NodeID, req []byte) ([]byte
 			time.Sleep(late)
 			h(context.Background(), req)
 		})
-		return nil, nil
+		// The caller hears success now, as over a network that delivers
+		// late (the handler's own reply is lost).
+		return appendReply(nil, protoVersion, statusOK, protoVersion, nil), nil
 	}
 	return h(ctx, req), nil
 }
@@ -116,6 +118,7 @@ type testCluster struct {
 	snapshot uint64 // SnapshotEntries
 	nodes    map[NodeID]*Cluster
 	dbs      map[NodeID]*bbolt.DB
+	msgs     map[NodeID]*messenger
 
 	effectsMu sync.Mutex // guards effects
 	effects   map[NodeID][]effect
@@ -130,7 +133,7 @@ func (tc *testCluster) effectsOf(id NodeID) []effect {
 
 func newTestCluster(t *testing.T, seed uint64, snapshotEntries uint64) *testCluster {
 	tc := &testCluster{t: t, net: newTestNet(seed), dir: t.TempDir(), peers: []NodeID{1, 2, 3},
-		snapshot: snapshotEntries, nodes: map[NodeID]*Cluster{}, dbs: map[NodeID]*bbolt.DB{}, effects: map[NodeID][]effect{}}
+		snapshot: snapshotEntries, nodes: map[NodeID]*Cluster{}, dbs: map[NodeID]*bbolt.DB{}, msgs: map[NodeID]*messenger{}, effects: map[NodeID][]effect{}}
 	for _, id := range tc.peers {
 		tc.start(id)
 	}
@@ -153,7 +156,9 @@ func (tc *testCluster) start(id NodeID) {
 	if os.Getenv("CLUSTER_DEBUG") != "" {
 		lg = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	c, err := newCluster(ClusterConfig{NodeID: id, Peers: tc.peers, Transport: tc.net.transport(id)}, db, lg, func(_ uint64, effects []effect) {
+	tr := tc.net.transport(id)
+	msg := newMessenger(id, tr, lg)
+	c, err := newCluster(ClusterConfig{NodeID: id, Peers: tc.peers, Transport: tr}, db, msg, lg, func(_ uint64, effects []effect) {
 		tc.effectsMu.Lock()
 		defer tc.effectsMu.Unlock()
 		tc.effects[id] = append(tc.effects[id], effects...)
@@ -161,7 +166,10 @@ func (tc *testCluster) start(id NodeID) {
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	tc.nodes[id], tc.dbs[id] = c, db
+	if err := msg.serve(); err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.nodes[id], tc.dbs[id], tc.msgs[id] = c, db, msg
 }
 
 func (tc *testCluster) stop(id NodeID) {
@@ -169,11 +177,21 @@ func (tc *testCluster) stop(id NodeID) {
 	if err := tc.nodes[id].close(); err != nil {
 		tc.t.Errorf("close node %d: %v", id, err)
 	}
+	tc.forget(id)
+}
+
+// forget closes what node id's Cluster leaves to its owner.
+func (tc *testCluster) forget(id NodeID) {
+	tc.t.Helper()
+	if err := tc.msgs[id].t.Close(); err != nil {
+		tc.t.Error(err)
+	}
 	if err := tc.dbs[id].Close(); err != nil {
 		tc.t.Error(err)
 	}
 	delete(tc.nodes, id)
 	delete(tc.dbs, id)
+	delete(tc.msgs, id)
 }
 
 // waitFor advances fake time until cond holds, for at most a minute.
@@ -484,19 +502,26 @@ func TestClusterBadRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestCluster(t, 5, 0)
 		tc.waitFor("a controller and three live nodes", func() bool { return tc.controller() != 0 && tc.allAlive(1, 2, 3) })
-		good, err := encodeRaftRequest(2, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 2, To: 1, Term: 1}})
+		raftRequest := func(from NodeID, payload []byte) []byte {
+			return appendEnvelope(nil, envelope{Version: protoVersion, Kind: kindRaft, From: from, Payload: payload})
+		}
+		good, err := encodeRaftMessages([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 2, To: 1, Term: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		misaddressed, _ := encodeRaftRequest(2, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 3, To: 1}})
+		misaddressed, _ := encodeRaftMessages([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 3, To: 1}})
 		for _, req := range [][]byte{
-			nil, {0}, []byte("hello"), {frameKindRaft}, {frameKindRaft, 9, 0, 0, 0, 2},
-			{frameKindRaft, frameRaftVersion, 0, 0, 0, 0}, good[:len(good)-1], append(slices.Clone(good[:6]), 0xff, 0xff, 0xff),
-			misaddressed,
+			nil, {0}, []byte("hello"), {protoVersion, byte(kindRaft)},
+			raftRequest(2, good[:len(good)-1]), raftRequest(2, []byte{0xff, 0xff, 0xff}),
+			raftRequest(2, []byte{3, 0xff, 0xff, 0xff}), raftRequest(2, misaddressed),
 		} {
-			if reply := tc.nodes[1].handle(t.Context(), req); len(reply) == 0 {
-				t.Errorf("request %q accepted", req)
+			reply := tc.msgs[1].dispatch(t.Context(), req)
+			if _, _, err := decodeReply(reply, 1, protoVersion); !errors.Is(err, ErrBadRequest) {
+				t.Errorf("request %q: reply %v, want ErrBadRequest", req, err)
 			}
+		}
+		if _, _, err := decodeReply(tc.msgs[1].dispatch(t.Context(), raftRequest(2, good)), 1, protoVersion); err != nil {
+			t.Fatalf("a good request refused: %v", err)
 		}
 		if err := tc.nodes[1].createTopic(t.Context(), "t", TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
 			t.Fatal(err)
@@ -507,8 +532,8 @@ func TestClusterBadRequests(t *testing.T) {
 		leader := tc.controller()
 		victim := tc.follower()
 		hs, _, _ := tc.nodes[victim].node.storage.InitialState()
-		lie, _ := encodeRaftRequest(leader, []raftpb.Message{{Type: raftpb.MsgHeartbeat, From: uint64(leader), To: uint64(victim), Term: hs.Term, Commit: 1 << 40}})
-		tc.nodes[victim].handle(t.Context(), lie)
+		lie, _ := encodeRaftMessages([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: uint64(leader), To: uint64(victim), Term: hs.Term, Commit: 1 << 40}})
+		tc.msgs[victim].dispatch(t.Context(), raftRequest(leader, lie))
 		c := tc.nodes[victim]
 		tc.waitFor("the node to stop", func() bool {
 			select {
@@ -521,9 +546,7 @@ func TestClusterBadRequests(t *testing.T) {
 		if err := c.close(); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("close after a contradicting message: %v, want ErrCorrupt", err)
 		}
-		tc.dbs[victim].Close()
-		delete(tc.nodes, victim)
-		delete(tc.dbs, victim)
+		tc.forget(victim)
 	})
 }
 
@@ -607,27 +630,27 @@ func TestClusterDataPlaneCommands(t *testing.T) {
 	})
 }
 
-// FuzzDecodeRaftRequest: arbitrary bytes never panic the decoder, and
-// what decodes encodes back to a request that decodes the same.
-func FuzzDecodeRaftRequest(f *testing.F) {
-	good, _ := encodeRaftRequest(2, []raftpb.Message{{Type: raftpb.MsgApp, From: 2, To: 1, Term: 3, Entries: []raftpb.Entry{{Index: 1, Term: 3, Data: []byte("x")}}}})
+// FuzzDecodeRaftMessages: arbitrary bytes never panic the decoder, and
+// what decodes encodes back to bytes that decode the same.
+func FuzzDecodeRaftMessages(f *testing.F) {
+	good, _ := encodeRaftMessages([]raftpb.Message{{Type: raftpb.MsgApp, From: 2, To: 1, Term: 3, Entries: []raftpb.Entry{{Index: 1, Term: 3, Data: []byte("x")}}}})
 	f.Add(good)
-	f.Add([]byte{frameKindRaft, frameRaftVersion, 0, 0, 0, 1})
-	f.Fuzz(func(t *testing.T, req []byte) {
-		from, msgs, err := decodeRaftRequest(req)
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		msgs, err := decodeRaftMessages(payload)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v is not ErrCorrupt", err)
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("error %v is not ErrBadRequest", err)
 			}
 			return
 		}
-		again, err := encodeRaftRequest(from, msgs)
+		again, err := encodeRaftMessages(msgs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		from2, msgs2, err := decodeRaftRequest(again)
-		if err != nil || from2 != from || len(msgs2) != len(msgs) {
-			t.Fatalf("round trip: %d/%d messages, from %d/%d, %v", len(msgs), len(msgs2), from, from2, err)
+		msgs2, err := decodeRaftMessages(again)
+		if err != nil || len(msgs2) != len(msgs) {
+			t.Fatalf("round trip: %d/%d messages, %v", len(msgs), len(msgs2), err)
 		}
 	})
 }
@@ -649,8 +672,14 @@ func BenchmarkClusterCommitOffsets(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		c, err := newCluster(ClusterConfig{NodeID: id, Peers: peers, Transport: net.transport(id), SessionTimeout: 900 * time.Millisecond}, db, nil, nil, 0)
+		tr := net.transport(id)
+		defer tr.Close()
+		msg := newMessenger(id, tr, nil)
+		c, err := newCluster(ClusterConfig{NodeID: id, Peers: peers, Transport: tr, SessionTimeout: 900 * time.Millisecond}, db, msg, nil, nil, 0)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if err := msg.serve(); err != nil {
 			b.Fatal(err)
 		}
 		nodes = append(nodes, c)

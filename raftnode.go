@@ -69,9 +69,9 @@ type raftNode struct {
 type raftNodeConfig struct {
 	ID    NodeID
 	Peers []NodeID
-	// Transport carries raft messages; the node only Calls it. Serving
-	// (and dispatching requests to handle) is the owner's job.
-	Transport Transport
+	// Messenger carries raft messages as kindRaft requests: the node
+	// registers its handler on it; serving it is the owner's job.
+	Messenger *messenger
 	DB        *bbolt.DB // meta.db; the raft state lives in its raft buckets
 
 	TickInterval    time.Duration // raft tick; default 100ms
@@ -107,7 +107,7 @@ func (c raftNodeConfig) withDefaults() (raftNodeConfig, error) {
 	if !found {
 		return c, fmt.Errorf("%w: Cluster.Peers %v does not list Cluster.NodeID %d", ErrInvalidConfig, c.Peers, c.ID)
 	}
-	if c.Transport == nil {
+	if c.Messenger == nil {
 		return c, configError("Cluster.Transport", nil)
 	}
 	setDefault(&c.TickInterval, 100*time.Millisecond)
@@ -219,6 +219,7 @@ func newRaftNode(cfg raftNodeConfig) (*raftNode, error) {
 		n.sendWG.Add(1)
 		go n.sendLoop(p, q)
 	}
+	cfg.Messenger.handle(kindRaft, n.handle)
 	go n.run()
 	return n, nil
 }
@@ -559,15 +560,11 @@ func (n *raftNode) sendLoop(to NodeID, q chan raftpb.Message) {
 				break drain
 			}
 		}
-		req, err := encodeRaftRequest(n.cfg.ID, batch)
+		payload, err := encodeRaftMessages(batch)
 		if err == nil {
 			ctx, cancel := context.WithTimeout(n.sendCtx, time.Duration(n.cfg.ElectionTicks)*n.cfg.TickInterval)
-			var reply []byte
-			reply, err = n.cfg.Transport.Call(ctx, to, req)
+			_, err = n.cfg.Messenger.call(ctx, to, kindRaft, payload)
 			cancel()
-			if err == nil && len(reply) > 0 {
-				err = fmt.Errorf("peer %d: %s", to, reply)
-			}
 		}
 		if err != nil && n.sendCtx.Err() == nil {
 			n.log.Debug("raft send", "to", to, "messages", len(batch), "err", err)
@@ -586,43 +583,37 @@ func (n *raftNode) sendLoop(to NodeID, q chan raftpb.Message) {
 	}
 }
 
-// handle takes a raft request from a peer (the owner dispatches it here
-// by its first byte). The reply is empty on success, else a short reason.
-func (n *raftNode) handle(ctx context.Context, req []byte) []byte {
-	from, msgs, err := decodeRaftRequest(req)
+// kindRaft requests carry raft messages: the payload is each
+// raftpb.Message as a uvarint length and its bytes, all addressed from the
+// envelope's sender to this node; the reply is empty. (Numbered after
+// the data plane's kinds; see msgKind in transport_envelope.go.)
+const kindRaft msgKind = 4
+
+// handle takes a kindRaft request from a peer.
+func (n *raftNode) handle(ctx context.Context, e envelope) ([]byte, error) {
+	msgs, err := decodeRaftMessages(e.Payload)
 	if err != nil {
-		n.log.Warn("bad raft request", "err", err)
-		return []byte(err.Error())
+		n.log.Warn("bad raft request", "from", e.From, "err", err)
+		return nil, err
 	}
 	for _, m := range msgs {
-		if NodeID(m.From) != from || NodeID(m.To) != n.cfg.ID {
-			n.log.Warn("misaddressed raft message", "sender", from, "from", m.From, "to", m.To)
-			return []byte("stream: raft message misaddressed")
+		if NodeID(m.From) != e.From || NodeID(m.To) != n.cfg.ID {
+			n.log.Warn("misaddressed raft message", "sender", e.From, "from", m.From, "to", m.To)
+			return nil, errorf("stream: raft message from %d to %d sent by node %d to node %d: %w", m.From, m.To, e.From, n.cfg.ID, ErrBadRequest)
 		}
 		select {
 		case n.recvc <- m:
 		case <-ctx.Done():
-			return []byte(ctx.Err().Error())
+			return nil, ctx.Err()
 		case <-n.donec:
-			return []byte(ErrClosed.Error())
+			return nil, errorf("stream: cluster node %d: %w", n.cfg.ID, ErrClosed)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// The raft request's framing, kept to these two functions so that the
-// versioned envelope of transport_frame.go can replace it: a kind byte, a
-// version byte, the sender (4 bytes), then each raftpb.Message as a
-// uvarint length and its bytes.
-const (
-	frameKindRaft    = 'R'
-	frameRaftVersion = 1
-	maxRaftFrame     = 64 << 20
-)
-
-func encodeRaftRequest(from NodeID, msgs []raftpb.Message) ([]byte, error) {
-	b := []byte{frameKindRaft, frameRaftVersion}
-	b = binary.BigEndian.AppendUint32(b, uint32(from))
+func encodeRaftMessages(msgs []raftpb.Message) ([]byte, error) {
+	var b []byte
 	for _, m := range msgs {
 		data, err := m.Marshal()
 		if err != nil {
@@ -634,35 +625,21 @@ func encodeRaftRequest(from NodeID, msgs []raftpb.Message) ([]byte, error) {
 	return b, nil
 }
 
-func decodeRaftRequest(b []byte) (NodeID, []raftpb.Message, error) {
-	bad := func(why string) error { return errorf("stream: raft request: %s: %w", why, ErrCorrupt) }
-	if len(b) < 6 || b[0] != frameKindRaft {
-		return 0, nil, bad("not a raft request")
-	}
-	if b[1] != frameRaftVersion {
-		return 0, nil, bad(fmt.Sprintf("version %d", b[1]))
-	}
-	if len(b) > maxRaftFrame {
-		return 0, nil, bad(fmt.Sprintf("%d bytes", len(b)))
-	}
-	from := NodeID(binary.BigEndian.Uint32(b[2:]))
-	if from <= 0 {
-		return 0, nil, bad(fmt.Sprintf("sender %d", from))
-	}
+func decodeRaftMessages(b []byte) ([]raftpb.Message, error) {
 	var msgs []raftpb.Message
-	for rest := b[6:]; len(rest) > 0; {
+	for rest := b; len(rest) > 0; {
 		size, k := binary.Uvarint(rest)
 		if k <= 0 || size > uint64(len(rest)-k) {
-			return 0, nil, bad("truncated message")
+			return nil, errorf("stream: raft request: truncated message: %w", ErrBadRequest)
 		}
 		var m raftpb.Message
 		if err := m.Unmarshal(rest[k : k+int(size)]); err != nil {
-			return 0, nil, bad(err.Error())
+			return nil, errorf("stream: raft request: %v: %w", err, ErrBadRequest)
 		}
 		msgs = append(msgs, m)
 		rest = rest[k+int(size):]
 	}
-	return from, msgs, nil
+	return msgs, nil
 }
 
 // proposeWait proposes cmd and waits until it is applied here, returning
