@@ -271,6 +271,45 @@
 // with an error naming the versions it speaks (*VersionError), so two
 // adjacent releases can run side by side during a rolling upgrade.
 //
+// The metadata half is built, though Open does not start it yet: a
+// Cluster (cluster.go) is one node of a raft group driven by
+// go.etcd.io/raft/v3 over the Transport, its log, hard state and
+// snapshots in meta.db's raft buckets. The raft leader is the controller,
+// as in KRaft. The state every node applies from that log holds the
+// nodes and their liveness, the topics with each partition's replicas,
+// leader, leader epoch and ISR, and the consumer groups with their
+// members, generations, assignments and committed offsets. What it
+// promises:
+//
+//   - Every node applies the same commands in the same order and holds
+//     the same state: the state machine (controller.go) is pure and
+//     deterministic, and takes time only from the log (the controller
+//     proposes a metadata tick every SessionTimeout/9; each node renews a
+//     lease of 9 ticks with a heartbeat every 3). Any node answers
+//     Topics, PartitionState and Nodes from what it has applied, which
+//     may trail the controller by a moment.
+//   - A node that is closed tells the controller, and its partitions
+//     fail over at once; one that crashes or is cut off is declared dead
+//     when its lease runs out, about SessionTimeout later. A new leader
+//     is the first replica, in replica order, that is alive and in the
+//     ISR; the leader epoch grows, fencing the old leader. With no such
+//     replica the partition stays leaderless until an in-sync one
+//     returns, unless UncleanLeaderElection lets any live replica lead
+//     (acknowledged records may then be lost, as in Kafka).
+//   - Replicas of a new topic are spread round-robin over the live
+//     nodes; a ReplicationFactor above their number fails with
+//     ErrNotEnoughReplicas.
+//   - Only a partition's leader changes its ISR, quoting its leader epoch
+//     and the partition epoch it last saw (Kafka's AlterPartition); a
+//     stale request fails with ErrFenced. A dead node leaves every ISR;
+//     a node back from a crash re-enters one only when its leader asks.
+//   - A change waits for its command to apply on the node that asked, up
+//     to RequestTimeout (ErrTimeout; the change may still apply later).
+//     Lost proposals are proposed again, across controller changes, and
+//     apply once.
+//   - Raft's own safety: a majority of the Peers must be up for any
+//     change; a minority keeps answering reads from what it has.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its
@@ -283,8 +322,11 @@
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
 // ConsumerGroup.mu; Stream.mu; Partition.finalizeMu; Partition.mu;
 // segment.mu. Consumer.mu is taken with no group lock held, before
-// Partition locks. User callbacks (OnAssigned, OnRevoked, Run's handler)
-// run with no lock of the package held except Consumer.pollMu. A
+// Partition locks. The cluster's locks (raftNode.mu over the applied
+// metadata, raftStorage.mu over the raft log's cached bounds) are leaves:
+// nothing else is taken while one is held. User callbacks (OnAssigned,
+// OnRevoked, Run's handler) run with no lock of the package held except
+// Consumer.pollMu. A
 // Producer's locks (its mu and each partition accumulator's) are never
 // held while taking any other.
 //
@@ -293,7 +335,9 @@
 // that fsyncs partitions and finalizes rolled segments. Each consumer
 // group has one coordinator goroutine, started by Stream.ConsumerGroup,
 // that evicts members whose session expired. A Producer runs one
-// goroutine per partition with batches to write, while it has some.
+// goroutine per partition with batches to write, while it has some. A
+// Cluster runs its raft driver and one sender per peer; its close stops
+// them and waits.
 // Stream.Close first closes open producers (they deliver what they hold),
 // then consumers (they commit and leave) and groups, and waits for them
 // all. No goroutine outlives Close.
