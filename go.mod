@@ -10,3 +10,5 @@ require (
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.45.0
 )
+
+require github.com/twmb/franz-go/pkg/kmsg v1.14.0 // indirect

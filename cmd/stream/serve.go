@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/instream/stream"
+	"github.com/instream/stream/kafkaproto"
+)
+
+var serveCommand = &command{
+	name:    "serve",
+	summary: "serve a directory to Kafka clients (kcat, franz-go, Kafka's tools) on -kafka ADDR",
+	help: `Serve opens the directory (creating it when missing) and answers Kafka's
+wire protocol on -kafka (default 127.0.0.1:9092, loopback only: there is
+no authentication or TLS, so do not bind it to a public address) until
+interrupted (SIGINT, SIGTERM), then closes cleanly. Package kafkaproto's
+documentation lists what is supported.
+
+With -auto-create, a client's Metadata request for a missing topic
+creates it with -partitions partitions, as Kafka's
+auto.create.topics.enable; without it, clients create topics with
+CreateTopics (kcat cannot; "stream create" or kadm can). -advertise
+sets the host:port clients are told to connect to (default: the
+listening address).`,
+}
+
+// serve registers itself here rather than in main.go's table, so the
+// table's file stays untouched by this command.
+func init() {
+	serveCommand.run = runServe
+	commands = append(commands, serveCommand)
+}
+
+func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	var dir, addr, advertise string
+	var autoCreate bool
+	var partitions int
+	fs := serveCommand.newFlagSet(stderr, &dir)
+	fs.StringVar(&addr, "kafka", "127.0.0.1:9092", "listen for Kafka clients on `host:port`")
+	fs.StringVar(&advertise, "advertise", "", "the `host:port` clients are told to connect to (default: the listening address)")
+	fs.BoolVar(&autoCreate, "auto-create", false, "create a missing topic when a client asks for it")
+	fs.IntVar(&partitions, "partitions", 1, "partitions of an auto-created topic")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError(fs, "serve takes no arguments, got %q", fs.Args())
+	}
+	if partitions < 1 {
+		return usageError(fs, "-partitions %d: must be 1 or more", partitions)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	s, err := stream.Open(dir, &stream.Options{
+		AutoCreateTopics: autoCreate,
+		DefaultTopic:     stream.TopicConfig{Partitions: partitions},
+		Logger:           logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	logger.Info("serving Kafka clients", "addr", ln.Addr().String(), "dir", dir)
+	err = kafkaproto.Serve(ctx, ln, s, kafkaproto.Config{AdvertisedAddr: advertise, Logger: logger})
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
