@@ -338,39 +338,11 @@ func decodeRequest(frame []byte) (req *request, err error) {
 		return nil, fmt.Errorf("%s version %d outside the supported %d..%d", kmsg.NameForKey(req.key), req.version, lo, hi)
 	}
 	k.SetVersion(req.version)
-	if k.IsFlexible() {
-		rest, err = skipTags(rest)
-		if err != nil {
-			return nil, err
-		}
-	}
 	if err := k.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
 	}
 	req.req = k
 	return req, nil
-}
-
-// skipTags skips a tagged-field section (KIP-482) in a request header.
-func skipTags(b []byte) ([]byte, error) {
-	n, m := binary.Uvarint(b)
-	if m <= 0 {
-		return nil, errors.New("bad tagged fields in the request header")
-	}
-	b = b[m:]
-	for range n {
-		_, m := binary.Uvarint(b) // tag
-		if m <= 0 {
-			return nil, errors.New("bad tagged field in the request header")
-		}
-		b = b[m:]
-		size, m := binary.Uvarint(b)
-		if m <= 0 || size > uint64(len(b)-m) {
-			return nil, errors.New("bad tagged field size in the request header")
-		}
-		b = b[m+int(size):]
-	}
-	return b, nil
 }
 
 // handle answers one request; a nil response sends nothing. An error

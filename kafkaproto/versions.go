@@ -31,30 +31,35 @@ const (
 )
 
 // versions lists, per API key, the versions this server implements.
-// Each range stops before the version that would change the semantics
-// of a field this server does not implement (topic IDs in Fetch v13 and
-// Metadata v10+ answers, batched coordinators in FindCoordinator v4,
-// batched groups in OffsetFetch v8, ListOffsets' max-timestamp in v7).
+//
+// Each range stops at the last version before the protocol's "flexible"
+// encoding (KIP-482, tagged fields): kmsg v1.14.0, the last release that
+// builds with Go 1.25, decodes a tagged-field count from the input and
+// loops that many times even after the input ran out, so a 40-byte
+// flexible frame can hold a connection's goroutine for seconds of CPU
+// (fixed in kmsg v1.15.1, which needs Go 1.26). Kafka's clients all
+// speak these versions. The ranges also stop before fields this server
+// does not implement (topic IDs, batched coordinators and groups).
 var versions = []struct{ key, min, max int16 }{
-	{produceKey, 3, 9},      // v3: RecordBatch v2 only
-	{fetchKey, 4, 12},       // v4: RecordBatch v2; v7 sessions answered "none"
-	{listOffsetsKey, 1, 6},  // v1: one offset per partition
-	{metadataKey, 1, 9},     // v9: flexible; v10 adds topic IDs
-	{offsetCommitKey, 2, 8}, // v2: retention time, ignored
-	{offsetFetchKey, 1, 7},  // v8 batches groups
-	{findCoordinatorKey, 0, 3},
-	{joinGroupKey, 0, 7},
-	{heartbeatKey, 0, 4},
-	{leaveGroupKey, 0, 4},
-	{syncGroupKey, 0, 5},
-	{describeGroupsKey, 0, 5},
-	{listGroupsKey, 0, 4},
-	{apiVersionsKey, 0, 3},
-	{createTopicsKey, 0, 5},
-	{deleteTopicsKey, 0, 5},
-	{initProducerIDKey, 0, 4},
-	{describeConfigsKey, 0, 4},
-	{createPartitionsKey, 0, 3},
+	{produceKey, 3, 8},     // v3: RecordBatch v2 only
+	{fetchKey, 4, 11},      // v4: RecordBatch v2; v7 sessions answered "none"
+	{listOffsetsKey, 1, 5}, // v1: one offset per partition
+	{metadataKey, 1, 8},
+	{offsetCommitKey, 2, 7}, // v2: retention time, ignored
+	{offsetFetchKey, 1, 5},
+	{findCoordinatorKey, 0, 2},
+	{joinGroupKey, 0, 5},
+	{heartbeatKey, 0, 3},
+	{leaveGroupKey, 0, 3},
+	{syncGroupKey, 0, 3},
+	{describeGroupsKey, 0, 4},
+	{listGroupsKey, 0, 2},
+	{apiVersionsKey, 0, 2},
+	{createTopicsKey, 0, 4},
+	{deleteTopicsKey, 0, 3},
+	{initProducerIDKey, 0, 1},
+	{describeConfigsKey, 0, 3},
+	{createPartitionsKey, 0, 1},
 }
 
 // supported returns the versions of key this server serves.
@@ -68,10 +73,15 @@ func supported(key int16) (lo, hi int16, ok bool) {
 }
 
 func init() {
-	// Every served version must be one kmsg can encode.
+	// Every served version must be one kmsg can encode, and none
+	// flexible (see versions).
 	for _, v := range versions {
-		if r := kmsg.RequestForKey(v.key); r == nil || r.MaxVersion() < v.max {
+		r := kmsg.RequestForKey(v.key)
+		if r == nil || r.MaxVersion() < v.max {
 			panic(fmt.Sprintf("kafkaproto: kmsg cannot encode %s v%d", kmsg.NameForKey(v.key), v.max))
+		}
+		if r.SetVersion(v.max); r.IsFlexible() {
+			panic(fmt.Sprintf("kafkaproto: %s v%d is flexible", kmsg.NameForKey(v.key), v.max))
 		}
 	}
 }
