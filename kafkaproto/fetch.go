@@ -87,6 +87,9 @@ func (h *handler) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, ma
 			po := kmsg.NewFetchResponseTopicPartition()
 			po.Partition = rp.Partition
 			po.HighWatermark, po.LastStableOffset, po.LogStartOffset = -1, -1, -1
+			// No records is an empty set, never null: librdkafka rejects
+			// a null one ("invalid MessageSetSize -1").
+			po.RecordBatches = []byte{}
 			var p *stream.Partition
 			err := terr
 			if err == nil {
@@ -104,7 +107,7 @@ func (h *handler) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, ma
 					continue
 				}
 				// At least one batch, whatever the budget (KIP-74).
-				po.RecordBatches, _, err = p.ReadRaw(rp.FetchOffset, max(budget, 1), nil)
+				po.RecordBatches, _, err = p.ReadRaw(rp.FetchOffset, max(budget, 1), po.RecordBatches)
 				got += len(po.RecordBatches)
 				if err == nil && len(po.RecordBatches) == 0 {
 					parts = append(parts, waiting{p, rp.FetchOffset})
