@@ -23,12 +23,9 @@ func (h *handler) produce(_ context.Context, req *kmsg.ProduceRequest) kmsg.Resp
 		out := kmsg.NewProduceResponseTopic()
 		out.Topic = rt.Topic
 		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		// A produce never creates a topic: Kafka's producers learn of
+		// a missing one (and may create it) through Metadata.
 		t, terr := h.srv.s.Topic(rt.Topic)
-		if terr != nil && req.TransactionID == nil {
-			// Kafka's producers learn of a missing topic from Metadata;
-			// a produce to one fails as UNKNOWN_TOPIC_OR_PARTITION.
-			terr = fmt.Errorf("topic %s: %w", rt.Topic, terr)
-		}
 		for i, rp := range rt.Partitions {
 			po := &out.Partitions[i]
 			po.Default()

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/instream/stream"
@@ -30,8 +31,9 @@ type Config struct {
 	// ClusterID is reported by Metadata. Default "stream".
 	ClusterID string
 	// MaxRequestBytes bounds one request frame; a client announcing a
-	// larger one is disconnected. Default 100 MiB. Kafka:
-	// socket.request.max.bytes.
+	// larger one is disconnected. It also bounds the requests a
+	// connection has read ahead: one holds at most about twice this in
+	// memory. Default 100 MiB. Kafka: socket.request.max.bytes.
 	MaxRequestBytes int32
 	// MaxConnections bounds the open connections; one past it is closed
 	// at once. Default 1024. Kafka: max.connections.
@@ -184,14 +186,23 @@ type conn struct {
 	srv *server
 	nc  net.Conn
 	log *slog.Logger
+
+	// queued is the size of the frames read and not yet answered; the
+	// reader reads no frame that would take it past MaxRequestBytes
+	// (unless none is queued), so a connection holds at most about
+	// twice MaxRequestBytes of requests. drained is signalled when
+	// queued shrinks.
+	queued  atomic.Int64
+	drained chan struct{}
 }
 
 func newConn(srv *server, nc net.Conn) *conn {
-	return &conn{srv: srv, nc: nc, log: srv.log.With("remote", nc.RemoteAddr().String())}
+	return &conn{srv: srv, nc: nc, log: srv.log.With("remote", nc.RemoteAddr().String()), drained: make(chan struct{}, 1)}
 }
 
 // request is one decoded request frame.
 type request struct {
+	size         int64 // of the frame
 	key, version int16
 	correlation  int32
 	clientID     string
@@ -213,7 +224,7 @@ func (c *conn) serve(ctx context.Context) {
 		defer cancel() // a client gone: stop waiting on its behalf
 		r := bufio.NewReaderSize(c.nc, 64<<10)
 		for {
-			req, err := c.readRequest(r)
+			req, err := c.readRequest(ctx, r)
 			if err != nil {
 				if !errors.Is(err, errDisconnect) && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 					c.log.Info("kafka connection closed", "error", err)
@@ -230,6 +241,11 @@ func (c *conn) serve(ctx context.Context) {
 	var out []byte
 	for req := range reqs {
 		resp, err := c.handle(ctx, req)
+		c.queued.Add(-req.size)
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
 		if err != nil {
 			if !errors.Is(err, errDisconnect) && ctx.Err() == nil {
 				c.log.Warn("kafka request failed; closing the connection", "api", kmsg.NameForKey(req.key), "version", req.version, "client", req.clientID, "error", err)
@@ -271,7 +287,7 @@ func (c *conn) encode(dst []byte, req *request, resp kmsg.Response) []byte {
 // served (too large, malformed, an unknown API or version) is logged and
 // ends the connection with errDisconnect, except an ApiVersions of a
 // version too new, which is answered with UNSUPPORTED_VERSION (KIP-511).
-func (c *conn) readRequest(r *bufio.Reader) (*request, error) {
+func (c *conn) readRequest(ctx context.Context, r *bufio.Reader) (*request, error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 	if _, err := r.Peek(1); err != nil {
 		return nil, err
@@ -286,6 +302,13 @@ func (c *conn) readRequest(r *bufio.Reader) (*request, error) {
 		c.log.Warn("kafka connection closed: bad request size", "size", n, "max", c.srv.cfg.MaxRequestBytes)
 		return nil, errDisconnect
 	}
+	for q := c.queued.Load(); q > 0 && q+int64(n) > int64(c.srv.cfg.MaxRequestBytes); q = c.queued.Load() {
+		select {
+		case <-c.drained:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	frame := make([]byte, n)
 	if _, err := io.ReadFull(r, frame); err != nil {
 		return nil, err
@@ -295,6 +318,8 @@ func (c *conn) readRequest(r *bufio.Reader) (*request, error) {
 		c.log.Warn("kafka connection closed: bad request", "error", err)
 		return nil, errDisconnect
 	}
+	req.size = int64(n)
+	c.queued.Add(req.size)
 	return req, nil
 }
 
