@@ -102,7 +102,9 @@ type server struct {
 
 // Serve answers Kafka clients on ln with the topics of s until ctx is
 // done, then closes ln and every connection, waits for their goroutines
-// and returns nil; an error accepting returns that error the same way.
+// and returns nil. A listener closed under it returns that error the same
+// way; other accept errors (out of file descriptors) are logged and
+// retried with a backoff.
 // s stays open: closing it is the caller's job, after Serve returns.
 func Serve(ctx context.Context, ln net.Listener, s *stream.Stream, cfg Config) error {
 	if ln == nil || s == nil {
@@ -139,14 +141,28 @@ func Serve(ctx context.Context, ln net.Listener, s *stream.Stream, cfg Config) e
 		srv.mu.Unlock()
 	})
 	var acceptErr error
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				acceptErr = fmt.Errorf("kafkaproto: accept: %w", err)
+			if ctx.Err() != nil {
+				break
 			}
-			break
+			if errors.Is(err, net.ErrClosed) {
+				acceptErr = fmt.Errorf("kafkaproto: accept: %w", err)
+				break
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving everyone.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			srv.log.Error("kafka accept failed; retrying", "error", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			continue
 		}
+		backoff = 0
 		if !srv.track(nc) {
 			srv.log.Warn("kafka connection refused: too many connections", "remote", nc.RemoteAddr(), "max", cfg.MaxConnections)
 			nc.Close()
@@ -214,11 +230,15 @@ var errDisconnect = errors.New("disconnect")
 
 func (c *conn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	reqs := make(chan *request, c.srv.cfg.MaxInFlight)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer c.nc.Close() // unblocks the reader
+	defer func() {
+		// Unblock the reader wherever it is (reading, queueing, waiting
+		// for the queue to drain), then wait for it.
+		c.nc.Close()
+		cancel()
+		wg.Wait()
+	}()
 	wg.Go(func() {
 		defer close(reqs)
 		defer cancel() // a client gone: stop waiting on its behalf

@@ -365,3 +365,36 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestStuckClient: a client that sends requests but never reads the
+// answers is disconnected after WriteTimeout, and its connection's slot
+// is freed (MaxConnections 1: the next client is served).
+func TestStuckClient(t *testing.T) {
+	_, addr := startServer(t, Config{WriteTimeout: 100 * time.Millisecond, MaxInFlight: 1, MaxConnections: 1})
+	stuck := dial(t, addr)
+	req := stuck.frame(kmsg.NewPtrApiVersionsRequest())
+	batch := bytes.Repeat(req, 1000)
+	writeErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stuck.c.Write(batch); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	if err := <-writeErr; err == nil {
+		t.Fatal("unreachable")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		d := dial(t, addr)
+		d.send(d.frame(kmsg.NewPtrApiVersionsRequest()))
+		if _, err := d.readFrame(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck client's connection slot was never freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
