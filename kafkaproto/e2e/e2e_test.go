@@ -376,6 +376,20 @@ func TestKgoGroup(t *testing.T) {
 	if total := lag[group].Lag.Total(); total != 0 {
 		t.Errorf("kadm lag %d, want 0", total)
 	}
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(listed.Groups(), group) {
+		t.Errorf("kadm ListGroups: %v", listed.Groups())
+	}
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := described[group]; d.Err != nil || d.State != "Empty" || len(d.Members) != 0 {
+		t.Errorf("kadm DescribeGroups after every member left: %+v", d)
+	}
 }
 
 // committedSum is the sum of group's committed offsets, read through the
