@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/instream/stream"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -120,6 +121,66 @@ func BenchmarkConsumeKgo(b *testing.B) {
 	n := b.N / benchPartitions * benchPartitions
 	fill(b, br, n)
 	cl := br.client(b, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	b.SetBytes(int64(len(benchValue)))
+	b.ResetTimer()
+	for got := 0; got < n; {
+		fs := cl.PollFetches(context.Background())
+		if err := fs.Err(); err != nil {
+			b.Fatal(err)
+		}
+		got += fs.NumRecords()
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// kfakeClient starts franz-go's in-memory fake cluster (kfake, one
+// broker) with the bench topic and returns a client of it: the same
+// client against a broker that keeps everything in memory.
+func kfakeClient(b *testing.B, opts ...kgo.Opt) (*kgo.Client, []string) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	return cl, c.ListenAddrs()
+}
+
+func BenchmarkProduceKfake(b *testing.B) {
+	cl, _ := kfakeClient(b, kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(5*time.Millisecond))
+	b.SetBytes(int64(len(benchValue)))
+	b.ResetTimer()
+	for i := range b.N {
+		cl.Produce(context.Background(), &kgo.Record{Key: benchKey(i), Value: benchValue}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkConsumeKfake(b *testing.B) {
+	n := b.N / benchPartitions * benchPartitions
+	prod, addrs := kfakeClient(b, kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(5*time.Millisecond), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range n {
+		prod.Produce(context.Background(), &kgo.Record{Key: benchKey(i), Value: benchValue, Partition: int32(i % benchPartitions)}, nil)
+	}
+	if err := prod.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
 	b.SetBytes(int64(len(benchValue)))
 	b.ResetTimer()
 	for got := 0; got < n; {
