@@ -28,7 +28,7 @@ func (h *handler) dispatch(ctx context.Context, req *request) (kmsg.Response, er
 	}
 	switch r := req.req.(type) {
 	case *kmsg.ProduceRequest:
-		return h.produce(ctx, r), nil
+		return h.produce(ctx, r)
 	case *kmsg.FetchRequest:
 		return h.fetch(ctx, r), nil
 	case *kmsg.ListOffsetsRequest:

@@ -13,10 +13,12 @@ import (
 
 // produce appends each partition's RecordBatch as the client sent it
 // (Partition.AppendRaw), the partitions of one request concurrently so
-// they share the group commit. acks=0 gets no response; acks=1 and -1
-// are both answered once the Stream acknowledges the append under its
-// sync policy (fsynced under SyncAlways: stronger than Kafka's acks=1).
-func (h *handler) produce(_ context.Context, req *kmsg.ProduceRequest) kmsg.Response {
+// they share the group commit. acks=0 gets no response, and a failure
+// closes the connection, as Kafka does, so the producer notices; acks=1
+// and -1 are both answered once the Stream acknowledges the append under
+// its sync policy (fsynced under SyncAlways: stronger than Kafka's
+// acks=1).
+func (h *handler) produce(_ context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var wg sync.WaitGroup
 	for _, rt := range req.Topics {
@@ -52,9 +54,17 @@ func (h *handler) produce(_ context.Context, req *kmsg.ProduceRequest) kmsg.Resp
 	}
 	wg.Wait()
 	if req.Acks == 0 {
-		return nil
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode != 0 {
+					h.conn.log.Info("kafka produce with acks=0 failed; closing the connection, as Kafka does", "topic", rt.Topic, "partition", rp.Partition, "error_code", rp.ErrorCode)
+					return nil, errDisconnect
+				}
+			}
+		}
+		return nil, nil
 	}
-	return resp
+	return resp, nil
 }
 
 // appendTo appends the one RecordBatch v2 of records to p (Kafka's

@@ -398,3 +398,39 @@ func TestStuckClient(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestProduceAcksZeroFailure: a failed produce with acks=0 gets no
+// answer and closes the connection, as Kafka does; a good one neither
+// answers nor closes.
+func TestProduceAcksZeroFailure(t *testing.T) {
+	s, addr := startServer(t, Config{})
+	if _, err := s.CreateTopic("t", stream.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	var good stream.Batch
+	good.Add(nil, []byte("v"))
+	valid := encodeBatch(t, &good)
+	produce := func(rc *rawClient, topic string) {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(7)
+		req.Acks, req.TimeoutMillis = 0, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = valid
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		rc.send(rc.frame(req))
+	}
+	rc := dial(t, addr)
+	produce(rc, "t")
+	// The next answer is the ApiVersions': the produce sent none.
+	rc.send(rc.frame(kmsg.NewPtrApiVersionsRequest()))
+	if corr := rc.read(kmsg.NewPtrApiVersionsResponse()); corr != 2 {
+		t.Fatalf("after an acks=0 produce, an answer with correlation ID %d, want 2 (ApiVersions')", corr)
+	}
+	produce(rc, "missing")
+	if !rc.closed() {
+		t.Fatal("a failed acks=0 produce left the connection open")
+	}
+}
