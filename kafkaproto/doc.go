@@ -26,7 +26,8 @@
 //     client sent it (Partition.AppendRaw), after its CRC and every
 //     record's framing are checked; the partition assigns the offsets.
 //     Compression (gzip, snappy, lz4, zstd) is kept as sent. acks=0 gets
-//     no response; acks=1 and acks=-1 are both answered once the Stream
+//     no response, and a failure closes the connection so the producer
+//     notices, as in Kafka; acks=1 and acks=-1 are both answered once the Stream
 //     acknowledges the append under its sync policy (under SyncAlways,
 //     once fsynced: stronger than Kafka's acks=1). Idempotent producers
 //     work: InitProducerId hands out producer IDs from the Stream, and
@@ -89,7 +90,8 @@
 // # Connections
 //
 // Each connection's requests are answered one at a time, in order, as
-// Kafka requires; up to Config.MaxInFlight more are read ahead. A long
+// Kafka requires; up to Config.MaxInFlight more (and no more than
+// Config.MaxRequestBytes of them) are read ahead. A long
 // poll or a JoinGroup waits on its own connection only: every
 // connection has its goroutines, and one client never stalls another.
 // A request frame larger than Config.MaxRequestBytes, one that does not
