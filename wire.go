@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -15,7 +16,8 @@ import (
 // coordinator that fences its members itself.
 
 // AppendRaw appends batch, one Kafka RecordBatch v2 as a producer sends it
-// (magic 2, a valid CRC-32C, records at offset deltas 0..count-1), as it
+// (magic 2, a valid CRC-32C, records at offset deltas 0..count-1, a
+// max timestamp that is its newest record's), as it
 // is: the partition assigns its base offset (which the CRC does not
 // cover) and keeps the rest, compression and timestamps included. An
 // idempotent batch (producer ID >= 0) is checked as the engine's own
@@ -93,13 +95,20 @@ func (p *Partition) checkRaw(batch []byte) (batchHeader, error) {
 	}
 	d := recordDecoder{b: body, reuseHeaders: true}
 	var r Record
+	maxTime := int64(math.MinInt64)
 	for i := range int64(h.Count) {
 		if err := d.record(&r, &h, i); err != nil {
 			return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 		}
+		maxTime = max(maxTime, r.Timestamp.UnixMilli())
 	}
 	if err := d.end(); err != nil {
 		return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+	}
+	// The time index and OffsetForTime trust the header's max timestamp:
+	// it must be the records' own.
+	if h.Attributes&attrTimestampType == 0 && maxTime != h.MaxTimestamp {
+		return h, p.errorf("raw batch: max timestamp %d, but its records' newest is %d: %w", h.MaxTimestamp, maxTime, ErrCorrupt)
 	}
 	return h, nil
 }

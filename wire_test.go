@@ -128,6 +128,9 @@ func TestAppendRawRefuses(t *testing.T) {
 	badRecord := bytes.Clone(good)
 	badRecord[61] = 0x7e // the first record's length: 63 bytes, past the end
 	reCRC(badRecord)
+	badTime := bytes.Clone(good)
+	binary.BigEndian.PutUint64(badTime[35:], 1<<62) // a max timestamp no record has
+	reCRC(badTime)
 	for name, c := range map[string]struct {
 		b    []byte
 		want error
@@ -137,6 +140,7 @@ func TestAppendRawRefuses(t *testing.T) {
 		"length":        {good[:len(good)-1], stream.ErrCorrupt},
 		"short":         {good[:30], stream.ErrCorrupt},
 		"record":        {badRecord, stream.ErrCorrupt},
+		"max timestamp": {badTime, stream.ErrCorrupt},
 		"transactional": {txn, stream.ErrInvalidConfig},
 		"too large":     {rawBatch(t, 100, "big", -1, -1, -1), stream.ErrRecordTooLarge},
 	} {
