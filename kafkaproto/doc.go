@@ -85,7 +85,9 @@
 // group, and a commit then, get INCONSISTENT_GROUP_PROTOCOL; the Go API
 // does not see Kafka members, and DescribeGroups shows a Go API group as
 // Empty or Stable without its members. Static membership (group
-// instance IDs) is accepted but not treated specially.
+// instance IDs) is accepted but not treated specially. Group IDs follow
+// the Stream's naming rule (1–249 of [a-zA-Z0-9._-]); another gets
+// INVALID_GROUP_ID.
 //
 // # Connections
 //

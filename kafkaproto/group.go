@@ -261,6 +261,22 @@ func (c *coordinator) goGroupBusy(id string) bool {
 	return err == nil && g.HasMembers()
 }
 
+// validGroupID reports whether id is a name the Stream takes for a group
+// (where its offsets are kept): Kafka's rule for topic names, 1–249 of
+// [a-zA-Z0-9._-], not "." or "..". Kafka itself takes any group ID; one
+// outside the rule gets INVALID_GROUP_ID here.
+func validGroupID(id string) bool {
+	if id == "" || len(id) > 249 || id == "." || id == ".." {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func newMemberID(clientID string) string {
 	var b [8]byte
 	rand.Read(b[:])
@@ -276,7 +292,7 @@ func (c *coordinator) join(ctx context.Context, h *handler, req *kmsg.JoinGroupR
 		rebalance = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	}
 	switch {
-	case req.Group == "":
+	case !validGroupID(req.Group):
 		resp.ErrorCode = errInvalidGroupID
 		return resp
 	case session < minSessionTimeout || session > maxSessionTimeout:
@@ -523,7 +539,7 @@ func (c *coordinator) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			m.deadline = time.Now().Add(m.session)
 		}
 	}
-	if req.Group == "" {
+	if !validGroupID(req.Group) {
 		code = errInvalidGroupID
 	}
 	codes := map[stream.TopicPartition]int16{}

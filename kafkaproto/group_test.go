@@ -2,6 +2,7 @@ package kafkaproto
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,14 @@ func TestGroupSharedWithGoAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := dial(t, addr)
+	for _, bad := range []string{"", "a group", "..", strings.Repeat("g", 250)} {
+		if j := rc.joinGroup(bad, "", time.Second); j.ErrorCode != errInvalidGroupID {
+			t.Errorf("join %q: %d, want INVALID_GROUP_ID", bad, j.ErrorCode)
+		}
+		if code := rc.commit(bad, "", -1, "t", 0); code != errInvalidGroupID {
+			t.Errorf("commit to %q: %d, want INVALID_GROUP_ID", bad, code)
+		}
+	}
 	if j := rc.joinGroup("go", "", time.Second); j.ErrorCode != errInconsistentGroupProto {
 		t.Fatalf("join beside a Go API member: %d, want INCONSISTENT_GROUP_PROTOCOL", j.ErrorCode)
 	}
