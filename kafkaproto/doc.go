@@ -107,8 +107,10 @@
 //
 // # Caveats
 //
-// There is no authentication, authorization or TLS: bind to loopback
-// (the command's default) or a trusted network. One node only: with
+// There is no authentication or authorization: bind to loopback (the
+// command's default) or a trusted network. For TLS (Kafka's SSL
+// listener), pass Serve a tls.NewListener; "stream serve" does with
+// -tls-cert and -tls-key. One node only: with
 // replication, each node's listener is meant to become one broker of a
 // multi-broker Metadata; today Metadata lists this node alone. Topic IDs
 // (Metadata v10+, Fetch v13+) are not served, so clients use topic

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +17,13 @@ var serveCommand = &command{
 	summary: "serve a directory to Kafka clients (kcat, franz-go, Kafka's tools) on -kafka ADDR",
 	help: `Serve opens the directory (creating it when missing) and answers Kafka's
 wire protocol on -kafka (default 127.0.0.1:9092, loopback only: there is
-no authentication or TLS, so do not bind it to a public address) until
+no authentication, so do not bind it to a public address) until
 interrupted (SIGINT, SIGTERM), then closes cleanly. Package kafkaproto's
 documentation lists what is supported.
+
+With -tls-cert and -tls-key (PEM files) it speaks TLS (Kafka's SSL
+listener: kcat -X security.protocol=ssl, kgo.DialTLSConfig): traffic is
+encrypted, but clients are still not authenticated.
 
 With -auto-create, a client's Metadata request for a missing topic
 creates it with -partitions partitions, as Kafka's
@@ -36,13 +41,15 @@ func init() {
 }
 
 func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
-	var dir, addr, advertise string
+	var dir, addr, advertise, certFile, keyFile string
 	var autoCreate bool
 	var partitions int
 	fs := serveCommand.newFlagSet(stderr, &dir)
 	fs.StringVar(&addr, "kafka", "127.0.0.1:9092", "listen for Kafka clients on `host:port`")
 	fs.StringVar(&advertise, "advertise", "", "the `host:port` clients are told to connect to (default: the listening address)")
 	fs.BoolVar(&autoCreate, "auto-create", false, "create a missing topic when a client asks for it")
+	fs.StringVar(&certFile, "tls-cert", "", "serve TLS with this PEM certificate `file` (with -tls-key)")
+	fs.StringVar(&keyFile, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.IntVar(&partitions, "partitions", 1, "partitions of an auto-created topic")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -52,6 +59,17 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	if partitions < 1 {
 		return usageError(fs, "-partitions %d: must be 1 or more", partitions)
+	}
+	if (certFile == "") != (keyFile == "") {
+		return usageError(fs, "-tls-cert and -tls-key go together")
+	}
+	var tlsConfig *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	s, err := stream.Open(dir, &stream.Options{
@@ -67,7 +85,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		s.Close()
 		return err
 	}
-	logger.Info("serving Kafka clients", "addr", ln.Addr().String(), "dir", dir)
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	logger.Info("serving Kafka clients", "addr", ln.Addr().String(), "dir", dir, "tls", tlsConfig != nil)
 	err = kafkaproto.Serve(ctx, ln, s, kafkaproto.Config{AdvertisedAddr: advertise, Logger: logger})
 	if cerr := s.Close(); err == nil {
 		err = cerr
