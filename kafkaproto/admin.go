@@ -26,7 +26,15 @@ func (h *handler) dispatch(ctx context.Context, req *request) (kmsg.Response, er
 		r, _ := req.req.(*kmsg.ApiVersionsRequest)
 		return h.apiVersions(ctx, req.version, r), nil
 	}
+	if !h.conn.mayServe(req.key) {
+		h.conn.log.Warn("kafka connection closed: a request before authentication", "api", kmsg.NameForKey(req.key))
+		return nil, errDisconnect
+	}
 	switch r := req.req.(type) {
+	case *kmsg.SASLHandshakeRequest:
+		return h.saslHandshake(r), nil
+	case *kmsg.SASLAuthenticateRequest:
+		return h.saslAuthenticate(ctx, r), nil
 	case *kmsg.ProduceRequest:
 		return h.produce(ctx, r)
 	case *kmsg.FetchRequest:

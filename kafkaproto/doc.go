@@ -59,7 +59,7 @@
 //     OffsetCommit v2–v7, OffsetFetch v1–v5, DescribeGroups v0–v4,
 //     ListGroups v0–v2.
 //
-// Any other API (SASL, transactions, ACLs, quotas, KRaft and inter-broker
+// Any other API (transactions, ACLs, quotas, SASL/SCRAM, KRaft and inter-broker
 // APIs, DescribeCluster, DeleteRecords, OffsetDelete, ...) is not
 // advertised; a request for one, or for a version outside the ranges
 // above, is logged and the connection closed, as Kafka closes a
@@ -107,10 +107,16 @@
 //
 // # Caveats
 //
-// There is no authentication or authorization: bind to loopback (the
+// By default there is no authentication: bind to loopback (the
 // command's default) or a trusted network. For TLS (Kafka's SSL
 // listener), pass Serve a tls.NewListener; "stream serve" does with
-// -tls-cert and -tls-key. One node only: with
+// -tls-cert and -tls-key. Config.Authenticate turns on SASL/PLAIN
+// (SaslHandshake v0–v1, SaslAuthenticate v0–v1): a connection must
+// authenticate before any request but ApiVersions, its requests are
+// limited to 512 KiB until then, and a failed authentication is answered
+// SASL_AUTHENTICATION_FAILED and closes the connection; PLAIN sends the
+// password as it is, so pair it with TLS. There is no authorization: an
+// authenticated user may do everything. One node only: with
 // replication, each node's listener is meant to become one broker of a
 // multi-broker Metadata; today Metadata lists this node alone. Topic IDs
 // (Metadata v10+, Fetch v13+) are not served, so clients use topic

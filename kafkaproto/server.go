@@ -50,6 +50,12 @@ type Config struct {
 	// arrived, and WriteTimeout writing one response: a slow or stuck
 	// client is disconnected. Default 30 seconds each.
 	ReadTimeout, WriteTimeout time.Duration
+	// Authenticate, when set, turns on SASL/PLAIN: every connection
+	// must authenticate with a user name and password it accepts before
+	// any request but ApiVersions. It is called from the connections'
+	// goroutines, concurrently. PLAIN sends passwords in the clear: serve
+	// it over TLS (a tls.Listener). nil: no authentication.
+	Authenticate func(user, password string) bool
 	// Logger receives connection and request errors. nil: discard.
 	Logger *slog.Logger
 }
@@ -210,6 +216,12 @@ type conn struct {
 	// queued shrinks.
 	queued  atomic.Int64
 	drained chan struct{}
+
+	// SASL state, used by the answering goroutine only, but authed,
+	// which the reader reads too.
+	saslStarted bool        // a SaslHandshake for PLAIN was answered
+	authed      atomic.Bool // SaslAuthenticate succeeded
+	closeAfter  bool        // close once the response is written (a failed authentication)
 }
 
 func newConn(srv *server, nc net.Conn) *conn {
@@ -283,6 +295,9 @@ func (c *conn) serve(ctx context.Context) {
 			}
 			return
 		}
+		if c.closeAfter {
+			return
+		}
 		if cap(out) > 1<<20 {
 			out = nil // do not keep a large fetch's buffer per idle connection
 		}
@@ -318,8 +333,12 @@ func (c *conn) readRequest(ctx context.Context, r *bufio.Reader) (*request, erro
 		return nil, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 8 || n > c.srv.cfg.MaxRequestBytes {
-		c.log.Warn("kafka connection closed: bad request size", "size", n, "max", c.srv.cfg.MaxRequestBytes)
+	limit := c.srv.cfg.MaxRequestBytes
+	if c.srv.cfg.Authenticate != nil && !c.authed.Load() {
+		limit = min(limit, maxUnauthenticatedBytes)
+	}
+	if n < 8 || n > limit {
+		c.log.Warn("kafka connection closed: bad request size", "size", n, "max", limit)
 		return nil, errDisconnect
 	}
 	for q := c.queued.Load(); q > 0 && q+int64(n) > int64(c.srv.cfg.MaxRequestBytes); q = c.queued.Load() {

@@ -3,6 +3,7 @@ package kafkaproto
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -62,9 +63,10 @@ var versions = []struct{ key, min, max int16 }{
 	{createPartitionsKey, 0, 1},
 }
 
-// supported returns the versions of key this server serves.
+// supported returns the versions of key this server can decode; the
+// SASL keys are answered only with Config.Authenticate set.
 func supported(key int16) (lo, hi int16, ok bool) {
-	for _, v := range versions {
+	for _, v := range append(slices.Clip(versions), saslVersions...) {
 		if v.key == key {
 			return v.min, v.max, true
 		}
@@ -75,7 +77,7 @@ func supported(key int16) (lo, hi int16, ok bool) {
 func init() {
 	// Every served version must be one kmsg can encode, and none
 	// flexible (see versions).
-	for _, v := range versions {
+	for _, v := range append(slices.Clip(versions), saslVersions...) {
 		r := kmsg.RequestForKey(v.key)
 		if r == nil || r.MaxVersion() < v.max {
 			panic(fmt.Sprintf("kafkaproto: kmsg cannot encode %s v%d", kmsg.NameForKey(v.key), v.max))
@@ -96,7 +98,11 @@ func (h *handler) apiVersions(_ context.Context, version int16, req *kmsg.ApiVer
 		resp.SetVersion(0)
 		resp.ErrorCode = errUnsupportedVersion
 	}
-	for _, v := range versions {
+	served := versions
+	if h.srv.cfg.Authenticate != nil {
+		served = append(slices.Clip(versions), saslVersions...)
+	}
+	for _, v := range served {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = v.key, v.min, v.max
 		resp.ApiKeys = append(resp.ApiKeys, k)
