@@ -434,3 +434,47 @@ func TestProduceAcksZeroFailure(t *testing.T) {
 		t.Fatal("a failed acks=0 produce left the connection open")
 	}
 }
+
+// TestSASLRequired: with Authenticate set, ApiVersions is answered (and
+// lists the SASL APIs) before authentication; any other request, or a
+// frame past 512 KiB, closes the connection.
+func TestSASLRequired(t *testing.T) {
+	_, addr := startServer(t, Config{Authenticate: func(string, string) bool { return true }})
+	rc := dial(t, addr)
+	resp := rc.apiVersions(2)
+	keys := map[int16]bool{}
+	for _, k := range resp.ApiKeys {
+		keys[k.ApiKey] = true
+	}
+	if !keys[saslHandshakeKey] || !keys[saslAuthenticateKey] {
+		t.Fatalf("ApiVersions lists no SASL APIs: %v", keys)
+	}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(8)
+	rc.send(rc.frame(meta))
+	if !rc.closed() {
+		t.Fatal("a Metadata request before authentication was served")
+	}
+	big := dial(t, addr)
+	big.send(binary.BigEndian.AppendUint32(nil, 600<<10))
+	if !big.closed() {
+		t.Fatal("a 600 KiB frame before authentication was read")
+	}
+	// Authenticated, the same Metadata request is answered.
+	ok := dial(t, addr)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	if r := ok.roundTrip(hs).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 0 {
+		t.Fatalf("handshake: %d", r.ErrorCode)
+	}
+	auth := kmsg.NewPtrSASLAuthenticateRequest()
+	auth.SetVersion(1)
+	auth.SASLAuthBytes = []byte("\x00user\x00pass")
+	if r := ok.roundTrip(auth).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 0 {
+		t.Fatalf("authenticate: %d", r.ErrorCode)
+	}
+	if r := ok.roundTrip(meta).(*kmsg.MetadataResponse); len(r.Brokers) != 1 {
+		t.Fatalf("metadata after authentication: %+v", r)
+	}
+}
