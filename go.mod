@@ -17,3 +17,5 @@ require (
 	github.com/golang/protobuf v1.5.4 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 )
+
+require github.com/twmb/franz-go/pkg/kmsg v1.14.0

@@ -249,8 +249,20 @@
 // place: acknowledgements wait for the high watermark (which on one node
 // is the durable end), batches carry the partitionLeaderEpoch field that
 // KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
-// follower's fetch and a future Kafka wire-protocol front end can serve
-// them straight from the files.
+// follower's fetch can serve them straight from the files.
+//
+// # Kafka clients
+//
+// Package kafkaproto (and "stream serve -kafka") serves a Stream to
+// Kafka clients over Kafka's wire protocol. It builds on a few methods
+// meant for such front ends: Partition.AppendRaw appends a client's
+// RecordBatch as it was sent (checked, offsets assigned, idempotent
+// batches deduplicated), Partition.ReadRaw returns stored batches byte
+// for byte for a fetch, Stream.NewProducerID hands out producer IDs,
+// Stream.TopicOrCreate creates topics as a Producer does, and
+// ConsumerGroup.StoreOffsets lets a coordinator that fences its own
+// members commit a group's offsets, shared with the Go API's Committed
+// and Lag.
 //
 // Nodes will talk through a Transport: Call sends bytes to a node and
 // returns its reply, Serve answers requests, each in its own goroutine.
