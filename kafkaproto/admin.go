@@ -280,8 +280,10 @@ func (h *handler) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	return resp
 }
 
-// createPartitions answers every topic with INVALID_PARTITIONS: the
-// engine cannot add partitions to a topic.
+// createPartitions grows each topic to the total it names (Kafka's
+// CreatePartitions Count) with Stream.CreatePartitions; a total not above
+// the current count is INVALID_PARTITIONS, as in Kafka. Manual replica
+// assignments are refused: this node holds every partition.
 func (h *handler) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for _, rt := range req.Topics {
@@ -291,12 +293,22 @@ func (h *handler) createPartitions(req *kmsg.CreatePartitionsRequest) kmsg.Respo
 		switch {
 		case err != nil:
 			out.ErrorCode, out.ErrorMessage = errorCode(err), errorMessage(err)
-		case int(rt.Count) == t.NumPartitions():
+		case int(rt.Count) <= t.NumPartitions():
 			out.ErrorCode = errInvalidPartitions
-			out.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("topic %s already has %d partitions", rt.Topic, rt.Count))
+			out.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("topic %s has %d partitions; the count can only grow", rt.Topic, t.NumPartitions()))
+		case len(rt.Assignment) > 0:
+			out.ErrorCode = errInvalidReplicaAssignment
+			out.ErrorMessage = kmsg.StringPtr("manual replica assignment is not supported")
+		case req.ValidateOnly:
 		default:
-			out.ErrorCode = errInvalidPartitions
-			out.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("topic %s has %d partitions: this server cannot change a topic's partition count", rt.Topic, t.NumPartitions()))
+			if err := h.srv.s.CreatePartitions(rt.Topic, int(rt.Count)); err != nil {
+				out.ErrorCode, out.ErrorMessage = errorCode(err), errorMessage(err)
+				if errors.Is(err, stream.ErrInvalidConfig) {
+					out.ErrorCode = errInvalidPartitions
+				}
+			} else {
+				h.srv.log.Info("kafka client added partitions", "topic", rt.Topic, "partitions", rt.Count, "client", h.clientID)
+			}
 		}
 		resp.Topics = append(resp.Topics, out)
 	}

@@ -52,8 +52,8 @@
 //     segment.bytes, min.insync.replicas and cleanup.policy=delete; a
 //     replication factor above 1 gets INVALID_REPLICATION_FACTOR),
 //     DeleteTopics v0–v3, DescribeConfigs v0–v3 (a topic's settings;
-//     read-only). CreatePartitions v0–v1 answers INVALID_PARTITIONS:
-//     the engine cannot change a topic's partition count.
+//     read-only), CreatePartitions v0–v1 (grow only, no manual
+//     replica assignment).
 //   - Consumer groups: FindCoordinator v0–v2 (this node), JoinGroup
 //     v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v3,
 //     OffsetCommit v2–v7, OffsetFetch v1–v5, DescribeGroups v0–v4,

@@ -449,7 +449,7 @@ func TestGoAPICommitsSeenByKgo(t *testing.T) {
 }
 
 // TestKadm: create, list, describe configs, list offsets (start, end, by
-// time), refused partition growth, and delete.
+// time), partition growth (and a refused shrink), and delete.
 func TestKadm(t *testing.T) {
 	b := startBroker(t, nil)
 	ctx := testContext(t)
@@ -529,8 +529,18 @@ func TestKadm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := grow["a"]; !errors.Is(r.Err, kerr.InvalidPartitions) {
-		t.Errorf("CreatePartitions: %v, want INVALID_PARTITIONS", r.Err)
+	if r := grow["a"]; r.Err != nil {
+		t.Errorf("CreatePartitions a +2: %v", r.Err)
+	}
+	if n := ta.NumPartitions(); n != 5 {
+		t.Errorf("topic a after CreatePartitions +2: %d partitions, want 5", n)
+	}
+	shrink, err := adm.UpdatePartitions(ctx, 1, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := shrink["a"]; !errors.Is(r.Err, kerr.InvalidPartitions) {
+		t.Errorf("UpdatePartitions a to 1: %v, want INVALID_PARTITIONS", r.Err)
 	}
 
 	del, err := adm.DeleteTopics(ctx, "b", "missing")
