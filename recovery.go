@@ -198,7 +198,7 @@ func (p *Partition) recoverActive(s *segment, noted bool) error {
 		return err
 	}
 	s.synced = s.size
-	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes); err != nil {
+	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
 		return err
 	}
 	p.active = s

@@ -153,7 +153,18 @@ func TestRetentionRacingDeleteAndCreateTopic(t *testing.T) {
 			onceAfter.Do(func() { close(removedLog) }) // the .log removal is done
 		}
 	})
-	appendN(t, p, 0, 100) // about 5 segments: retention starts deleting
+	// About 5 segments: retention starts deleting. Under SyncAlways the
+	// appenders finalize rolled segments, which waits for retention: append
+	// in the background, until the deletion closes the partition.
+	appended := make(chan struct{})
+	go func() {
+		defer close(appended)
+		for i := 0; ; i++ {
+			if _, err := p.Append(&stream.Record{Value: value(i)}); err != nil {
+				return
+			}
+		}
+	}()
 	<-removing
 	recreated := make(chan error, 1)
 	go func() {
@@ -184,6 +195,7 @@ func TestRetentionRacingDeleteAndCreateTopic(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("retention did not go on")
 	}
+	<-appended
 	fsys.Hook(nil)
 	p = existing(t, s, "r", 0)
 	if fsys.ReadFileForTest(firstLog) == nil {

@@ -49,7 +49,10 @@ type segment struct {
 
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
 	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
-	synced    int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
+	// dirtyAhead populates reserved pages writable (SyncPeriodic,
+	// SyncNever); see populate.
+	dirtyAhead bool
+	synced     int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
 
 	// The fields below are guarded by the owning partition's mu.
 	size       int64  // bytes of whole batches in the .log
@@ -101,7 +104,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64) (_ *segment, err error) {
+func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64, dirtyAhead bool) (_ *segment, err error) {
 	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
@@ -123,7 +126,7 @@ func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEver
 	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if err = s.activate(capacity, limit); err != nil {
+	if err = s.activate(capacity, limit, dirtyAhead); err != nil {
 		return nil, err
 	}
 	if _, err = s.reserve(min(int64(minAllocation), limit, int64(len(s.m)))); err != nil {
@@ -141,8 +144,8 @@ func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEver
 //
 // Space is reserved no further than limit (SegmentBytes), except for a
 // batch that does not fit below it on its own.
-func (s *segment) activate(capacity, limit int64) error {
-	s.limit = limit
+func (s *segment) activate(capacity, limit int64, dirtyAhead bool) error {
+	s.limit, s.dirtyAhead = limit, dirtyAhead
 	size, err := s.f.Size()
 	if err != nil {
 		return err
@@ -186,7 +189,7 @@ func (s *segment) reserve(end int64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
 	}
-	populate(s.m[s.allocated:want])
+	populate(s.m[s.allocated:want], s.dirtyAhead)
 	s.allocated = want
 	return true, nil
 }

@@ -225,8 +225,11 @@
 // Every method is safe for concurrent use. An append takes its
 // partition's lock for one short critical section (assign offsets, copy
 // the batch into the memory-mapped active segment, index it); fsync
-// happens outside it. Readers do not block appenders while they copy and
-// decode. Waiters (Wait, Scan, long polls) wake when the high watermark
+// happens outside it. A roll creates the next segment inside it (one
+// directory fsync); the old segment is fsynced, trimmed and indexed
+// outside it, by the appenders waiting for its records under SyncAlways
+// and by the flusher otherwise. Readers do not block appenders while
+// they copy and decode. Waiters (Wait, Scan, long polls) wake when the high watermark
 // moves, without polling.
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
@@ -252,9 +255,12 @@
 //   - One process at a time: Open takes an exclusive lock on the
 //     directory, and a second Open fails at once naming it.
 //   - Unix systems only (Linux, macOS, the BSDs): the active segment is
-//     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
-//     page population in one call; elsewhere preallocation writes zeros
-//     and syncs are full fsyncs.
+//     memory-mapped and preallocated, never more than SegmentBytes ahead
+//     of its data. Linux gets fallocate, fdatasync and page population
+//     in one call (for writing under SyncPeriodic and SyncNever; under
+//     SyncAlways that would make every fsync write zeros ahead of the
+//     data, so pages are populated read-only); elsewhere preallocation
+//     writes zeros and syncs are full fsyncs.
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.
