@@ -490,6 +490,13 @@ func (p *Partition) finalizeSealed() error {
 		p.mu.RUnlock()
 		return p.errorf("%w", ErrClosed)
 	}
+	if p.err != nil {
+		// Never retry an fsync that failed: it can succeed without the
+		// data the kernel dropped (fsyncgate).
+		err := p.err
+		p.mu.RUnlock()
+		return err
+	}
 	var todo []*segment
 	p.segs.Ascend(func(s *segment) bool {
 		if s.sealed && !s.finalized {
@@ -698,7 +705,9 @@ func (p *Partition) close() error {
 		p.waitCh = nil
 	}
 	var errs []error
-	errs = append(errs, ferr)
+	if ferr != p.err { // a failed partition's error is returned once, below
+		errs = append(errs, ferr)
+	}
 	a := p.active
 	if p.err == nil {
 		// Appends may have rolled the log since finalizeSealed: no more
@@ -734,10 +743,13 @@ func (p *Partition) close() error {
 		errs = append(errs, s.close())
 		return true
 	})
-	if err := errors.Join(errs...); err != nil {
-		return p.errorf("close: %w", err)
+	err := errors.Join(errs...)
+	if err != nil {
+		err = p.errorf("close: %w", err)
 	}
-	return nil
+	// A failed partition's Close fails too: it cannot promise that what
+	// was appended is durable.
+	return errors.Join(p.err, err)
 }
 
 // dropUnsyncedLocked cuts every segment that is not finalized back to
