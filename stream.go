@@ -62,9 +62,14 @@
 // A failed write or fsync makes the partition refuse writes until it is
 // reopened (TestFailedSyncIsSticky): retrying and acknowledging would lie.
 // After a failed fsync the kernel may have marked the unwritten pages
-// clean (fsyncgate), so a failed partition's Close cuts each unfinished
-// segment back to what its last successful fsync covered, and a reopen
-// in the same process never serves those pages (TestReopenAfterFailedFsync).
+// clean (fsyncgate), so a failed partition never retries an fsync, its
+// Close returns the failure and cuts each unfinished segment back to
+// what its last successful fsync covered, and a reopen in the same
+// process never serves those pages (TestReopenAfterFailedFsync). Under
+// SyncPeriodic and SyncNever that cut takes the appends acknowledged
+// since the last successful sync. TestInjectedFaults fails one write,
+// fsync, directory fsync, rename or allocation (EIO, ENOSPC) at a random
+// point of a busy workload and checks the same promises.
 //
 // On Open each partition recovers. Its recovery point (a small file,
 // written at every roll's finalization and at Close) names the first
