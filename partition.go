@@ -108,17 +108,23 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 	point, known := p.readRecoveryPoint()
 	p.recoveryPoint = point
 	if len(bases) == 0 {
+		// A partition always has a recovery point file, so recovery
+		// tells a lost one from a partition that never rolled. The
+		// directory fsync of the first segment's creation makes its
+		// entry durable; its bytes need no fsync (see
+		// readRecoveryPoint).
+		if !known || point != 0 {
+			p.recoveryPoint = 0
+			if err := writeFile(fsys, filepath.Join(dir, recoveryPointFile), []byte("0\n"), false); err != nil {
+				return nil, err
+			}
+		}
 		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.segmentBytes, cfg.indexEvery, cfg.sync != SyncAlways)
 		if err != nil {
 			return nil, err
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
-		// A partition always has a recovery point file: recovery
-		// tells a lost one from a partition that never rolled.
-		if err := p.writeRecoveryPoint(0); err != nil {
-			return nil, err
-		}
 		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
