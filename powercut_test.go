@@ -115,7 +115,7 @@ func TestPowerCut(t *testing.T) {
 	for _, policy := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncPeriodic, stream.SyncNever} {
 		t.Run(policy.String(), func(t *testing.T) {
 			seed := crashSeed(t)
-			rounds := 10
+			rounds := 8
 			if testing.Short() {
 				rounds = 4
 			}
@@ -389,7 +389,7 @@ func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts 
 		fsys.CutPower()
 		desc = "Close, then the power cut"
 	default:
-		cut := 1 + rng.IntN(1500)
+		cut := 1 + rng.IntN(1000)
 		fsys.CutPowerAfter(cut)
 		deadline := time.Now().Add(10 * time.Second)
 		for !fsys.Dead() && time.Now().Before(deadline) {
