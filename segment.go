@@ -523,8 +523,9 @@ func (s *segment) recoverActive(fromStart bool) (events []RecoveryEvent, err err
 
 // chainAfterDamage looks past a batch at pos that failed its check: when
 // its header is whole (the offset expected, magic 2, a length inside the
-// file) and a valid batch with the next offset follows it, it returns
-// the header and the position after the batch.
+// file), no page of it reads as zeros, and a valid batch with the next
+// offset follows it, it returns the header and the position after the
+// batch.
 func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
 	var hdr [batchHeaderSize]byte
 	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
@@ -533,6 +534,26 @@ func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
 	h, err := parseBatchHeader(hdr[:])
 	if err != nil || h.BaseOffset != base {
 		return batchHeader{}, 0, false
+	}
+	// A power cut during an fsync can persist a later page before an
+	// earlier one: the batch is then torn, with pages (or their parts
+	// inside it) reading as zeros, since preallocated space never
+	// written reads as zeros. That is a torn tail, however valid the
+	// batches after it: cut it.
+	if size, err := s.f.Size(); err != nil || pos+h.Size() > size {
+		return batchHeader{}, 0, false
+	}
+	buf := make([]byte, h.Size())
+	if _, err := s.f.ReadAt(buf, pos); err != nil {
+		return batchHeader{}, 0, false
+	}
+	const page = 4096
+	for start := int64(0); start < int64(len(buf)); {
+		end := min(int64(len(buf)), (pos+start)/page*page+page-pos)
+		if allZero(buf[start:end]) {
+			return batchHeader{}, 0, false
+		}
+		start = end
 	}
 	after := pos + h.Size()
 	r, err := s.scan(after, h.LastOffset()+1, nil)
@@ -642,6 +663,9 @@ func (s *segment) batchAtMatches(pos, base int64) bool {
 	h, err := parseBatchHeader(hdr[:])
 	if err != nil || h.BaseOffset != base {
 		return false
+	}
+	if size, err := s.f.Size(); err != nil || pos+h.Size() > size {
+		return false // a length past the file: no allocation for it
 	}
 	buf := make([]byte, h.Size())
 	if _, err := s.f.ReadAt(buf, pos); err != nil {

@@ -78,9 +78,12 @@
 // the log is cut at the first batch a power loss tore, later segments
 // are removed, and appends go on from there (TestPowerCut,
 // TestRecoveryReportsTornTail). A batch in the last segment that fails
-// its check but has valid batches chained after it is damage, not a torn
-// tail: it is kept, with every batch after it
-// (TestFlippedByteInActiveSegmentKeepsLaterBatches). Damage is never
+// its check but has valid batches chained after it, and no page of it
+// reading as zeros (as a page a power cut lost does), is damage, not a
+// torn tail: it is kept, with every batch after it
+// (TestFlippedByteInActiveSegmentKeepsLaterBatches); with a page of
+// zeros it is a torn tail, cut however valid what follows
+// (TestTornBatchBeforeValidOnesIsCut). Damage is never
 // skipped: reads that reach it fail with a *CorruptError (ErrCorrupt)
 // naming the file and byte position (TestFlippedBitSealedSegment,
 // TestDamageBeforeTheLastSegmentIsNeverTruncated). Missing or damaged
