@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type Partition struct {
 	syncing  bool
 	syncDone chan struct{}
 
+	unfinalized   int64           // base of the first sealed segment not yet finalized; math.MaxInt64: none
 	recoveryPoint int64           // offsets below are in finalized segments, recorded on disk
 	recovery      []RecoveryEvent // what Open repaired or found; immutable after Open
 	err           error           // sticky write or sync failure: appends refuse until reopened
@@ -87,7 +89,7 @@ const recoveryPointFile = "recovery-point"
 // its log.
 func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionConfig, logger *slog.Logger) (_ *Partition, err error) {
 	p := &Partition{
-		topic: topic, id: id, dir: dir, fs: fsys, cfg: cfg,
+		topic: topic, id: id, dir: dir, fs: fsys, cfg: cfg, unfinalized: math.MaxInt64,
 		log:  logger.With("topic", topic, "partition", id),
 		segs: btree.NewG(8, func(a, b *segment) bool { return a.base < b.base }),
 	}
@@ -106,17 +108,23 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 	point, known := p.readRecoveryPoint()
 	p.recoveryPoint = point
 	if len(bases) == 0 {
-		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.segmentBytes, cfg.indexEvery)
+		// A partition always has a recovery point file, so recovery
+		// tells a lost one from a partition that never rolled. The
+		// directory fsync of the first segment's creation makes its
+		// entry durable; its bytes need no fsync (see
+		// readRecoveryPoint).
+		if !known || point != 0 {
+			p.recoveryPoint = 0
+			if err := writeFile(fsys, filepath.Join(dir, recoveryPointFile), []byte("0\n"), false); err != nil {
+				return nil, err
+			}
+		}
+		s, err := createSegment(fsys, dir, 0, p.capacity(0), cfg.segmentBytes, cfg.indexEvery, cfg.sync != SyncAlways)
 		if err != nil {
 			return nil, err
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
-		// A partition always has a recovery point file: recovery
-		// tells a lost one from a partition that never rolled.
-		if err := p.writeRecoveryPoint(0); err != nil {
-			return nil, err
-		}
 		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
@@ -342,6 +350,10 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 
 // syncTo returns once the records below end are fsynced, starting an
 // fsync unless one in flight will cover them (group commit).
+//
+// Records in a segment sealed by a roll are synced by its finalization,
+// which the waiters run (finalizeSealed, outside mu); an fsync of the
+// active segment counts only up to the first segment not yet finalized.
 func (p *Partition) syncTo(end int64) error {
 	p.mu.Lock()
 	for {
@@ -357,6 +369,14 @@ func (p *Partition) syncTo(end int64) error {
 		if p.closed {
 			p.mu.Unlock()
 			return p.errorf("%w", ErrClosed)
+		}
+		if p.unfinalizedBaseLocked() < end {
+			p.mu.Unlock()
+			if err := p.finalizeSealed(); err != nil {
+				return err
+			}
+			p.mu.Lock()
+			continue
 		}
 		if !p.syncing {
 			break
@@ -384,7 +404,7 @@ func (p *Partition) syncTo(end int64) error {
 	if err != nil {
 		return p.failLocked(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
-	p.synced = max(p.synced, leo)
+	p.synced = max(p.synced, min(leo, p.unfinalizedBaseLocked()))
 	seg.synced = max(seg.synced, size)
 	if p.active == seg && !seg.sealed {
 		if p.cfg.sync == SyncAlways {
@@ -395,9 +415,36 @@ func (p *Partition) syncTo(end int64) error {
 		}
 	}
 	if p.cfg.sync == SyncAlways {
-		p.advanceLocked(leo)
+		p.advanceLocked(p.synced)
 	}
 	return nil
+}
+
+// unfinalizedBaseLocked returns the base offset of the first sealed
+// segment not yet finalized (math.MaxInt64 when none): the records from
+// there on are not known to be synced. p.mu is held.
+func (p *Partition) unfinalizedBaseLocked() int64 {
+	return p.unfinalized
+}
+
+// finalizedLocked moves p.unfinalized past the segments finalized since.
+// p.mu is held.
+func (p *Partition) finalizedLocked() {
+	if p.unfinalized == math.MaxInt64 {
+		return
+	}
+	next := int64(math.MaxInt64)
+	p.segs.AscendGreaterOrEqual(&segment{base: p.unfinalized}, func(s *segment) bool {
+		if s == p.active {
+			return false
+		}
+		if s.sealed && !s.finalized {
+			next = s.base
+			return false
+		}
+		return true
+	})
+	p.unfinalized = next
 }
 
 // failLocked makes err sticky: the partition refuses appends until it is
@@ -426,41 +473,28 @@ func (p *Partition) advanceLocked(end int64) {
 }
 
 // rollLocked seals the active segment and starts a new one that can hold
-// a batch of n bytes. Under SyncAlways the old segment is finalized here;
-// otherwise the background flusher does it. p.mu is held.
-//
-// Under SyncAlways the order is the one a power cut needs: fsync the old
-// segment, then create the new one (whose creation fsyncs the
-// directory), then trim and finalize the old one and record the recovery
-// point. Under SyncPeriodic and SyncNever the old segment is synced
-// later; until the recovery point passes it, recovery validates it and
-// cuts the log at its first torn batch.
+// a batch of n bytes. p.mu is held. Creating the new segment (its files,
+// its first allocation, a directory fsync) happens here, since appends
+// need it; finalizing the old one (fsync, trim, indexes, recovery point)
+// happens outside the lock: under SyncAlways the appenders waiting for
+// the old segment's records run it (syncTo), otherwise the background
+// flusher does. Until then the recovery point stays before the old
+// segment, so recovery validates it and cuts the log at its first torn
+// batch.
 func (p *Partition) rollLocked(n int64) error {
 	old := p.active
-	if p.cfg.sync == SyncAlways {
-		if err := old.syncData(old.size); err != nil {
-			return p.failLocked(fmt.Errorf("fsync %s: %w", old.path, err))
-		}
-	}
-	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.segmentBytes, p.cfg.indexEvery)
+	s, err := createSegment(p.fs, p.dir, p.leo, p.capacity(n), p.cfg.segmentBytes, p.cfg.indexEvery, p.cfg.sync != SyncAlways)
 	if err != nil {
 		return p.errorf("roll: %w", err)
 	}
 	old.sealLocked()
 	p.segs.ReplaceOrInsert(s)
 	p.active = s
+	p.unfinalized = min(p.unfinalized, old.base)
 	p.expireProducersLocked(old.base)
-	if p.cfg.sync == SyncAlways || p.cfg.finalizeLater == nil {
-		if err := old.finalizeFiles(); err != nil {
-			return p.failLocked(err)
-		}
-		old.markFinalizedLocked()
-		p.synced = max(p.synced, old.next)
-		p.advanceLocked(old.next)
-		p.recordRecoveryPoint(s.base)
-		return nil
+	if p.cfg.finalizeLater != nil {
+		p.cfg.finalizeLater(p)
 	}
-	p.cfg.finalizeLater(p)
 	return nil
 }
 
@@ -474,6 +508,13 @@ func (p *Partition) finalizeSealed() error {
 	if p.closed {
 		p.mu.RUnlock()
 		return p.errorf("%w", ErrClosed)
+	}
+	if p.err != nil {
+		// Never retry an fsync that failed: it can succeed without the
+		// data the kernel dropped (fsyncgate).
+		err := p.err
+		p.mu.RUnlock()
+		return err
 	}
 	var todo []*segment
 	p.segs.Ascend(func(s *segment) bool {
@@ -495,18 +536,18 @@ func (p *Partition) finalizeSealed() error {
 			return err
 		}
 		s.markFinalizedLocked()
+		p.finalizedLocked()
+		// The segments are finalized in order: everything below this
+		// one's end is synced.
+		p.synced = max(p.synced, s.next)
+		if p.cfg.sync == SyncAlways {
+			p.advanceLocked(s.next)
+		}
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	point := p.active.base
-	p.segs.Ascend(func(s *segment) bool {
-		if s.sealed && !s.finalized {
-			point = s.base
-			return false
-		}
-		return true
-	})
+	point := min(p.active.base, p.unfinalized)
 	if point != p.recoveryPoint {
 		p.recordRecoveryPoint(point)
 	}
@@ -686,7 +727,9 @@ func (p *Partition) close() error {
 		p.waitCh = nil
 	}
 	var errs []error
-	errs = append(errs, ferr)
+	if ferr != p.err { // a failed partition's error is returned once, below
+		errs = append(errs, ferr)
+	}
 	a := p.active
 	if p.err == nil {
 		// Appends may have rolled the log since finalizeSealed: no more
@@ -702,6 +745,7 @@ func (p *Partition) close() error {
 			}
 			return true
 		})
+		p.finalizedLocked()
 	}
 	if p.err == nil {
 		// Trim the active segment to its batches; it stays the last
@@ -721,10 +765,13 @@ func (p *Partition) close() error {
 		errs = append(errs, s.close())
 		return true
 	})
-	if err := errors.Join(errs...); err != nil {
-		return p.errorf("close: %w", err)
+	err := errors.Join(errs...)
+	if err != nil {
+		err = p.errorf("close: %w", err)
 	}
-	return nil
+	// A failed partition's Close fails too: it cannot promise that what
+	// was appended is durable.
+	return errors.Join(p.err, err)
 }
 
 // dropUnsyncedLocked cuts every segment that is not finalized back to

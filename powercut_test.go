@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,16 +115,43 @@ func TestPowerCut(t *testing.T) {
 	for _, policy := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncPeriodic, stream.SyncNever} {
 		t.Run(policy.String(), func(t *testing.T) {
 			seed := crashSeed(t)
-			rounds := 10
+			rounds := 8
 			if testing.Short() {
 				rounds = 4
 			}
-			runPowerCuts(t, policy, seed, rounds)
+			runPowerCuts(t, policy, seed, rounds, false)
 		})
 	}
 }
 
-func runPowerCuts(t *testing.T, policy stream.SyncPolicy, seed uint64, rounds int) {
+// TestInjectedFaults runs the power-cut workload with one file-system
+// operation failing (EIO or ENOSPC) per round instead of a power cut:
+// writes, fsyncs, directory fsyncs, renames, allocations. Nothing may
+// panic or hang, the stream must close and reopen, and every append
+// acknowledged as durable must be there.
+func TestInjectedFaults(t *testing.T) {
+	for _, policy := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			seed := crashSeed(t)
+			rounds := 10
+			if testing.Short() {
+				rounds = 4
+			}
+			runPowerCuts(t, policy, seed, rounds, true)
+		})
+	}
+}
+
+// pcMode is how a round of the workload ends.
+type pcMode int
+
+const (
+	pcCut   pcMode = iota // the power goes after a random number of operations
+	pcClose               // Close returns, then the power goes
+	pcFault               // one operation fails (EIO or ENOSPC), then Close; no power cut
+)
+
+func runPowerCuts(t *testing.T, policy stream.SyncPolicy, seed uint64, rounds int, faults bool) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dir := t.TempDir()
 	fsys := stream.NewMemFS()
@@ -136,19 +165,29 @@ func runPowerCuts(t *testing.T, policy stream.SyncPolicy, seed uint64, rounds in
 		}
 		parts := checkPowerCut(t, s, model)
 		if t.Failed() {
+			for _, ev := range s.Recovery() {
+				t.Logf("recovery: %v", ev)
+			}
 			s.Close()
 			for _, path := range fsys.ListForTest(filepath.Join(dir, "topics")) {
 				t.Logf("%s: %d bytes", path, len(fsys.ReadFileForTest(path)))
 			}
 			t.Fatalf("round %d failed (seed %d)", round, seed)
 		}
-		closeRound := rng.IntN(3) == 0
-		desc := runPowerCutRound(t, s, fsys, parts, model, policy, rng, closeRound)
+		mode := pcCut
+		if faults {
+			mode = pcFault
+		} else if rng.IntN(3) == 0 {
+			mode = pcClose
+		}
+		desc := runPowerCutRound(t, s, fsys, parts, model, policy, rng, mode)
 		if t.Failed() {
 			t.Fatalf("round %d (%s) failed (seed %d)", round, desc, seed)
 		}
-		fsys = fsys.Restart(rng.Uint64())
-		if closeRound {
+		if mode != pcFault {
+			fsys = fsys.Restart(rng.Uint64())
+		}
+		if mode == pcClose {
 			checkExactLogs(t, fsys, dir)
 		}
 		t.Logf("round %d: %s", round, desc)
@@ -211,11 +250,12 @@ func checkPowerCut(t *testing.T, s *stream.Stream, model *pcModel) []*stream.Par
 // runPowerCutRound runs the workload on s until the power goes (after a
 // random number of operations) or, in a close round, until Close returns
 // nil and the power is cut after it. It returns a description.
-func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts []*stream.Partition, model *pcModel, policy stream.SyncPolicy, rng *rand.Rand, closeRound bool) string {
+func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts []*stream.Partition, model *pcModel, policy stream.SyncPolicy, rng *rand.Rand, mode pcMode) string {
 	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	if policy == stream.SyncAlways {
+	var faulted atomic.Bool
+	if policy == stream.SyncAlways && mode != pcFault {
 		fsys.OnCut(func() {
 			for _, p := range parts {
 				model.visible[stream.TopicPartition{Topic: p.Topic(), Partition: p.ID()}] = p.HighWatermark()
@@ -268,7 +308,7 @@ func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts 
 			}
 			n := model.mark()
 			if err := s.Sync(); err != nil {
-				if !fsys.Dead() && !errors.Is(err, stream.ErrClosed) {
+				if !fsys.Dead() && !faulted.Load() && !errors.Is(err, stream.ErrClosed) {
 					t.Errorf("Sync with the power on: %v", err)
 				}
 				return
@@ -294,13 +334,47 @@ func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts 
 					p.Append(&stream.Record{Value: []byte("side")})
 				}
 			}
-			if err := s.DeleteTopic(name); err != nil && (fsys.Dead() || errors.Is(err, stream.ErrClosed)) {
+			if err := s.DeleteTopic(name); err != nil && (fsys.Dead() || faulted.Load() || errors.Is(err, stream.ErrClosed)) {
 				return
 			}
 		}
 	}()
 	var desc string
-	if closeRound {
+	switch mode {
+	case pcFault:
+		k := 1 + rng.IntN(800)
+		errno := syscall.EIO
+		if rng.IntN(2) == 0 {
+			errno = syscall.ENOSPC
+		}
+		var n int // guarded by the file system's lock
+		var failed string
+		fsys.SetFault(func(op, path string) error {
+			switch op {
+			case "write", "sync", "syncdata", "syncdir", "rename", "allocate", "truncate", "open":
+				n++
+				if n == k {
+					failed = op + " " + path
+					faulted.Store(true)
+					return errno
+				}
+			}
+			return nil
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for !faulted.Load() && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Microsecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond) // let the workload meet it
+		close(stop)
+		wg.Wait()
+		n0 := model.mark()
+		if err := s.Close(); err == nil {
+			model.promote(n0)
+		}
+		fsys.SetFault(nil)
+		desc = fmt.Sprintf("%v on operation %d (%s), then Close", errno, k, failed)
+	case pcClose:
 		time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
 		err := s.Close()
 		close(stop)
@@ -314,8 +388,8 @@ func runPowerCutRound(t *testing.T, s *stream.Stream, fsys *stream.MemFS, parts 
 		}
 		fsys.CutPower()
 		desc = "Close, then the power cut"
-	} else {
-		cut := 1 + rng.IntN(1500)
+	default:
+		cut := 1 + rng.IntN(1000)
 		fsys.CutPowerAfter(cut)
 		deadline := time.Now().Add(10 * time.Second)
 		for !fsys.Dead() && time.Now().Before(deadline) {

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -198,7 +199,7 @@ func (p *Partition) recoverActive(s *segment, noted bool) error {
 		return err
 	}
 	s.synced = s.size
-	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes); err != nil {
+	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
 		return err
 	}
 	p.active = s
@@ -212,11 +213,17 @@ func (p *Partition) recoverActive(s *segment, noted bool) error {
 }
 
 // readRecoveryPoint reads the recovery point file; known is false when
-// it is missing or unreadable.
+// it is missing or unreadable. An empty (or all-zero) file is 0: a new partition writes
+// its first recovery point without an fsync (the directory fsync of its
+// first segment makes the entry durable, maybe not the bytes); later
+// ones are renamed into place only once synced.
 func (p *Partition) readRecoveryPoint() (point int64, known bool) {
 	b, err := readFile(p.fs, filepath.Join(p.dir, recoveryPointFile))
 	if err != nil {
 		return 0, false
+	}
+	if len(bytes.Trim(b, "\x00")) == 0 {
+		return 0, true // empty, or its size reached the disk without its bytes
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil || n < 0 {
@@ -241,7 +248,7 @@ func (p *Partition) recordRecoveryPoint(offset int64) {
 func (p *Partition) writeRecoveryPoint(offset int64) error {
 	path := filepath.Join(p.dir, recoveryPointFile)
 	tmp := path + ".tmp"
-	if err := writeFileSync(p.fs, tmp, []byte(strconv.FormatInt(offset, 10)+"\n")); err != nil {
+	if err := writeFile(p.fs, tmp, []byte(strconv.FormatInt(offset, 10)+"\n"), true); err != nil {
 		return err
 	}
 	if err := p.fs.Rename(tmp, path); err != nil {

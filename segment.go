@@ -49,7 +49,10 @@ type segment struct {
 
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
 	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
-	synced    int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
+	// dirtyAhead populates reserved pages writable (SyncPeriodic,
+	// SyncNever); see populate.
+	dirtyAhead bool
+	synced     int64 // bytes of the .log a successful fsync covered; guarded by the partition's mu
 
 	// The fields below are guarded by the owning partition's mu.
 	size       int64  // bytes of whole batches in the .log
@@ -101,7 +104,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // createSegment creates the files of a new, empty active segment with room
 // for capacity bytes, maps it, and syncs the directory.
-func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64) (_ *segment, err error) {
+func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEvery int64, dirtyAhead bool) (_ *segment, err error) {
 	s := newSegment(fsys, dir, base, indexEvery)
 	defer func() {
 		if err != nil {
@@ -123,7 +126,7 @@ func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEver
 	if s.tidx, err = fsys.OpenFile(s.timeIndexPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 		return nil, err
 	}
-	if err = s.activate(capacity, limit); err != nil {
+	if err = s.activate(capacity, limit, dirtyAhead); err != nil {
 		return nil, err
 	}
 	if _, err = s.reserve(min(int64(minAllocation), limit, int64(len(s.m)))); err != nil {
@@ -141,8 +144,8 @@ func createSegment(fsys fileSystem, dir string, base, capacity, limit, indexEver
 //
 // Space is reserved no further than limit (SegmentBytes), except for a
 // batch that does not fit below it on its own.
-func (s *segment) activate(capacity, limit int64) error {
-	s.limit = limit
+func (s *segment) activate(capacity, limit int64, dirtyAhead bool) error {
+	s.limit, s.dirtyAhead = limit, dirtyAhead
 	size, err := s.f.Size()
 	if err != nil {
 		return err
@@ -186,7 +189,7 @@ func (s *segment) reserve(end int64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("preallocate %s (%d bytes): %w", s.path, want, err)
 	}
-	populate(s.m[s.allocated:want])
+	populate(s.m[s.allocated:want], s.dirtyAhead)
 	s.allocated = want
 	return true, nil
 }
@@ -520,8 +523,9 @@ func (s *segment) recoverActive(fromStart bool) (events []RecoveryEvent, err err
 
 // chainAfterDamage looks past a batch at pos that failed its check: when
 // its header is whole (the offset expected, magic 2, a length inside the
-// file) and a valid batch with the next offset follows it, it returns
-// the header and the position after the batch.
+// file), no page of it reads as zeros, and a valid batch with the next
+// offset follows it, it returns the header and the position after the
+// batch.
 func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
 	var hdr [batchHeaderSize]byte
 	if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
@@ -530,6 +534,26 @@ func (s *segment) chainAfterDamage(pos, base int64) (batchHeader, int64, bool) {
 	h, err := parseBatchHeader(hdr[:])
 	if err != nil || h.BaseOffset != base {
 		return batchHeader{}, 0, false
+	}
+	// A power cut during an fsync can persist a later page before an
+	// earlier one: the batch is then torn, with pages (or their parts
+	// inside it) reading as zeros, since preallocated space never
+	// written reads as zeros. That is a torn tail, however valid the
+	// batches after it: cut it.
+	if size, err := s.f.Size(); err != nil || pos+h.Size() > size {
+		return batchHeader{}, 0, false
+	}
+	buf := make([]byte, h.Size())
+	if _, err := s.f.ReadAt(buf, pos); err != nil {
+		return batchHeader{}, 0, false
+	}
+	const page = 4096
+	for start := int64(0); start < int64(len(buf)); {
+		end := min(int64(len(buf)), (pos+start)/page*page+page-pos)
+		if allZero(buf[start:end]) {
+			return batchHeader{}, 0, false
+		}
+		start = end
 	}
 	after := pos + h.Size()
 	r, err := s.scan(after, h.LastOffset()+1, nil)
@@ -640,10 +664,8 @@ func (s *segment) batchAtMatches(pos, base int64) bool {
 	if err != nil || h.BaseOffset != base {
 		return false
 	}
-	// A length past the end of the file is damage, not a size to
-	// allocate (a header can claim 2 GiB).
 	if size, err := s.f.Size(); err != nil || pos+h.Size() > size {
-		return false
+		return false // a length past the file: no allocation for it
 	}
 	buf := make([]byte, h.Size())
 	if _, err := s.f.ReadAt(buf, pos); err != nil {

@@ -66,9 +66,14 @@
 // A failed write or fsync makes the partition refuse writes until it is
 // reopened (TestFailedSyncIsSticky): retrying and acknowledging would lie.
 // After a failed fsync the kernel may have marked the unwritten pages
-// clean (fsyncgate), so a failed partition's Close cuts each unfinished
-// segment back to what its last successful fsync covered, and a reopen
-// in the same process never serves those pages (TestReopenAfterFailedFsync).
+// clean (fsyncgate), so a failed partition never retries an fsync, its
+// Close returns the failure and cuts each unfinished segment back to
+// what its last successful fsync covered, and a reopen in the same
+// process never serves those pages (TestReopenAfterFailedFsync). Under
+// SyncPeriodic and SyncNever that cut takes the appends acknowledged
+// since the last successful sync. TestInjectedFaults fails one write,
+// fsync, directory fsync, rename or allocation (EIO, ENOSPC) at a random
+// point of a busy workload and checks the same promises.
 //
 // On Open each partition recovers. Its recovery point (a small file,
 // written at every roll's finalization and at Close) names the first
@@ -77,9 +82,12 @@
 // the log is cut at the first batch a power loss tore, later segments
 // are removed, and appends go on from there (TestPowerCut,
 // TestRecoveryReportsTornTail). A batch in the last segment that fails
-// its check but has valid batches chained after it is damage, not a torn
-// tail: it is kept, with every batch after it
-// (TestFlippedByteInActiveSegmentKeepsLaterBatches). Damage is never
+// its check but has valid batches chained after it, and no page of it
+// reading as zeros (as a page a power cut lost does), is damage, not a
+// torn tail: it is kept, with every batch after it
+// (TestFlippedByteInActiveSegmentKeepsLaterBatches); with a page of
+// zeros it is a torn tail, cut however valid what follows
+// (TestTornBatchBeforeValidOnesIsCut). Damage is never
 // skipped: reads that reach it fail with a *CorruptError (ErrCorrupt)
 // naming the file and byte position (TestFlippedBitSealedSegment,
 // TestDamageBeforeTheLastSegmentIsNeverTruncated). Missing or damaged
@@ -327,8 +335,11 @@
 // Every method is safe for concurrent use. An append takes its
 // partition's lock for one short critical section (assign offsets, copy
 // the batch into the memory-mapped active segment, index it); fsync
-// happens outside it. Readers do not block appenders while they copy and
-// decode. Waiters (Wait, Scan, long polls) wake when the high watermark
+// happens outside it. A roll creates the next segment inside it (one
+// directory fsync); the old segment is fsynced, trimmed and indexed
+// outside it, by the appenders waiting for its records under SyncAlways
+// and by the flusher otherwise. Readers do not block appenders while
+// they copy and decode. Waiters (Wait, Scan, long polls) wake when the high watermark
 // moves, without polling.
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
@@ -360,9 +371,12 @@
 //     directory (DIR/LOCK, which holds the process ID), and a second Open
 //     fails at once naming the directory and the process holding it.
 //   - Unix systems only (Linux, macOS, the BSDs): the active segment is
-//     memory-mapped and preallocated. Linux gets fallocate, fdatasync and
-//     page population in one call; elsewhere preallocation writes zeros
-//     and syncs are full fsyncs.
+//     memory-mapped and preallocated, never more than SegmentBytes ahead
+//     of its data. Linux gets fallocate, fdatasync and page population
+//     in one call (for writing under SyncPeriodic and SyncNever; under
+//     SyncAlways that would make every fsync write zeros ahead of the
+//     data, so pages are populated read-only); elsewhere preallocation
+//     writes zeros and syncs are full fsyncs.
 //   - Offsets are contiguous; there is no log compaction.
 //   - Records returned by Read and Scan share memory with their batch:
 //     holding one keeps its batch's buffer alive.

@@ -178,14 +178,15 @@ func readFile(fsys fileSystem, name string) ([]byte, error) {
 	return b[:n], err
 }
 
-// writeFileSync writes a whole file and fsyncs it (not its directory).
-func writeFileSync(fsys fileSystem, name string, data []byte) error {
+// writeFile writes a whole file, and fsyncs it (not its directory) when
+// sync is set.
+func writeFile(fsys fileSystem, name string, data []byte, sync bool) error {
 	f, err := fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = f.WriteAt(data, 0)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
