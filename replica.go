@@ -52,6 +52,15 @@ import (
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records are in the log, not
 //     acknowledged); if the node stops leading first, with ErrNotLeader.
 //
+// Still to wire (Options.Cluster in Open): the controller's partition
+// decisions become update calls (its partitionMeta is a
+// replicaAssignment, field for field), alterISR becomes its
+// cmdAlterPartition proposal, Open makes one replicaManager per Stream
+// over a messenger on ClusterConfig.Transport (ReplicaLagTime as lagTime)
+// and adds each local replica with its topic's MinInSyncReplicas, Close
+// closes the manager before the partitions; producers send to the leader
+// and retry on ErrNotLeader.
+//
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its
 // own: its append path reads only the immutable replicaGate snapshot.
