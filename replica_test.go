@@ -86,23 +86,23 @@ var replTestConfig = partitionConfig{
 }
 
 func newReplCluster(t testing.TB, seed int64, n, minISR int, cfg replicaConfig) *replCluster {
-	return newReplClusterOn(t, seed, n, minISR, cfg, func(NodeID) fileSystem {
+	return newReplClusterOn(t, seed, n, minISR, cfg, replTestConfig, func(NodeID) fileSystem {
 		fs := NewMemFS()
 		fs.MkdirAllDurable("/data")
 		return fs
 	}, func(NodeID) string { return "/data/t-0" })
 }
 
-// newReplClusterOn is newReplCluster with each node's partition on
-// fsFor(id), in dirFor(id).
-func newReplClusterOn(t testing.TB, seed int64, n, minISR int, cfg replicaConfig, fsFor func(NodeID) fileSystem, dirFor func(NodeID) string) *replCluster {
+// newReplClusterOn is newReplCluster with each node's partition
+// configured by pcfg, on fsFor(id), in dirFor(id).
+func newReplClusterOn(t testing.TB, seed int64, n, minISR int, cfg replicaConfig, pcfg partitionConfig, fsFor func(NodeID) fileSystem, dirFor func(NodeID) string) *replCluster {
 	t.Logf("MemNetwork seed %d", seed)
 	c := &replCluster{t: t, net: NewMemNetwork(seed), nodes: map[NodeID]*replNode{}, hw: map[NodeID]int64{}}
 	c.meta = &fakeMeta{c: c}
 	for i := 1; i <= n; i++ {
 		id := NodeID(i)
 		fs := fsFor(id)
-		p, err := openPartition(fs, dirFor(id), rtTopic, 0, replTestConfig, slog.New(slog.DiscardHandler))
+		p, err := openPartition(fs, dirFor(id), rtTopic, 0, pcfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
