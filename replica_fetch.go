@@ -298,7 +298,9 @@ func (r *replica) truncateToLeader(ctx context.Context, leader NodeID, epoch int
 	req := appendPartitionRef(nil, p.topic, p.id)
 	req = binary.BigEndian.AppendUint32(req, uint32(epoch))
 	req = binary.BigEndian.AppendUint32(req, uint32(latest))
-	b, err := r.m.msg.call(ctx, leader, kindEpochEnd, req)
+	cctx, cancel := context.WithTimeout(ctx, r.m.cfg.fetchMaxWait+time.Second) // a lost request must not stall the fetcher
+	defer cancel()
+	b, err := r.m.msg.call(cctx, leader, kindEpochEnd, req)
 	if err != nil {
 		return err
 	}

@@ -28,11 +28,16 @@ type fakeMeta struct {
 
 	mu      sync.Mutex
 	a       replicaAssignment
-	changes []isrChange // accepted ones
+	changes []isrChange      // accepted ones
+	cutOff  map[NodeID]bool // nodes that cannot reach the controller
 }
 
 func (f *fakeMeta) alterISR(_ context.Context, c isrChange) error {
 	f.mu.Lock()
+	if f.cutOff[c.Leader] {
+		f.mu.Unlock()
+		return fmt.Errorf("alter ISR from node %d: %w", c.Leader, ErrUnreachable)
+	}
 	if c.Leader != f.a.Leader || c.LeaderEpoch != f.a.LeaderEpoch || c.PartitionEpoch != f.a.PartitionEpoch {
 		f.mu.Unlock()
 		return fmt.Errorf("alter ISR: stale request %+v, current %+v: %w", c, f.a, ErrFenced)
