@@ -28,7 +28,7 @@ type fakeMeta struct {
 
 	mu      sync.Mutex
 	a       replicaAssignment
-	changes []isrChange      // accepted ones
+	changes []isrChange     // accepted ones
 	cutOff  map[NodeID]bool // nodes that cannot reach the controller
 }
 
