@@ -148,7 +148,9 @@ func (m *replicaManager) handleFetch(ctx context.Context, e envelope) ([]byte, e
 		}
 		break
 	}
-	data, err := p.readRaw(req.fetchOffset, int(req.maxBytes))
+	// The leader's bound, not only the asker's: a request cannot make it
+	// read a whole segment into memory.
+	data, err := p.readRaw(req.fetchOffset, min(int(req.maxBytes), m.cfg.fetchMaxBytes))
 	if err != nil {
 		return nil, err
 	}

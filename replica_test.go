@@ -476,3 +476,55 @@ func TestReplicaLeaderChangeTruncatesDivergentSuffix(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicaFetchRefusals: fetches and epoch-end requests that are
+// malformed, in another epoch, or sent to a follower get typed errors,
+// never a panic.
+func TestReplicaFetchRefusals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 5, 3, 1, replicaConfig{lagTime: time.Second})
+		c.meta.set(replicaAssignment{Leader: 1, LeaderEpoch: 4, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{1, 2, 3}})
+		m1, m2 := c.nodes[1].m, c.nodes[2].m
+		ctx := context.Background()
+		fetch := func(m *replicaManager, from NodeID, f fetchRequest) error {
+			_, err := m.handleFetch(ctx, envelope{Version: protoVersion, Kind: kindFetch, From: from, Payload: f.encode()})
+			return err
+		}
+		good := fetchRequest{topic: rtTopic, epoch: 4, maxBytes: 1024}
+		for _, tc := range []struct {
+			name string
+			m    *replicaManager
+			from NodeID
+			f    fetchRequest
+			want error
+		}{
+			{"old epoch", m1, 2, fetchRequest{topic: rtTopic, epoch: 3, maxBytes: 1024}, ErrFenced},
+			{"newer epoch", m1, 2, fetchRequest{topic: rtTopic, epoch: 5, maxBytes: 1024}, ErrFenced},
+			{"to a follower", m2, 3, good, ErrNotLeader},
+			{"unknown partition", m1, 2, fetchRequest{topic: "other", epoch: 4}, ErrNotLeader},
+			{"not a replica", m1, 9, good, ErrBadRequest},
+			{"past the log end", m1, 2, fetchRequest{topic: rtTopic, epoch: 4, fetchOffset: 10}, ErrOffsetOutOfRange},
+			{"negative offset", m1, 2, fetchRequest{topic: rtTopic, epoch: 4, fetchOffset: -1}, ErrBadRequest},
+		} {
+			if err := fetch(tc.m, tc.from, tc.f); !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+		}
+		payload := good.encode()
+		for n := range len(payload) {
+			_, err := m1.handleFetch(ctx, envelope{Version: protoVersion, Kind: kindFetch, From: 2, Payload: payload[:n]})
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("fetch request cut to %d bytes: %v, want ErrBadRequest", n, err)
+			}
+			_, err = m1.handleEpochEnd(ctx, envelope{Version: protoVersion, Kind: kindEpochEnd, From: 2, Payload: payload[:min(n, 9)]})
+			if err == nil {
+				t.Fatalf("epoch-end request of %d bytes accepted", min(n, 9))
+			}
+		}
+		// Over the wire too: the follower's messenger gets the sentinel.
+		_, err := c.nodes[3].m.msg.call(ctx, 1, kindFetch, (&fetchRequest{topic: rtTopic, epoch: 2}).encode())
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("fetch in an old epoch over the network: %v, want ErrFenced", err)
+		}
+	})
+}
