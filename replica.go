@@ -158,7 +158,12 @@ func newReplicaManager(self NodeID, msg *messenger, sink isrSink, cfg replicaCon
 }
 
 // add makes p a replica managed here, waiting for its first update.
-// Until then appends to it fail with ErrNotLeader.
+// Until then appends to it fail with ErrNotLeader. Its high watermark
+// drops to the log start until the replication layer raises it: the log
+// end Open set it to may hold a suffix nobody acknowledged, which the
+// next leader may not have (there is no high-watermark checkpoint yet,
+// as Kafka's replication-offset-checkpoint; with one, a restarted replica
+// would show readers what it had shown before at once).
 func (m *replicaManager) add(p *Partition, minISR int) (*replica, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -170,7 +175,7 @@ func (m *replicaManager) add(p *Partition, minISR int) (*replica, error) {
 		return r, nil
 	}
 	r := &replica{m: m, p: p, minISR: max(minISR, 1), a: replicaAssignment{LeaderEpoch: -1}, changed: make(chan struct{})}
-	p.setGate(&replicaGate{self: m.self, minISR: r.minISR, r: r})
+	p.attachReplica(&replicaGate{self: m.self, minISR: r.minISR, r: r})
 	m.parts[k] = r
 	return r, nil
 }
