@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -52,14 +53,17 @@ import (
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records are in the log, not
 //     acknowledged); if the node stops leading first, with ErrNotLeader.
 //
-// Still to wire (Options.Cluster in Open): the controller's partition
-// decisions become update calls (its partitionMeta is a
-// replicaAssignment, field for field), alterISR becomes its
-// cmdAlterPartition proposal, Open makes one replicaManager per Stream
-// over a messenger on ClusterConfig.Transport (ReplicaLagTime as lagTime)
-// and adds each local replica with its topic's MinInSyncReplicas, Close
-// closes the manager before the partitions; producers send to the leader
-// and retry on ErrNotLeader.
+// Still to wire (Options.Cluster in Open): Open makes one
+// replicaManager per Stream on the messenger the Cluster shares
+// (ClusterConfig.ReplicaLagTime as lagTime), registering its kinds before
+// the messenger serves, and adds each local replica with its topic's
+// MinInSyncReplicas; the controller's effects become calls here
+// (effectPartition: update with its partitionMeta, which is a
+// replicaAssignment field for field; effectTopicDeleted: remove;
+// effectReset: update for every partition), in the order applied;
+// isrSink is Cluster.alterISR (cmdAlterPartition); Close closes the
+// manager before the partitions. Producers then send to the leader and
+// retry on ErrNotLeader.
 //
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its
@@ -195,6 +199,27 @@ func (m *replicaManager) update(topic string, id int32, a replicaAssignment) err
 	}
 	r.update(a)
 	return nil
+}
+
+// remove stops replicating a partition (its topic was deleted, or the
+// replica moved away): its fetcher stops, appends waiting for
+// acknowledgement fail with ErrNotLeader, and later appends too.
+func (m *replicaManager) remove(topic string, id int32) {
+	m.mu.Lock()
+	r := m.parts[partKey{topic, id}]
+	delete(m.parts, partKey{topic, id})
+	m.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.stopFollowing()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.a = replicaAssignment{LeaderEpoch: math.MaxInt32, PartitionEpoch: math.MaxInt32}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.followers = nil
+	r.installGateLocked()
 }
 
 // close stops every goroutine and waits for them; appends waiting for

@@ -165,7 +165,7 @@ func (c *replCluster) push(a replicaAssignment) {
 		if c.nodes[id].crashed {
 			continue
 		}
-		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil {
+		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
 			c.t.Error(err)
 		}
 	}
@@ -635,4 +635,24 @@ func TestReplicaLeaderCrashAndRestart(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestReplicaRemove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 6, 3, 1, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		if _, err := appendValue(t, c.nodes[1].p, "one"); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[1].m.remove(rtTopic, 0)
+		if _, err := appendValue(t, c.nodes[1].p, "after remove"); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("append after remove: %v, want ErrNotLeader", err)
+		}
+		// Later metadata for it is refused, not applied.
+		if err := c.nodes[1].m.update(rtTopic, 0, all3()); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("update after remove: %v, want ErrUnknownTopic", err)
+		}
+		c.nodes[2].m.remove(rtTopic, 0) // stops its fetcher
+		c.nodes[2].m.remove(rtTopic, 0) // twice is fine
+	})
 }
