@@ -65,6 +65,12 @@ import (
 // manager before the partitions. Producers then send to the leader and
 // retry on ErrNotLeader.
 //
+// Not handled yet: a follower whose log end is below the leader's log
+// start (retention deleted what it needs; Kafka restarts its log there,
+// truncateFullyAndStartAt) retries forever; a batch larger than the
+// transport's frame limit (TCPConfig.MaxFrameBytes) cannot be fetched;
+// there is no high-watermark checkpoint (see add).
+//
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its
 // own: its append path reads only the immutable replicaGate snapshot.
