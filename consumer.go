@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,10 @@ type Consumer struct {
 	pending []*Record
 	running chan struct{}
 	stopRun context.CancelCauseFunc
+	// runG and callbackG are the IDs of the goroutines running Run and
+	// a rebalance callback (0: none), so that a Close from inside them
+	// neither waits for itself nor deadlocks on pollMu.
+	runG, callbackG atomic.Uint64
 	// gone are partitions dropped because their topic was deleted, not
 	// yet reported (OnLost, or Poll's ErrTopicDeleted).
 	gone []TopicPartition
@@ -616,24 +621,30 @@ func (c *Consumer) syncGroup(ctx context.Context) (<-chan struct{}, error) {
 }
 
 func (c *Consumer) onRevoked(ctx context.Context, tps []TopicPartition) {
-	if c.cfg.OnRevoked != nil {
-		c.cfg.OnRevoked(ctx, slices.Clone(tps))
-	}
+	c.callback(ctx, c.cfg.OnRevoked, tps)
 }
 
 func (c *Consumer) onLost(ctx context.Context, tps []TopicPartition) {
-	switch {
-	case c.cfg.OnLost != nil:
-		c.cfg.OnLost(ctx, slices.Clone(tps))
-	case c.cfg.OnRevoked != nil:
-		c.cfg.OnRevoked(ctx, slices.Clone(tps))
+	if c.cfg.OnLost != nil {
+		c.callback(ctx, c.cfg.OnLost, tps)
+		return
 	}
+	c.callback(ctx, c.cfg.OnRevoked, tps)
 }
 
 func (c *Consumer) onAssigned(ctx context.Context, tps []TopicPartition) {
-	if c.cfg.OnAssigned != nil {
-		c.cfg.OnAssigned(ctx, slices.Clone(tps))
+	c.callback(ctx, c.cfg.OnAssigned, tps)
+}
+
+// callback runs a rebalance callback, marking its goroutine so that a
+// Close from inside it fails fast instead of deadlocking.
+func (c *Consumer) callback(ctx context.Context, fn func(context.Context, []TopicPartition), tps []TopicPartition) {
+	if fn == nil {
+		return
 	}
+	prev := c.callbackG.Swap(goroutineID())
+	defer c.callbackG.Store(prev)
+	fn(ctx, slices.Clone(tps))
 }
 
 // dropPartitions removes tps (nil: all) from the assignment and returns
@@ -938,9 +949,19 @@ func (c *Consumer) Close() error {
 // keeps its slot and partitions for SessionTimeout, for a consumer with
 // the same InstanceID to take back.
 //
-// Do not call it from OnAssigned, OnRevoked or OnLost; from Run's
-// handler, pass the handler's context.
+// From Run's handler it does not wait for the handler (itself): the
+// handler returns, Run returns ErrClosed, and what it accepted is
+// committed. From OnAssigned, OnRevoked or OnLost, which run inside
+// Poll, it fails at once with ErrInCallback and changes nothing: close
+// after Poll returns.
 func (c *Consumer) CloseContext(ctx context.Context) error {
+	if ctx == nil {
+		return argError("close consumer", "nil context")
+	}
+	self := goroutineID()
+	if self == c.callbackG.Load() {
+		return errorf("stream: close consumer from its OnAssigned, OnRevoked or OnLost callback: %w", ErrInCallback)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -951,7 +972,7 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 	running, stopRun := c.running, c.stopRun
 	c.mu.Unlock()
 	var waitErr error
-	if running != nil && ctx.Value(runCtxKey{}) != c {
+	if running != nil && ctx.Value(runCtxKey{}) != c && self != c.runG.Load() {
 		select {
 		case <-running:
 		case <-ctx.Done():

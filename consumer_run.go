@@ -47,8 +47,8 @@ type runCtxKey struct{}
 // Close waits for the record in flight (CloseContext bounds the wait and
 // then cancels the handler's context with a cause wrapping ErrClosed);
 // records Poll returned that the handler did not accept are never
-// committed. From inside handle, close with CloseContext(ctx) on the
-// handler's context: Close would wait for the handler to return.
+// committed. Close and CloseContext called from inside handle do not wait
+// for it: handle returns, and Run returns ErrClosed.
 func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record) error) error {
 	if ctx == nil {
 		return argError("run", "nil context")
@@ -56,6 +56,9 @@ func (c *Consumer) Run(ctx context.Context, handle func(context.Context, *Record
 	if handle == nil {
 		return argError("run", "nil handler")
 	}
+	g := goroutineID()
+	prev := c.runG.Swap(g)
+	defer c.runG.Store(prev)
 	for {
 		recs, err := c.poll(ctx, true)
 		if err != nil {

@@ -533,7 +533,9 @@ var (
 	// the one that would free room. Nothing was sent.
 	ErrBufferFull = errors.New("stream: producer buffer full")
 	// ErrInCallback is returned by Producer.Send and Flush called from
-	// one of the producer's delivery callbacks, which they would wait for.
+	// one of the producer's delivery callbacks, which they would wait for,
+	// and by Consumer.Close and CloseContext called from the consumer's
+	// OnAssigned, OnRevoked or OnLost, which run inside its Poll.
 	ErrInCallback = errors.New("stream: called from a producer callback")
 	// ErrTopicDeleted is returned by Poll, Run and commits of a consumer
 	// whose partitions belong to a topic deleted since they were
