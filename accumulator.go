@@ -68,7 +68,44 @@ type pendingRecord struct {
 	done func(*Record, error)
 }
 
-var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
+// freeBatches is how many delivered batches a producer keeps for reuse,
+// their buffers at full size: enough for the batches a busy producer
+// opens while others are written, few enough that an idle one holds
+// little (freeBatches × BatchBytes). Kafka's producer pools its batch
+// buffers the same way (buffer.memory).
+const freeBatches = 16
+
+// newBatch returns a batch to gather records in: a recycled one, or a new
+// one whose buffer holds a full batch, so that gathering never grows it.
+func (p *Producer) newBatch() *producerBatch {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
+	b := new(producerBatch)
+	b.batch.buf = make([]byte, 0, p.maxBatch)
+	return b
+}
+
+// recycle keeps b, emptied, for a later batch, unless enough are kept or
+// its buffer grew for an outsized record.
+func (p *Producer) recycle(b *producerBatch) {
+	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
+		return // grown for an outsized record: let it go
+	}
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	b.user, b.waited = false, false
+	b.bytes = 0
+	b.batch.Reset()
+	b.batch.compression = CompressNone
+	b.batch.setProducer(-1, -1, -1) // the next batch may go to a moved partition
+	select {
+	case p.free <- b:
+	default:
+	}
+}
 
 // add encodes r (with timestamp ts in ms, noTimestamp for none) into the
 // open batch and keeps done for its acknowledgement; fromSend says done is
@@ -78,8 +115,8 @@ var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
 func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), fromSend bool) (int64, error) {
 	p := a.p
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if p.closed.Load() {
+		a.mu.Unlock()
 		return 0, p.errClosed()
 	}
 	b := a.open
@@ -88,7 +125,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), 
 		b = nil
 	}
 	if b == nil {
-		b = batchPool.Get().(*producerBatch)
+		b = p.newBatch()
 		b.created = time.Now()
 		b.nowMs = b.created.UnixMilli()
 		a.open = b
@@ -116,6 +153,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), 
 	if int64(len(b.batch.buf)) >= p.maxBatch || (p.cfg.Linger == 0 || b.waited) && !a.draining {
 		a.sealLocked()
 	}
+	a.mu.Unlock()
 	return ts, nil
 }
 
@@ -336,32 +374,23 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint6
 			p.log.Error("producer: records lost (AcksNone)", "topic", a.topic, "partition", a.id, "records", b.batch.count, "error", err)
 		}
 	}
-	for i := range b.recs {
-		r := b.recs[i].r
+	now := time.UnixMilli(b.nowMs)
+	for i, pr := range b.recs {
+		r := pr.r
 		r.Partition, r.Offset = a.id, -1
 		if err == nil {
 			r.Offset = base + int64(i)
 		}
 		if r.Timestamp.IsZero() {
-			r.Timestamp = time.UnixMilli(b.nowMs)
+			r.Timestamp = now
 		}
-		if done := b.recs[i].done; done != nil {
-			done(r, err)
+		if pr.done != nil {
+			pr.done(r, err)
 		}
 	}
 	a.completed.Add(1)
 	p.wakeWaiters()
-	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
-		return // grown for an outsized record: let it go
-	}
-	clear(b.recs)
-	b.recs = b.recs[:0]
-	b.user, b.waited = false, false
-	b.bytes = 0
-	b.batch.Reset()
-	b.batch.compression = CompressNone
-	b.batch.setProducer(-1, -1, -1) // the next user may not be idempotent
-	batchPool.Put(b)
+	p.recycle(b)
 }
 
 // minBatchCap is the buffer a Batch starts with (Batch.start).

@@ -39,8 +39,9 @@ type Producer struct {
 	maxRec   int64 // Options.MaxRecordBytes
 	id       int64 // producer ID for idempotence; -1 when disabled
 
-	closed    atomic.Bool   // set by Close: sends fail with ErrClosed
-	abort     chan struct{} // closed when the Stream closes the producer or CloseContext gives up: no more retries
+	closed    atomic.Bool         // set by Close: sends fail with ErrClosed
+	abort     chan struct{}       // closed when the Stream closes the producer or CloseContext gives up: no more retries
+	free      chan *producerBatch // delivered batches kept for reuse (newBatch, recycle)
 	abortOnce sync.Once
 	forced    atomic.Bool  // set when CloseContext gives up: batches not yet appended fail with ErrClosed
 	closeOnce sync.Once    // the start of the close (seal everything), done once
@@ -52,8 +53,11 @@ type Producer struct {
 	userCallbacks atomic.Int32
 
 	// topics maps a topic name to its accumulators; a copy-on-write map,
-	// replaced under mu, read without a lock.
+	// replaced under mu, read without a lock. last is the entry a send
+	// used last: most producers send to one topic at a time, and a name
+	// compared is cheaper than a name hashed.
 	topics atomic.Pointer[map[string]*producerTopic]
+	last   atomic.Pointer[producerTopic]
 
 	buffered     atomic.Int64 // buffer bytes reserved by records not yet delivered
 	roomWaiters  atomic.Int32 // senders waiting for buffer room
@@ -73,9 +77,15 @@ type Producer struct {
 // producerTopic is a producer's view of one topic: an accumulator per
 // partition, as of the topic's changes count.
 type producerTopic struct {
+	name    string
 	t       *Topic
 	changes uint64
 	accs    []*accumulator
+
+	// sticky is the topic's sticky partition in the producer's own
+	// HashPartitioner (nil with any other partitioner), read by sends of
+	// keyless records without the partitioner's lookup by name.
+	sticky *atomic.Int32
 }
 
 var bucketProducers = []byte("producers")
@@ -95,6 +105,7 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 		maxBatch: min(int64(c.BatchBytes), int64(s.opts.MaxRecordBytes)),
 		maxRec:   int64(s.opts.MaxRecordBytes),
 		abort:    make(chan struct{}),
+		free:     make(chan *producerBatch, freeBatches),
 	}
 	p.sticky, _ = p.part.(stickyPartitioner)
 	p.topics.Store(&map[string]*producerTopic{})
@@ -234,7 +245,15 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 		return err
 	}
 	n := len(pt.accs)
-	i := p.part.Partition(r, n)
+	var i int32
+	if cur := pt.sticky; cur != nil && r.Key == nil {
+		// HashPartitioner's keyless path, its cell at hand.
+		if i = cur.Load(); i < 0 || int(i) >= n {
+			i = p.part.Partition(r, n)
+		}
+	} else {
+		i = p.part.Partition(r, n)
+	}
 	if i < 0 || int(i) >= n {
 		return errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
 	}
@@ -279,7 +298,11 @@ func (p *Producer) errClosed() error {
 // recreated or grown since the last send is looked up again: accumulators
 // of partitions that remain are kept, the others retired.
 func (p *Producer) topic(name string) (*producerTopic, error) {
+	if pt := p.last.Load(); pt != nil && pt.name == name && pt.changes == pt.t.changes.Load() {
+		return pt, nil
+	}
 	if pt := (*p.topics.Load())[name]; pt != nil && pt.changes == pt.t.changes.Load() {
+		p.last.Store(pt)
 		return pt, nil
 	}
 	t, err := p.s.topicForProducer(name)
@@ -298,7 +321,10 @@ func (p *Producer) topic(name string) (*producerTopic, error) {
 		return prev, nil // another sender got here first
 	}
 	parts := t.partitionList()
-	pt := &producerTopic{t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	pt := &producerTopic{name: name, t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	if h, ok := p.part.(*hashPartitioner); ok {
+		pt.sticky = h.topic(name)
+	}
 	for i, part := range parts {
 		if prev != nil && prev.t == t && i < len(prev.accs) {
 			pt.accs[i] = prev.accs[i]
