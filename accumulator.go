@@ -69,11 +69,14 @@ type pendingRecord struct {
 }
 
 // freeBatches is how many delivered batches a producer keeps for reuse,
-// their buffers at full size: enough for the batches a busy producer
-// opens while others are written, few enough that an idle one holds
-// little (freeBatches × BatchBytes). Kafka's producer pools its batch
-// buffers the same way (buffer.memory).
-const freeBatches = 16
+// their buffers at full size: as many as its buffer can fill
+// (BufferBytes / BatchBytes, at least 2), so that a producer kept busy
+// by its buffer allocates nothing once warm. A producer thus holds on to
+// the batch memory it once needed, at most about BufferBytes, as Kafka's
+// producer pools the memory of its batches (buffer.memory).
+func freeBatches(bufferBytes, maxBatch int64) int {
+	return int(max(2, min(bufferBytes/max(maxBatch, 1), 1<<16)))
+}
 
 // newBatch returns a batch to gather records in: a recycled one, or a new
 // one whose buffer holds a full batch, so that gathering never grows it.
@@ -85,6 +88,7 @@ func (p *Producer) newBatch() *producerBatch {
 	}
 	b := new(producerBatch)
 	b.batch.buf = make([]byte, 0, p.maxBatch)
+	b.recs = make([]pendingRecord, 0, p.maxBatch/128) // grows for records under 128 bytes, then kept
 	return b
 }
 
@@ -203,11 +207,15 @@ func (a *accumulator) drain() {
 			a.mu.Unlock()
 			return
 		}
+		// Pop the oldest by moving the rest down (at most BufferBytes /
+		// BatchBytes pointers), so that the array is reused; one grown
+		// by a burst is let go once empty.
 		b := a.ready[0]
-		a.ready[0] = nil
-		a.ready = a.ready[1:]
-		if len(a.ready) == 0 {
-			a.ready = a.ready[:0:0] // let the array go; the next seal starts a fresh one
+		n := copy(a.ready, a.ready[1:])
+		a.ready[n] = nil
+		a.ready = a.ready[:n]
+		if n == 0 && cap(a.ready) > readyKept {
+			a.ready = nil
 		}
 		a.mu.Unlock()
 		base, err := int64(-1), error(nil)
@@ -392,6 +400,9 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint6
 	p.wakeWaiters()
 	p.recycle(b)
 }
+
+// readyKept is the capacity of a ready queue kept once it empties.
+const readyKept = 64
 
 // minBatchCap is the buffer a Batch starts with (Batch.start).
 const minBatchCap = 16 << 10

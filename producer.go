@@ -105,8 +105,8 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 		maxBatch: min(int64(c.BatchBytes), int64(s.opts.MaxRecordBytes)),
 		maxRec:   int64(s.opts.MaxRecordBytes),
 		abort:    make(chan struct{}),
-		free:     make(chan *producerBatch, freeBatches),
 	}
+	p.free = make(chan *producerBatch, freeBatches(int64(c.BufferBytes), p.maxBatch))
 	p.sticky, _ = p.part.(stickyPartitioner)
 	p.topics.Store(&map[string]*producerTopic{})
 	if !c.DisableIdempotence {
