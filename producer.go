@@ -42,6 +42,7 @@ type Producer struct {
 	closed    atomic.Bool         // set by Close: sends fail with ErrClosed
 	abort     chan struct{}       // closed when the Stream closes the producer or CloseContext gives up: no more retries
 	free      chan *producerBatch // delivered batches kept for reuse (newBatch, recycle)
+	waiters   chan *sendWaiter    // idle waiters of Send kept for reuse
 	abortOnce sync.Once
 	forced    atomic.Bool  // set when CloseContext gives up: batches not yet appended fail with ErrClosed
 	closeOnce sync.Once    // the start of the close (seal everything), done once
@@ -106,6 +107,7 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 		maxRec:   int64(s.opts.MaxRecordBytes),
 		abort:    make(chan struct{}),
 	}
+	p.waiters = make(chan *sendWaiter, sendWaitersKept)
 	p.free = make(chan *producerBatch, freeBatches(int64(c.BufferBytes), p.maxBatch))
 	p.sticky, _ = p.part.(stickyPartitioner)
 	p.topics.Store(&map[string]*producerTopic{})
@@ -182,18 +184,50 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if p.cfg.Acks != AcksNone && p.inCallback() {
 		return errorf("stream: send to topic %s: %w", r.Topic, ErrInCallback)
 	}
-	c := *r
-	ch := make(chan error, 1)
-	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err }, true)
+	w := p.waiter()
+	w.rec = *r
+	err := p.send(ctx, &w.rec, w.done, true)
 	if err == nil {
 		select {
-		case err = <-ch:
+		case err = <-w.ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			return ctx.Err() // w stays with the producer until delivered: not reused
 		}
 	}
-	r.Partition, r.Offset, r.Timestamp = c.Partition, c.Offset, c.Timestamp
+	r.Partition, r.Offset, r.Timestamp = w.rec.Partition, w.rec.Offset, w.rec.Timestamp
+	w.rec = Record{}
+	select {
+	case p.waiters <- w:
+	default:
+	}
 	return err
+}
+
+// sendWaiter is what a Send waits with: its copy of the record and the
+// channel its callback reports on, recycled by the producer (not a
+// sync.Pool, whose channels could cross testing/synctest bubbles) so that
+// a Send allocates nothing of its own.
+type sendWaiter struct {
+	rec  Record
+	ch   chan error           // buffered: the callback never blocks
+	done func(*Record, error) // w.deliver, bound once
+}
+
+func (w *sendWaiter) deliver(_ *Record, err error) { w.ch <- err }
+
+// sendWaitersKept is how many idle sendWaiters a producer keeps.
+const sendWaitersKept = 64
+
+// waiter returns a recycled sendWaiter or a new one.
+func (p *Producer) waiter() *sendWaiter {
+	select {
+	case w := <-p.waiters:
+		return w
+	default:
+	}
+	w := &sendWaiter{ch: make(chan error, 1)}
+	w.done = w.deliver
+	return w
 }
 
 // SendAsync hands r to the producer and returns at once, unless the
