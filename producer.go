@@ -302,7 +302,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	if size > int64(p.cfg.BufferBytes) {
 		return errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
 	}
-	if err := p.reserve(ctx, size, r.Topic, i); err != nil {
+	if err := p.reserve(ctx, size, a); err != nil {
 		return err
 	}
 	ts := int64(noTimestamp)
@@ -333,8 +333,13 @@ func (p *Producer) errClosed() error {
 // of partitions that remain are kept, the others retired.
 func (p *Producer) topic(name string) (*producerTopic, error) {
 	if pt := p.last.Load(); pt != nil && pt.name == name && pt.changes == pt.t.changes.Load() {
-		return pt, nil
+		return pt, nil // the common case, kept small enough to inline
 	}
+	return p.lookupTopic(name)
+}
+
+// lookupTopic is topic past the last topic sent to.
+func (p *Producer) lookupTopic(name string) (*producerTopic, error) {
 	if pt := (*p.topics.Load())[name]; pt != nil && pt.changes == pt.t.changes.Load() {
 		p.last.Store(pt)
 		return pt, nil
@@ -429,12 +434,19 @@ func (p *Producer) accumulators() []*accumulator {
 // reserve takes n bytes of buffer room, waiting while the buffer is full
 // until room frees, ctx ends, MaxBlock passes or the producer closes. A
 // callback does not wait: its goroutine may be the one to free room.
-// topic and partition name the record's destination in errors.
-func (p *Producer) reserve(ctx context.Context, n int64, topic string, partition int32) error {
-	limit := int64(p.cfg.BufferBytes)
-	if p.buffered.Add(n) <= limit {
-		return nil
+// a, the record's partition, is named in errors.
+func (p *Producer) reserve(ctx context.Context, n int64, a *accumulator) error {
+	if p.buffered.Add(n) <= int64(p.cfg.BufferBytes) {
+		return nil // the common case, kept small enough to inline
 	}
+	return p.reserveSlow(ctx, n, a)
+}
+
+// reserveSlow is reserve once the buffer was found full: n bytes are
+// given back, then reserved again when room frees.
+func (p *Producer) reserveSlow(ctx context.Context, n int64, a *accumulator) error {
+	topic, partition := a.topic, a.id
+	limit := int64(p.cfg.BufferBytes)
 	p.buffered.Add(-n)
 	p.roomWaiters.Add(1)
 	defer p.roomWaiters.Add(-1)
