@@ -36,6 +36,7 @@ type accumulator struct {
 	ready    []*producerBatch // sealed, oldest first, waiting for the drain goroutine
 	draining bool             // a drain goroutine runs for this partition
 	timer    *time.Timer      // fires Linger after the open batch opened
+	drainFn  func()           // a.drain, bound on first use
 	sealed   uint64           // batches sealed so far
 
 	completed  atomic.Uint64 // batches whose callbacks have run; at most sealed
@@ -173,7 +174,10 @@ func (a *accumulator) sealLocked() {
 	if !a.draining {
 		a.draining = true
 		a.p.drains.Add(1)
-		go a.drain()
+		if a.drainFn == nil {
+			a.drainFn = a.drain // bound once: go a.drain() would allocate each time
+		}
+		go a.drainFn()
 	}
 }
 
