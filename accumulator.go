@@ -82,11 +82,17 @@ func freeBatches(bufferBytes, maxBatch int64) int {
 // newBatch returns a batch to gather records in: a recycled one, or a new
 // one whose buffer holds a full batch, so that gathering never grows it.
 func (p *Producer) newBatch() *producerBatch {
-	select {
-	case b := <-p.free:
+	p.freeMu.Lock()
+	if n := len(p.free); n > 0 {
+		// The most recently delivered: its memory is likely still in a
+		// cache, where the oldest's is not.
+		b := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.freeMu.Unlock()
 		return b
-	default:
 	}
+	p.freeMu.Unlock()
 	b := new(producerBatch)
 	b.batch.buf = make([]byte, 0, p.maxBatch)
 	b.recs = make([]pendingRecord, 0, p.maxBatch/128) // grows for records under 128 bytes, then kept
@@ -106,10 +112,11 @@ func (p *Producer) recycle(b *producerBatch) {
 	b.batch.Reset()
 	b.batch.compression = CompressNone
 	b.batch.setProducer(-1, -1, -1) // the next batch may go to a moved partition
-	select {
-	case p.free <- b:
-	default:
+	p.freeMu.Lock()
+	if len(p.free) < p.freeMax {
+		p.free = append(p.free, b)
 	}
+	p.freeMu.Unlock()
 }
 
 // add encodes r (with timestamp ts in ms, noTimestamp for none) into the

@@ -39,14 +39,20 @@ type Producer struct {
 	maxRec   int64 // Options.MaxRecordBytes
 	id       int64 // producer ID for idempotence; -1 when disabled
 
-	closed    atomic.Bool         // set by Close: sends fail with ErrClosed
-	abort     chan struct{}       // closed when the Stream closes the producer or CloseContext gives up: no more retries
-	free      chan *producerBatch // delivered batches kept for reuse (newBatch, recycle)
-	waiters   chan *sendWaiter    // idle waiters of Send kept for reuse
+	closed    atomic.Bool   // set by Close: sends fail with ErrClosed
+	abort     chan struct{} // closed when the Stream closes the producer or CloseContext gives up: no more retries
 	abortOnce sync.Once
 	forced    atomic.Bool  // set when CloseContext gives up: batches not yet appended fail with ErrClosed
 	closeOnce sync.Once    // the start of the close (seal everything), done once
 	drains    atomic.Int64 // running drain goroutines (one at most per partition)
+
+	waiters chan *sendWaiter // idle waiters of Send kept for reuse
+
+	// freeMu guards free: delivered batches kept for reuse, most recent
+	// last (newBatch, recycle), at most freeMax of them.
+	freeMu  sync.Mutex
+	free    []*producerBatch
+	freeMax int
 
 	// userCallbacks counts the drain goroutines running callbacks of
 	// SendAsync; while it is zero no goroutine can be in one, and the
@@ -108,7 +114,7 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 		abort:    make(chan struct{}),
 	}
 	p.waiters = make(chan *sendWaiter, sendWaitersKept)
-	p.free = make(chan *producerBatch, freeBatches(int64(c.BufferBytes), p.maxBatch))
+	p.freeMax = freeBatches(int64(c.BufferBytes), p.maxBatch)
 	p.sticky, _ = p.part.(stickyPartitioner)
 	p.topics.Store(&map[string]*producerTopic{})
 	if !c.DisableIdempotence {
