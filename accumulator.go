@@ -99,8 +99,8 @@ func (p *Producer) newBatch() *producerBatch {
 	return b
 }
 
-// recycle keeps b, emptied, for a later batch, unless enough are kept or
-// its buffer grew for an outsized record.
+// recycle keeps b, emptied, for a later batch, unless enough are kept,
+// its buffer grew for an outsized record, or the producer is closed.
 func (p *Producer) recycle(b *producerBatch) {
 	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
 		return // grown for an outsized record: let it go
@@ -113,7 +113,10 @@ func (p *Producer) recycle(b *producerBatch) {
 	b.batch.compression = CompressNone
 	b.batch.setProducer(-1, -1, -1) // the next batch may go to a moved partition
 	p.freeMu.Lock()
-	if len(p.free) < p.freeMax {
+	switch {
+	case p.closed.Load():
+		p.free = nil // no batch opens after Close: let the memory go
+	case len(p.free) < p.freeMax:
 		p.free = append(p.free, b)
 	}
 	p.freeMu.Unlock()
