@@ -36,6 +36,7 @@ type accumulator struct {
 	ready    []*producerBatch // sealed, oldest first, waiting for the drain goroutine
 	draining bool             // a drain goroutine runs for this partition
 	timer    *time.Timer      // fires Linger after the open batch opened
+	drainFn  func()           // a.drain, bound on first use
 	sealed   uint64           // batches sealed so far
 
 	completed  atomic.Uint64 // batches whose callbacks have run; at most sealed
@@ -68,7 +69,58 @@ type pendingRecord struct {
 	done func(*Record, error)
 }
 
-var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
+// freeBatches is how many delivered batches a producer keeps for reuse,
+// their buffers at full size: as many as its buffer can fill
+// (BufferBytes / BatchBytes, at least 2), so that a producer kept busy
+// by its buffer allocates nothing once warm. A producer thus holds on to
+// the batch memory it once needed, at most about BufferBytes, as Kafka's
+// producer pools the memory of its batches (buffer.memory).
+func freeBatches(bufferBytes, maxBatch int64) int {
+	return int(max(2, min(bufferBytes/max(maxBatch, 1), 1<<16)))
+}
+
+// newBatch returns a batch to gather records in: a recycled one, or a new
+// one whose buffer holds a full batch, so that gathering never grows it.
+func (p *Producer) newBatch() *producerBatch {
+	p.freeMu.Lock()
+	if n := len(p.free); n > 0 {
+		// The most recently delivered: its memory is likely still in a
+		// cache, where the oldest's is not.
+		b := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.freeMu.Unlock()
+		return b
+	}
+	p.freeMu.Unlock()
+	b := new(producerBatch)
+	b.batch.buf = make([]byte, 0, p.maxBatch)
+	b.recs = make([]pendingRecord, 0, p.maxBatch/128) // grows for records under 128 bytes, then kept
+	return b
+}
+
+// recycle keeps b, emptied, for a later batch, unless enough are kept,
+// its buffer grew for an outsized record, or the producer is closed.
+func (p *Producer) recycle(b *producerBatch) {
+	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
+		return // grown for an outsized record: let it go
+	}
+	clear(b.recs)
+	b.recs = b.recs[:0]
+	b.user, b.waited = false, false
+	b.bytes = 0
+	b.batch.Reset()
+	b.batch.compression = CompressNone
+	b.batch.setProducer(-1, -1, -1) // the next batch may go to a moved partition
+	p.freeMu.Lock()
+	switch {
+	case p.closed.Load():
+		p.free = nil // no batch opens after Close: let the memory go
+	case len(p.free) < p.freeMax:
+		p.free = append(p.free, b)
+	}
+	p.freeMu.Unlock()
+}
 
 // add encodes r (with timestamp ts in ms, noTimestamp for none) into the
 // open batch and keeps done for its acknowledgement; fromSend says done is
@@ -78,8 +130,8 @@ var batchPool = sync.Pool{New: func() any { return new(producerBatch) }}
 func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), fromSend bool) (int64, error) {
 	p := a.p
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if p.closed.Load() {
+		a.mu.Unlock()
 		return 0, p.errClosed()
 	}
 	b := a.open
@@ -88,7 +140,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), 
 		b = nil
 	}
 	if b == nil {
-		b = batchPool.Get().(*producerBatch)
+		b = p.newBatch()
 		b.created = time.Now()
 		b.nowMs = b.created.UnixMilli()
 		a.open = b
@@ -116,6 +168,7 @@ func (a *accumulator) add(r *Record, ts, size int64, done func(*Record, error), 
 	if int64(len(b.batch.buf)) >= p.maxBatch || (p.cfg.Linger == 0 || b.waited) && !a.draining {
 		a.sealLocked()
 	}
+	a.mu.Unlock()
 	return ts, nil
 }
 
@@ -131,7 +184,10 @@ func (a *accumulator) sealLocked() {
 	if !a.draining {
 		a.draining = true
 		a.p.drains.Add(1)
-		go a.drain()
+		if a.drainFn == nil {
+			a.drainFn = a.drain // bound once: go a.drain() would allocate each time
+		}
+		go a.drainFn()
 	}
 }
 
@@ -165,11 +221,15 @@ func (a *accumulator) drain() {
 			a.mu.Unlock()
 			return
 		}
+		// Pop the oldest by moving the rest down (at most BufferBytes /
+		// BatchBytes pointers), so that the array is reused; one grown
+		// by a burst is let go once empty.
 		b := a.ready[0]
-		a.ready[0] = nil
-		a.ready = a.ready[1:]
-		if len(a.ready) == 0 {
-			a.ready = a.ready[:0:0] // let the array go; the next seal starts a fresh one
+		n := copy(a.ready, a.ready[1:])
+		a.ready[n] = nil
+		a.ready = a.ready[:n]
+		if n == 0 && cap(a.ready) > readyKept {
+			a.ready = nil
 		}
 		a.mu.Unlock()
 		base, err := int64(-1), error(nil)
@@ -336,33 +396,27 @@ func (a *accumulator) complete(b *producerBatch, base int64, err error, g *uint6
 			p.log.Error("producer: records lost (AcksNone)", "topic", a.topic, "partition", a.id, "records", b.batch.count, "error", err)
 		}
 	}
-	for i := range b.recs {
-		r := b.recs[i].r
+	now := time.UnixMilli(b.nowMs)
+	for i, pr := range b.recs {
+		r := pr.r
 		r.Partition, r.Offset = a.id, -1
 		if err == nil {
 			r.Offset = base + int64(i)
 		}
 		if r.Timestamp.IsZero() {
-			r.Timestamp = time.UnixMilli(b.nowMs)
+			r.Timestamp = now
 		}
-		if done := b.recs[i].done; done != nil {
-			done(r, err)
+		if pr.done != nil {
+			pr.done(r, err)
 		}
 	}
 	a.completed.Add(1)
 	p.wakeWaiters()
-	if cap(b.batch.buf) > 2*int(p.maxBatch)+minBatchCap {
-		return // grown for an outsized record: let it go
-	}
-	clear(b.recs)
-	b.recs = b.recs[:0]
-	b.user, b.waited = false, false
-	b.bytes = 0
-	b.batch.Reset()
-	b.batch.compression = CompressNone
-	b.batch.setProducer(-1, -1, -1) // the next user may not be idempotent
-	batchPool.Put(b)
+	p.recycle(b)
 }
+
+// readyKept is the capacity of a ready queue kept once it empties.
+const readyKept = 64
 
 // minBatchCap is the buffer a Batch starts with (Batch.start).
 const minBatchCap = 16 << 10

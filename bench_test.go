@@ -357,6 +357,75 @@ func BenchmarkProducerSendAsync(b *testing.B) {
 	reportPerRecord(b, b.N)
 }
 
+// BenchmarkProducerOverhead measures what the producer adds to the
+// append it makes: 100-byte records to one partition under SyncNever, in
+// rounds of 64 Ki records, alternately through Partition.AppendBatch
+// (batches of 100, the caller batching by hand) and through SendAsync
+// with one shared callback, each round ending when every record is
+// delivered (Flush). Alternating rounds in one run keeps a noisy machine
+// from favouring either side. It reports appendbatch-ns/record,
+// sendasync-ns/record, their ratio (x-appendbatch) and the allocations
+// per SendAsync record (the caller's records are allocated before).
+func BenchmarkProducerOverhead(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 2)
+	part, _ := t.Partition(1)
+	p, err := s.NewProducer(stream.ProducerConfig{Partitioner: stream.ManualPartitioner})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	val := payload(100)
+	const round = 64 << 10
+	recs := make([]stream.Record, round)
+	var failed sync.Once
+	done := func(r *stream.Record, err error) {
+		if err != nil {
+			failed.Do(func() { b.Error(err) })
+		}
+	}
+	var batch stream.Batch
+	var appendNs, sendNs, sendAllocs, sendRecs int64
+	var ms runtime.MemStats
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for left := b.N; left > 0; {
+		n := min(round, left)
+		left -= n
+		start := time.Now()
+		for k := 0; k < n; k += 100 {
+			batch.Reset()
+			for range min(100, n-k) {
+				batch.Add(nil, val)
+			}
+			if _, err := part.AppendBatch(&batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		appendNs += time.Since(start).Nanoseconds()
+		for i := range recs[:n] {
+			recs[i] = stream.Record{Topic: "bench", Value: val}
+		}
+		runtime.ReadMemStats(&ms)
+		mallocs := ms.Mallocs
+		start = time.Now()
+		for i := range recs[:n] {
+			p.SendAsync(&recs[i], done)
+		}
+		if err := p.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		sendNs += time.Since(start).Nanoseconds()
+		runtime.ReadMemStats(&ms)
+		sendAllocs += int64(ms.Mallocs - mallocs)
+		sendRecs += int64(n)
+	}
+	b.ReportMetric(float64(appendNs)/float64(b.N), "appendbatch-ns/record")
+	b.ReportMetric(float64(sendNs)/float64(b.N), "sendasync-ns/record")
+	b.ReportMetric(float64(sendNs)/float64(appendNs), "x-appendbatch")
+	b.ReportMetric(float64(sendAllocs)/float64(sendRecs), "sendasync-allocs/record")
+}
+
 // BenchmarkProducerSendAcksAll64 sends 100-byte records with Send
 // (AcksAll, SyncAlways: each Send waits for its fsync) from 1 and from 64
 // goroutines, with the default ProducerConfig and with NoLinger: records

@@ -548,7 +548,10 @@ type ProducerConfig struct {
 	// BufferBytes bounds the encoded size of the records sent but not yet
 	// delivered. When it is full, SendAsync and Send block until
 	// deliveries free room; nothing is dropped. A record larger than it
-	// fails with ErrRecordTooLarge. Default 32 MiB. Kafka: buffer.memory.
+	// fails with ErrRecordTooLarge. A producer keeps the batches it has
+	// delivered for reuse, as many as BufferBytes holds, so its memory
+	// stays near the most it has buffered. Default 32 MiB. Kafka:
+	// buffer.memory.
 	BufferBytes ByteSize
 	// Partitioner chooses each record's partition. Default
 	// HashPartitioner. Kafka: partitioner.class.

@@ -46,14 +46,25 @@ type Producer struct {
 	closeOnce sync.Once    // the start of the close (seal everything), done once
 	drains    atomic.Int64 // running drain goroutines (one at most per partition)
 
+	waiters chan *sendWaiter // idle waiters of Send kept for reuse
+
+	// freeMu guards free: delivered batches kept for reuse, most recent
+	// last (newBatch, recycle), at most freeMax of them.
+	freeMu  sync.Mutex
+	free    []*producerBatch
+	freeMax int
+
 	// userCallbacks counts the drain goroutines running callbacks of
 	// SendAsync; while it is zero no goroutine can be in one, and the
 	// calls that must not wait for their own goroutine skip the check.
 	userCallbacks atomic.Int32
 
 	// topics maps a topic name to its accumulators; a copy-on-write map,
-	// replaced under mu, read without a lock.
+	// replaced under mu, read without a lock. last is the entry a send
+	// used last: most producers send to one topic at a time, and a name
+	// compared is cheaper than a name hashed.
 	topics atomic.Pointer[map[string]*producerTopic]
+	last   atomic.Pointer[producerTopic]
 
 	buffered     atomic.Int64 // buffer bytes reserved by records not yet delivered
 	roomWaiters  atomic.Int32 // senders waiting for buffer room
@@ -73,9 +84,15 @@ type Producer struct {
 // producerTopic is a producer's view of one topic: an accumulator per
 // partition, as of the topic's changes count.
 type producerTopic struct {
+	name    string
 	t       *Topic
 	changes uint64
 	accs    []*accumulator
+
+	// sticky is the topic's sticky partition in the producer's own
+	// HashPartitioner (nil with any other partitioner), read by sends of
+	// keyless records without the partitioner's lookup by name.
+	sticky *atomic.Int32
 }
 
 var bucketProducers = []byte("producers")
@@ -96,6 +113,8 @@ func (s *Stream) NewProducer(cfg ProducerConfig) (*Producer, error) {
 		maxRec:   int64(s.opts.MaxRecordBytes),
 		abort:    make(chan struct{}),
 	}
+	p.waiters = make(chan *sendWaiter, sendWaitersKept)
+	p.freeMax = freeBatches(int64(c.BufferBytes), p.maxBatch)
 	p.sticky, _ = p.part.(stickyPartitioner)
 	p.topics.Store(&map[string]*producerTopic{})
 	if !c.DisableIdempotence {
@@ -171,18 +190,50 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 	if p.cfg.Acks != AcksNone && p.inCallback() {
 		return errorf("stream: send to topic %s: %w", r.Topic, ErrInCallback)
 	}
-	c := *r
-	ch := make(chan error, 1)
-	err := p.send(ctx, &c, func(_ *Record, err error) { ch <- err }, true)
+	w := p.waiter()
+	w.rec = *r
+	err := p.send(ctx, &w.rec, w.done, true)
 	if err == nil {
 		select {
-		case err = <-ch:
+		case err = <-w.ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			return ctx.Err() // w stays with the producer until delivered: not reused
 		}
 	}
-	r.Partition, r.Offset, r.Timestamp = c.Partition, c.Offset, c.Timestamp
+	r.Partition, r.Offset, r.Timestamp = w.rec.Partition, w.rec.Offset, w.rec.Timestamp
+	w.rec = Record{}
+	select {
+	case p.waiters <- w:
+	default:
+	}
 	return err
+}
+
+// sendWaiter is what a Send waits with: its copy of the record and the
+// channel its callback reports on, recycled by the producer (not a
+// sync.Pool, whose channels could cross testing/synctest bubbles) so that
+// a Send allocates nothing of its own.
+type sendWaiter struct {
+	rec  Record
+	ch   chan error           // buffered: the callback never blocks
+	done func(*Record, error) // w.deliver, bound once
+}
+
+func (w *sendWaiter) deliver(_ *Record, err error) { w.ch <- err }
+
+// sendWaitersKept is how many idle sendWaiters a producer keeps.
+const sendWaitersKept = 64
+
+// waiter returns a recycled sendWaiter or a new one.
+func (p *Producer) waiter() *sendWaiter {
+	select {
+	case w := <-p.waiters:
+		return w
+	default:
+	}
+	w := &sendWaiter{ch: make(chan error, 1)}
+	w.done = w.deliver
+	return w
 }
 
 // SendAsync hands r to the producer and returns at once, unless the
@@ -234,7 +285,15 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 		return err
 	}
 	n := len(pt.accs)
-	i := p.part.Partition(r, n)
+	var i int32
+	if cur := pt.sticky; cur != nil && r.Key == nil {
+		// HashPartitioner's keyless path, its cell at hand.
+		if i = cur.Load(); i < 0 || int(i) >= n {
+			i = p.part.Partition(r, n)
+		}
+	} else {
+		i = p.part.Partition(r, n)
+	}
 	if i < 0 || int(i) >= n {
 		return errorf("stream: send to topic %s: partitioner chose partition %d, outside [0, %d): %w", r.Topic, i, n, ErrUnknownTopic)
 	}
@@ -249,7 +308,7 @@ func (p *Producer) send(ctx context.Context, r *Record, done func(*Record, error
 	if size > int64(p.cfg.BufferBytes) {
 		return errorf("stream: send to %s-%d: record of %d bytes exceeds ProducerConfig.BufferBytes %d: %w", r.Topic, i, size, p.cfg.BufferBytes, ErrRecordTooLarge)
 	}
-	if err := p.reserve(ctx, size, r.Topic, i); err != nil {
+	if err := p.reserve(ctx, size, a); err != nil {
 		return err
 	}
 	ts := int64(noTimestamp)
@@ -279,7 +338,16 @@ func (p *Producer) errClosed() error {
 // recreated or grown since the last send is looked up again: accumulators
 // of partitions that remain are kept, the others retired.
 func (p *Producer) topic(name string) (*producerTopic, error) {
+	if pt := p.last.Load(); pt != nil && pt.name == name && pt.changes == pt.t.changes.Load() {
+		return pt, nil // the common case, kept small enough to inline
+	}
+	return p.lookupTopic(name)
+}
+
+// lookupTopic is topic past the last topic sent to.
+func (p *Producer) lookupTopic(name string) (*producerTopic, error) {
 	if pt := (*p.topics.Load())[name]; pt != nil && pt.changes == pt.t.changes.Load() {
+		p.last.Store(pt)
 		return pt, nil
 	}
 	t, err := p.s.topicForProducer(name)
@@ -298,7 +366,10 @@ func (p *Producer) topic(name string) (*producerTopic, error) {
 		return prev, nil // another sender got here first
 	}
 	parts := t.partitionList()
-	pt := &producerTopic{t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	pt := &producerTopic{name: name, t: t, changes: changes, accs: make([]*accumulator, len(parts))}
+	if h, ok := p.part.(*hashPartitioner); ok {
+		pt.sticky = h.topic(name)
+	}
 	for i, part := range parts {
 		if prev != nil && prev.t == t && i < len(prev.accs) {
 			pt.accs[i] = prev.accs[i]
@@ -369,12 +440,19 @@ func (p *Producer) accumulators() []*accumulator {
 // reserve takes n bytes of buffer room, waiting while the buffer is full
 // until room frees, ctx ends, MaxBlock passes or the producer closes. A
 // callback does not wait: its goroutine may be the one to free room.
-// topic and partition name the record's destination in errors.
-func (p *Producer) reserve(ctx context.Context, n int64, topic string, partition int32) error {
-	limit := int64(p.cfg.BufferBytes)
-	if p.buffered.Add(n) <= limit {
-		return nil
+// a, the record's partition, is named in errors.
+func (p *Producer) reserve(ctx context.Context, n int64, a *accumulator) error {
+	if p.buffered.Add(n) <= int64(p.cfg.BufferBytes) {
+		return nil // the common case, kept small enough to inline
 	}
+	return p.reserveSlow(ctx, n, a)
+}
+
+// reserveSlow is reserve once the buffer was found full: n bytes are
+// given back, then reserved again when room frees.
+func (p *Producer) reserveSlow(ctx context.Context, n int64, a *accumulator) error {
+	topic, partition := a.topic, a.id
+	limit := int64(p.cfg.BufferBytes)
 	p.buffered.Add(-n)
 	p.roomWaiters.Add(1)
 	defer p.roomWaiters.Add(-1)

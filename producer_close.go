@@ -72,11 +72,15 @@ func (p *Producer) closeForStream() {
 }
 
 // beginClose starts the close once, after closed is set: senders waiting
-// for room learn of it, and every open batch is sealed (no batch opens
-// after this) for the drain goroutines to write.
+// for room learn of it, every open batch is sealed (no batch opens after
+// this) for the drain goroutines to write, and the batches kept for
+// reuse are let go.
 func (p *Producer) beginClose() {
 	p.closeOnce.Do(func() {
 		p.wakeRoom()
+		p.freeMu.Lock()
+		p.free = nil
+		p.freeMu.Unlock()
 		for _, a := range p.accumulators() {
 			a.mu.Lock()
 			if a.open != nil {

@@ -211,6 +211,13 @@
 // share fsyncs. Callbacks run
 // in send order within a partition.
 //
+// Cost: a send encodes its record straight into the partition's batch,
+// as Batch.Add does, and the batch is appended whole, so SendAsync costs
+// about what the AppendBatch it makes costs (BenchmarkProducerOverhead
+// compares the two). A producer recycles its delivered batches, up to
+// what BufferBytes can hold, and Send its waiters: once warm, neither
+// SendAsync nor Send allocates per record beyond what the caller passes.
+//
 // Acks: on one node AcksAll and AcksLeader both acknowledge a record once
 // it is below the high watermark, durable under Options.Sync (fsynced
 // under SyncAlways). They will differ once partitions are replicated:
