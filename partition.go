@@ -79,6 +79,13 @@ type partitionConfig struct {
 	// finalizeLater hands a partition with sealed segments to the
 	// background flusher (SyncPeriodic, SyncNever); nil finalizes inline.
 	finalizeLater func(*Partition)
+	// cache holds the files of finalized segments, shared by the
+	// Stream's partitions; nil keeps them open until the partition
+	// closes.
+	cache *fileCache
+	// cleanStart trusts the active segment as a clean Close left it
+	// (clean_shutdown.go): set only for the partitions Open finds.
+	cleanStart bool
 }
 
 const recoveryPointFile = "recovery-point"
@@ -455,6 +462,7 @@ func (p *Partition) rollLocked(n int64) error {
 			return p.failLocked(err)
 		}
 		old.markFinalizedLocked()
+		p.cfg.cache.add(old)
 		p.synced = max(p.synced, old.next)
 		p.advanceLocked(old.next)
 		p.recordRecoveryPoint(s.base)
@@ -495,6 +503,7 @@ func (p *Partition) finalizeSealed() error {
 			return err
 		}
 		s.markFinalizedLocked()
+		p.cfg.cache.add(s)
 		p.mu.Unlock()
 	}
 	p.mu.Lock()

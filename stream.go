@@ -440,6 +440,14 @@ type Stream struct {
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
 
+	// cache keeps the files of finalized segments, every partition's,
+	// at most Options.MaxOpenFiles of them (file_cache.go).
+	cache *fileCache
+	// cleanStart: the last Close was clean, so the partitions Open finds
+	// trust their active segments (clean_shutdown.go). Set during Open
+	// only.
+	cleanStart bool
+
 	// mu guards topics, producers and closed.
 	mu        sync.RWMutex
 	topics    map[string]*Topic
@@ -490,6 +498,7 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	}
 	s := &Stream{
 		dir: dir, opts: o, fs: fsys, log: o.Logger,
+		cache:     newFileCache(o.MaxOpenFiles),
 		topics:    map[string]*Topic{},
 		stop:      make(chan struct{}),
 		flushWake: make(chan struct{}, 1),
@@ -528,7 +537,14 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 			return nil, errorf("stream: open %s: %w", dir, err)
 		}
 	}
-	if err := s.loadTopics(); err != nil {
+	// Take the clean-shutdown marker away before anything can append, so
+	// that a crash from here on is never taken for a clean shutdown.
+	if s.cleanStart, err = takeCleanShutdown(fsys, filepath.Join(dir, "topics")); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
+	}
+	err = s.loadTopics()
+	s.cleanStart = false
+	if err != nil {
 		return nil, err
 	}
 	s.done.Add(1)
@@ -660,6 +676,8 @@ func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 		segmentAge:     s.opts.SegmentAge,
 		indexEvery:     int64(s.opts.IndexIntervalBytes),
 		maxRecordBytes: int64(s.opts.MaxRecordBytes),
+		cache:          s.cache,
+		cleanStart:     s.cleanStart,
 	}
 	if cfg.SegmentBytes != 0 {
 		pc.segmentBytes = int64(cfg.SegmentBytes)
@@ -698,6 +716,14 @@ func (s *Stream) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()
+	if err == nil && s.partitionsHealthy() {
+		// Every partition is synced and trimmed: the next Open need
+		// not validate the active segments. Without the marker it
+		// does, so failing to write it is no reason to fail Close.
+		if merr := markCleanShutdown(s.fs, filepath.Join(s.dir, "topics")); merr != nil {
+			s.log.Warn("could not mark the clean shutdown; the next Open validates the active segments", "error", merr)
+		}
+	}
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
 		return errorf("stream: close %s: %w", s.dir, err)
