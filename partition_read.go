@@ -661,7 +661,7 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		} else if err == nil {
 			pos, base, err = seg.lookupLocked(max(start, seg.base))
 		}
-		limit := seg.visible
+		limit, segNext := seg.visible, seg.next
 		p.mu.RUnlock()
 		if err == nil && entryTS >= 0 && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
 			err = errIndexMismatch
@@ -693,7 +693,7 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		case found:
 			return off, nil
 		}
-		from = seg.next // not visible in this segment yet: look further
+		from = segNext // not visible in this segment yet: look further
 		if from >= hw {
 			return hw, nil
 		}
