@@ -110,7 +110,8 @@ type Options struct {
 	// A segment a read is using stays open until the read is done, so
 	// concurrent reads may exceed the bound by the segments they hold.
 	// Each partition's active segment stays open and is not counted.
-	// Default 1000 (at least 3).
+	// Default 1000; at least 3. Pebble: Options.MaxOpenFiles (Kafka has
+	// such bound: it keeps every segment's log open).
 	MaxOpenFiles int
 	// DefaultTopic is the configuration of topics created by
 	// AutoCreateTopics.

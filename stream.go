@@ -89,6 +89,15 @@
 // region. Stream.Recovery lists every cut and every damage Open found,
 // and Verify (the stream verify command) checks a closed directory.
 //
+// A Close that closed every partition cleanly leaves a marker,
+// DIR/topics/.clean_shutdown, as Kafka's .kafka_cleanshutdown. The next
+// Open removes it, durably, before anything can append, and trusts each
+// active segment as Close left it: it reads the index files and the
+// batch headers after the last index entry, not the batches
+// (TestCleanShutdownSkipsValidation); after a crash the marker is gone
+// and Open validates what follows the recovery point, as above
+// (TestCleanShutdownMarkerGoesAtOpen).
+//
 // What this does not cover: meta.db (topics, committed offsets, producer
 // IDs) is bbolt, which fsyncs its own commits; the power-loss tests keep
 // it on the real disk, so they do not test losing its writes. A byte the
@@ -99,6 +108,14 @@
 // record is older than TopicConfig.Retention or the partition is larger
 // than TopicConfig.RetentionBytes; StartOffset advances. The active
 // segment is never deleted.
+//
+// Sealed segments hold no file while nobody reads them: a read opens a
+// segment's three files (and maps its indexes) through a cache shared by
+// the Stream's partitions, which closes the least recently used past
+// Options.MaxOpenFiles descriptors, as Pebble's table cache; a segment
+// in use by a read is closed only once the read is done
+// (TestMaxOpenFilesBound, TestFileCacheRace). Each partition's active
+// segment keeps its three files open.
 //
 // # Consumer groups
 //
@@ -282,7 +299,7 @@
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
 // ConsumerGroup.mu; Stream.mu; Partition.finalizeMu; Partition.mu;
-// segment.mu. Consumer.mu is taken with no group lock held, before
+// fileCache.mu; segment.mu. Consumer.mu is taken with no group lock held, before
 // Partition locks. User callbacks (OnAssigned, OnRevoked, Run's handler)
 // run with no lock of the package held except Consumer.pollMu. A
 // Producer's locks (its mu and each partition accumulator's) are never
