@@ -152,13 +152,6 @@ func (s *segment) forget() {
 	}
 }
 
-// open returns how many segments hold open files in the cache.
-func (c *fileCache) open() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}
-
 // openFilesLocked opens the files of a finalized segment the cache
 // closed. The index maps follow on first lookup (rlockIndexes). s.mu is
 // held for writing.
