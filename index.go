@@ -257,7 +257,7 @@ func (s *segment) headerFor(pos, base, limit, target int64) (batchHeader, bool) 
 // the heap). On success the caller must RUnlock.
 func (s *segment) rlockIndexes() error {
 	s.mu.RLock()
-	if s.closed {
+	if s.closed || s.idx == nil {
 		s.mu.RUnlock()
 		return errSegmentClosed
 	}
@@ -266,7 +266,7 @@ func (s *segment) rlockIndexes() error {
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
-	if !s.closed && !s.idxMapped {
+	if !s.closed && s.idx != nil && !s.idxMapped {
 		var err error
 		if s.idxMap, err = mapReadOnly(s.idx, indexEntrySize); err == nil {
 			s.tidxMap, err = mapReadOnly(s.tidx, timeEntrySize)
@@ -327,7 +327,7 @@ func (s *segment) rebuildIndexes() (error, error) {
 	maxTime, maxRel := fresh.maxTime, fresh.maxTimeRel
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.idx == nil {
 		return nil, errSegmentClosed
 	}
 	if err := s.unmapIndexesLocked(); err != nil {

@@ -103,6 +103,16 @@ type Options struct {
 	// RetentionCheckInterval is how often retention runs. Default 1m.
 	// Kafka: log.retention.check.interval.ms.
 	RetentionCheckInterval time.Duration
+	// MaxOpenFiles bounds the file descriptors that sealed segments hold,
+	// three per open segment (.log, .index, .timeindex, with the indexes'
+	// read-only maps): sealed segments open lazily on a read and close,
+	// least recently used first, past the bound, as Pebble's table cache.
+	// A segment a read is using stays open until the read is done, so
+	// concurrent reads may exceed the bound by the segments they hold.
+	// Each partition's active segment stays open and is not counted.
+	// Default 1000; at least 3. Pebble: Options.MaxOpenFiles (Kafka has
+	// such bound: it keeps every segment's log open).
+	MaxOpenFiles int
 	// DefaultTopic is the configuration of topics created by
 	// AutoCreateTopics.
 	DefaultTopic TopicConfig
@@ -122,6 +132,7 @@ const (
 	DefaultIndexIntervalBytes     = 4 * KiB
 	DefaultMaxRecordBytes         = 8 * MiB
 	DefaultRetentionCheckInterval = time.Minute
+	DefaultMaxOpenFiles           = 1000
 	DefaultRetention              = 7 * 24 * time.Hour
 )
 
@@ -177,6 +188,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	if c.MaxOpenFiles < 0 || c.MaxOpenFiles > 0 && c.MaxOpenFiles < filesPerSegment {
+		return c, configError("Options.MaxOpenFiles", c.MaxOpenFiles)
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = DefaultMaxOpenFiles
 	}
 	if _, err := c.DefaultTopic.withDefaults("Options.DefaultTopic."); err != nil {
 		return c, err

@@ -88,6 +88,13 @@ type partitionConfig struct {
 	// finalizeLater hands a partition with sealed segments to the
 	// background flusher (SyncPeriodic, SyncNever); nil finalizes inline.
 	finalizeLater func(*Partition)
+	// cache holds the files of finalized segments, shared by the
+	// Stream's partitions; nil keeps them open until the partition
+	// closes.
+	cache *fileCache
+	// cleanStart trusts the active segment as a clean Close left it
+	// (clean_shutdown.go): set only for the partitions Open finds.
+	cleanStart bool
 }
 
 const recoveryPointFile = "recovery-point"
@@ -569,6 +576,7 @@ func (p *Partition) finalizeSealed() error {
 		}
 		s.markFinalizedLocked()
 		p.finalizedLocked()
+		p.cfg.cache.add(s)
 		// The segments are finalized in order: everything below this
 		// one's end is synced.
 		p.synced = max(p.synced, s.next)

@@ -66,7 +66,12 @@ func (p *Partition) readRecords(offset int64, maxBytes int, records bool, dst []
 // readOnce reads from the segment holding offset, no further than offset
 // until; with a visitor, records go to its fn instead of dst.
 func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Record, visit *visitor, until int64) (_ []*Record, next int64, used int, err error) {
+	var pinned *segment // the segment this attempt holds open, with its cache
+	var cache *fileCache
+	defer func() { cache.unpin(pinned) }()
 	for attempt := 0; ; attempt++ {
+		cache.unpin(pinned)
+		pinned, cache = nil, nil
 		p.mu.RLock()
 		if p.closed {
 			p.mu.RUnlock()
@@ -83,6 +88,15 @@ func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Re
 		}
 		hw = min(hw, until)
 		seg := p.floorLocked(offset)
+		c, err := seg.pinLocked()
+		if err != nil {
+			p.mu.RUnlock()
+			if errors.Is(err, errSegmentClosed) && attempt < 3 {
+				continue
+			}
+			return dst, offset, 0, p.errorf("read at offset %d: %w", offset, err)
+		}
+		pinned, cache = seg, c
 		pos, base, err := seg.lookupLocked(offset)
 		limit := seg.visible
 		end := int64(-1)
@@ -607,7 +621,12 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 	ts := unixMilli(t)
 	from := p.StartOffset()
 	var distrust *segment // a segment whose indexes failed a check: search it from its start
+	var pinned *segment   // the segment this attempt holds open, with its cache
+	var cache *fileCache
+	defer func() { cache.unpin(pinned) }()
 	for attempt := 0; attempt < 3; attempt++ {
+		cache.unpin(pinned)
+		pinned, cache = nil, nil
 		p.mu.RLock()
 		if p.closed {
 			p.mu.RUnlock()
@@ -626,6 +645,15 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 			p.mu.RUnlock()
 			return hw, nil
 		}
+		c, err := seg.pinLocked()
+		if err != nil {
+			p.mu.RUnlock()
+			if errors.Is(err, errSegmentClosed) {
+				continue
+			}
+			return 0, p.errorf("time index: %w", err)
+		}
+		pinned, cache = seg, c
 		start, entryTS, err := seg.timeLookupLocked(ts)
 		pos, base := int64(0), seg.base
 		if err == nil && seg == distrust {
@@ -633,7 +661,7 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		} else if err == nil {
 			pos, base, err = seg.lookupLocked(max(start, seg.base))
 		}
-		limit := seg.visible
+		limit, segNext := seg.visible, seg.next
 		p.mu.RUnlock()
 		if err == nil && entryTS >= 0 && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
 			err = errIndexMismatch
@@ -665,7 +693,7 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		case found:
 			return off, nil
 		}
-		from = seg.next // not visible in this segment yet: look further
+		from = segNext // not visible in this segment yet: look further
 		if from >= hw {
 			return hw, nil
 		}

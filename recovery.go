@@ -59,7 +59,11 @@ func (p *Partition) listSegments() ([]int64, error) {
 // written only for synced data) and becomes the active one. Every cut is
 // recorded in p.recovery. Without a recovery point file (pointKnown
 // false) sealed segments are never cut: damage in them is recorded and
-// left for reads to report.
+// left for reads to report. After a clean Close the last segment is
+// trusted as Close left it (openActiveClean).
+//
+// Each finalized segment goes to the file cache, which keeps at most
+// Options.MaxOpenFiles of their files open.
 func (p *Partition) recover(bases []int64, pointKnown bool) error {
 	for i, base := range bases {
 		s, err := openSegment(p.fs, p.dir, base, p.cfg.indexEvery)
@@ -68,6 +72,9 @@ func (p *Partition) recover(bases []int64, pointKnown bool) error {
 		}
 		p.segs.ReplaceOrInsert(s)
 		if i == len(bases)-1 {
+			if p.cfg.cleanStart {
+				return p.openActiveClean(s)
+			}
 			return p.recoverActive(s, false)
 		}
 		next := bases[i+1]
@@ -75,6 +82,7 @@ func (p *Partition) recover(bases []int64, pointKnown bool) error {
 			if err := s.loadSealed(next); err != nil {
 				return err
 			}
+			p.cfg.cache.add(s)
 			continue
 		}
 		// Sealed after the last recorded finalization: check every
@@ -88,6 +96,7 @@ func (p *Partition) recover(bases []int64, pointKnown bool) error {
 			if err := p.refinalize(s, r.end, next); err != nil {
 				return err
 			}
+			p.cfg.cache.add(s)
 			continue
 		}
 		why := r.bad
@@ -103,6 +112,7 @@ func (p *Partition) recover(bases []int64, pointKnown bool) error {
 			if err := s.loadSealed(next); err != nil {
 				return err
 			}
+			p.cfg.cache.add(s)
 			continue
 		}
 		size, err := s.f.Size()

@@ -46,6 +46,25 @@ func TestFlippedByteInActiveSegmentKeepsLaterBatches(t *testing.T) {
 	flipByte(t, logs[0], victim.Position+victim.Size-3) // in the record, under the CRC
 	size := fileSize(t, logs[0])
 
+	// After the clean Close, Open trusts the active segment and does
+	// not read the damaged batch; it keeps every batch, and a read of
+	// the damaged one still reports it.
+	s = reopen(t, dir, opts)
+	p = existing(t, s, "t", 0)
+	if hw, evs := p.HighWatermark(), s.Recovery(); hw != 50 || len(evs) != 0 {
+		t.Fatalf("after a clean Close: high watermark %d, Recovery() = %v; want 50 and nothing", hw, evs)
+	}
+	if _, err := p.Read(20, 1); !errors.Is(err, stream.ErrCorrupt) {
+		t.Fatalf("Read of the damaged batch after a clean Close: %v, want ErrCorrupt", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// As after a crash: Open validates the active segment.
+	if err := os.Remove(filepath.Join(dir, "topics", ".clean_shutdown")); err != nil {
+		t.Fatal(err)
+	}
+
 	s = reopen(t, dir, opts)
 	p = existing(t, s, "t", 0)
 	if hw := p.HighWatermark(); hw != 50 {

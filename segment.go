@@ -47,6 +47,11 @@ type segment struct {
 	idxMap, tidxMap []byte
 	idxMapped       bool
 
+	// A finalized segment's files and maps are open only while the
+	// Stream's file cache keeps them (file_cache.go): nil f, idx and
+	// tidx mean closed, and a read pins the segment to open them.
+	cacheState
+
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
 	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
 	// dirtyAhead populates reserved pages writable (SyncPeriodic,
@@ -755,7 +760,7 @@ func (s *segment) syncData(n int64) error {
 func (s *segment) readAt(p []byte, pos int64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed || s.f == nil {
 		return errSegmentClosed
 	}
 	if s.m != nil {
@@ -775,6 +780,7 @@ func (s *segment) readAt(p []byte, pos int64) error {
 // close releases the files and the mapping. The partition must not use
 // the segment afterwards; readers that still do get errSegmentClosed.
 func (s *segment) close() error {
+	s.forget()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -97,6 +97,15 @@
 // region. Stream.Recovery lists every cut and every damage Open found,
 // and Verify (the stream verify command) checks a closed directory.
 //
+// A Close that closed every partition cleanly leaves a marker,
+// DIR/topics/.clean_shutdown, as Kafka's .kafka_cleanshutdown. The next
+// Open removes it, durably, before anything can append, and trusts each
+// active segment as Close left it: it reads the index files and the
+// batch headers after the last index entry, not the batches
+// (TestCleanShutdownSkipsValidation); after a crash the marker is gone
+// and Open validates what follows the recovery point, as above
+// (TestCleanShutdownMarkerGoesAtOpen).
+//
 // What this does not cover: meta.db (topics, committed offsets, producer
 // IDs) is bbolt, which fsyncs its own commits; the power-loss tests keep
 // it on the real disk, so they do not test losing its writes. A byte the
@@ -107,6 +116,14 @@
 // record is older than TopicConfig.Retention or the partition is larger
 // than TopicConfig.RetentionBytes; StartOffset advances. The active
 // segment is never deleted.
+//
+// Sealed segments hold no file while nobody reads them: a read opens a
+// segment's three files (and maps its indexes) through a cache shared by
+// the Stream's partitions, which closes the least recently used past
+// Options.MaxOpenFiles descriptors, as Pebble's table cache; a segment
+// in use by a read is closed only once the read is done
+// (TestMaxOpenFilesBound, TestFileCacheRace). Each partition's active
+// segment keeps its three files open.
 //
 // # Consumer groups
 //
@@ -390,12 +407,13 @@
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
 // ConsumerGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
-// Partition.finalizeMu; Partition.mu; segment.mu. Consumer.mu is taken
-// with no group lock held, before Partition locks. The cluster's locks
-// (raftNode.mu over the applied metadata, raftStorage.mu over the raft
-// log's cached bounds) are leaves: nothing else is taken while one is
-// held. User callbacks (OnAssigned, OnRevoked, Run's handler) run with no
-// lock of the package held except Consumer.pollMu. A
+// Partition.finalizeMu; Partition.mu; fileCache.mu; segment.mu.
+// Consumer.mu is taken with no group lock held, before Partition locks.
+// The cluster's locks (raftNode.mu over the applied metadata,
+// raftStorage.mu over the raft log's cached bounds) are leaves: nothing
+// else is taken while one is held. User callbacks (OnAssigned, OnRevoked,
+// Run's handler) run with no lock of the package held except
+// Consumer.pollMu. A
 // Producer's locks (its mu and each partition accumulator's) are never
 // held while taking any other.
 //
@@ -561,6 +579,14 @@ type Stream struct {
 	lock *os.File  // holds the directory's exclusive flock
 	db   *bbolt.DB // meta.db
 
+	// cache keeps the files of finalized segments, every partition's,
+	// at most Options.MaxOpenFiles of them (file_cache.go).
+	cache *fileCache
+	// cleanStart: the last Close was clean, so the partitions Open finds
+	// trust their active segments (clean_shutdown.go). Set during Open
+	// only.
+	cleanStart bool
+
 	// mu guards topics, producers and closed.
 	mu        sync.RWMutex
 	topics    map[string]*Topic
@@ -611,6 +637,7 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	}
 	s := &Stream{
 		dir: dir, opts: o, fs: fsys, log: o.Logger,
+		cache:     newFileCache(o.MaxOpenFiles),
 		topics:    map[string]*Topic{},
 		stop:      make(chan struct{}),
 		flushWake: make(chan struct{}, 1),
@@ -649,7 +676,14 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 			return nil, errorf("stream: open %s: %w", dir, err)
 		}
 	}
-	if err := s.loadTopics(); err != nil {
+	// Take the clean-shutdown marker away before anything can append, so
+	// that a crash from here on is never taken for a clean shutdown.
+	if s.cleanStart, err = takeCleanShutdown(fsys, filepath.Join(dir, "topics")); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
+	}
+	err = s.loadTopics()
+	s.cleanStart = false
+	if err != nil {
 		return nil, err
 	}
 	s.done.Add(1)
@@ -781,6 +815,8 @@ func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 		segmentAge:     s.opts.SegmentAge,
 		indexEvery:     int64(s.opts.IndexIntervalBytes),
 		maxRecordBytes: int64(s.opts.MaxRecordBytes),
+		cache:          s.cache,
+		cleanStart:     s.cleanStart,
 	}
 	if cfg.SegmentBytes != 0 {
 		pc.segmentBytes = int64(cfg.SegmentBytes)
@@ -819,6 +855,14 @@ func (s *Stream) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	err := s.closeTopics()
+	if err == nil && s.partitionsHealthy() {
+		// Every partition is synced and trimmed: the next Open need
+		// not validate the active segments. Without the marker it
+		// does, so failing to write it is no reason to fail Close.
+		if merr := markCleanShutdown(s.fs, filepath.Join(s.dir, "topics")); merr != nil {
+			s.log.Warn("could not mark the clean shutdown; the next Open validates the active segments", "error", merr)
+		}
+	}
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
 		return errorf("stream: close %s: %w", s.dir, err)

@@ -224,6 +224,8 @@ func TestOptionsValidation(t *testing.T) {
 		{stream.Options{IndexIntervalBytes: -1}, "Options.IndexIntervalBytes"},
 		{stream.Options{MaxRecordBytes: -5}, "Options.MaxRecordBytes"},
 		{stream.Options{RetentionCheckInterval: -1}, "Options.RetentionCheckInterval"},
+		{stream.Options{MaxOpenFiles: -1}, "Options.MaxOpenFiles"},
+		{stream.Options{MaxOpenFiles: 2}, "Options.MaxOpenFiles"},
 		{stream.Options{DefaultTopic: stream.TopicConfig{Partitions: -1}}, "Options.DefaultTopic.Partitions"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,162 @@
+package stream_test
+
+// Benchmarks of bounded resources; none runs by default (they build
+// thousands of files). Run them one at a time, with -benchtime=1x for
+// clean RSS figures:
+//
+//	go test -run '^$' -bench 'ReadAllSegments' -benchtime=3x .
+//	go test -run '^$' -bench 'Open10kPartitions' -benchtime=3x .
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/instream/stream"
+)
+
+// rssMiB returns the process's resident set (VmRSS) in MiB.
+func rssMiB(b *testing.B) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkReadAllSegments reads a partition of 3,000 sealed segments from
+// end to end after a reopen, and reports the most files open under the
+// directory during the read (with default Options: MaxOpenFiles 1000).
+func BenchmarkReadAllSegments(b *testing.B) {
+	dir := b.TempDir()
+	opts := &stream.Options{Sync: stream.SyncNever, SegmentBytes: stream.KiB, IndexIntervalBytes: 256}
+	s, err := stream.Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp, err := s.CreateTopic("t", stream.TopicConfig{Retention: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, _ := tp.Partition(0)
+	val := make([]byte, 400)
+	for s.Stats().Segments < 3000 {
+		if _, err := p.Append(&stream.Record{Value: val}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	s, err = stream.Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tp, _ = s.Topic("t")
+	p, _ = tp.Partition(0)
+	most := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for next := int64(0); next < p.HighWatermark(); {
+			recs, err := p.Read(next, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			next = recs[len(recs)-1].Offset + 1
+			if next%8 == 0 {
+				b.StopTimer()
+				most = max(most, openFilesUnder(b, dir))
+				b.StartTimer()
+			}
+		}
+	}
+	b.ReportMetric(float64(s.Stats().Segments), "segments")
+	b.ReportMetric(float64(most), "max-open-files")
+}
+
+// BenchmarkOpen10kPartitions opens a directory of 10,000 partitions (one
+// topic, a few records in each) after a clean Close, and after a crash
+// (simulated: the clean-shutdown marker removed, so Open recovers every
+// partition as after kill -9), and reports the time of one Open and the
+// RSS after it. Each active segment holds three files: where
+// RLIMIT_NOFILE cannot be raised to 40,000 it opens as many partitions
+// as the limit allows, and says so.
+func BenchmarkOpen10kPartitions(b *testing.B) {
+	partitions := 10000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Skip(err)
+	}
+	if lim.Cur < uint64(4*partitions) {
+		want := syscall.Rlimit{Cur: uint64(4 * partitions), Max: max(lim.Max, uint64(4*partitions))}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+			defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		} else {
+			partitions = min(partitions, int(lim.Cur-1000)/3)
+			b.Logf("RLIMIT_NOFILE %d: %d partitions", lim.Cur, partitions)
+		}
+	}
+	dir := b.TempDir()
+	s, err := stream.Open(dir, &stream.Options{Sync: stream.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp, err := s.CreateTopic("t", stream.TopicConfig{Partitions: partitions})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batch stream.Batch
+	for range 20 {
+		batch.Add(nil, make([]byte, 100))
+	}
+	for i := range int32(partitions) {
+		p, _ := tp.Partition(i)
+		for range 5 {
+			if _, err := p.AppendBatch(&batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"clean", "crash"} {
+		b.Run(mode, func(b *testing.B) {
+			var rss float64
+			for b.Loop() {
+				if mode == "crash" {
+					b.StopTimer()
+					os.Remove(filepath.Join(dir, "topics", ".clean_shutdown"))
+					b.StartTimer()
+				}
+				s, err := stream.Open(dir, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				runtime.GC()
+				rss = max(rss, rssMiB(b))
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(rss, "RSS-MiB")
+			b.ReportMetric(float64(partitions), "partitions")
+		})
+	}
+}
