@@ -348,6 +348,11 @@ func TestTornBatchBeforeValidOnesIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// A torn page is what a crash leaves, not a clean Close: without the
+	// clean-shutdown marker Open validates the active segment.
+	if err := os.Remove(filepath.Join(dir, "topics", ".clean_shutdown")); err != nil {
+		t.Fatal(err)
+	}
 
 	s = reopen(t, dir, opts)
 	p = existing(t, s, "t", 0)
