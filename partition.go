@@ -70,6 +70,8 @@ type Partition struct {
 	gate   atomic.Pointer[replicaGate]
 	epochs *leaderEpochCache // loaded when replicated; guarded by mu
 
+	counters partitionCounters // for Metrics (metrics.go); atomic
+
 	// syncFault, set only by tests (export_test.go), replaces the result
 	// of the next fsyncs of the active segment. Guarded by mu.
 	syncFault func() error
@@ -428,10 +430,12 @@ func (p *Partition) syncTo(end int64) error {
 	seg, size, leo, fault := p.active, p.active.size, p.leo, p.syncFault
 	p.mu.Unlock()
 
+	began := time.Now()
 	err := seg.syncData(size)
 	if fault != nil {
 		err = fault()
 	}
+	p.counters.observeFsync(time.Since(began))
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -487,6 +491,7 @@ func (p *Partition) finalizedLocked() {
 // reopened, so nothing is acknowledged after a failed write or fsync
 // (whose data the kernel may have dropped).
 func (p *Partition) failLocked(err error) error {
+	p.counters.writeErrors.Add(1)
 	if p.err == nil {
 		p.err = p.errorf("refusing writes after a failed write or sync (reopen to recover): %w", err)
 		p.log.Error("partition failed", "error", err)

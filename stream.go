@@ -393,6 +393,16 @@
 // members commit a group's offsets, shared with the Go API's Committed
 // and Lag.
 //
+// # Observability
+//
+// Stream.Metrics returns a snapshot of every partition (offsets, size,
+// fsync count and latency histogram, write errors, failure) and consumer
+// group (members, generation, committed offsets, lag), cheap enough to
+// take every second. Package debughttp serves it, with a record browser,
+// as a read-only page to mount next to net/http/pprof ("stream serve
+// -http" serves it for a directory); the exporters/prometheus module
+// exports it to Prometheus.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. An append takes its

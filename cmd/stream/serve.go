@@ -9,16 +9,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/instream/stream"
+	"github.com/instream/stream/debughttp"
 	"github.com/instream/stream/kafkaproto"
 )
 
 var serveCommand = &command{
 	name:    "serve",
-	summary: "serve a directory to Kafka clients (kcat, franz-go, Kafka's tools) on -kafka ADDR",
+	summary: "serve a directory to Kafka clients on -kafka ADDR, and its debug page on -http ADDR",
 	help: `Serve opens the directory (creating it when missing) and answers Kafka's
 wire protocol on -kafka (default 127.0.0.1:9092, loopback only: there is
 no authentication by default, so do not bind it to a public address) until
@@ -38,7 +41,13 @@ creates it with -partitions partitions, as Kafka's
 auto.create.topics.enable; without it, clients create topics with
 CreateTopics (kcat cannot; "stream create" or kadm can). -advertise
 sets the host:port clients are told to connect to (default: the
-listening address).`,
+listening address).
+
+With -http (for instance -http 127.0.0.1:8080) it also serves the
+read-only debug page of package debughttp at /debug/stream (partitions,
+consumer groups and their lag, a record browser; ?format=json for JSON),
+with no authentication: keep it on a loopback address. -kafka "" turns
+the Kafka listener off, to serve only the page.`,
 }
 
 // serve registers itself here rather than in main.go's table, so the
@@ -49,11 +58,12 @@ func init() {
 }
 
 func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
-	var dir, addr, advertise, certFile, keyFile, usersFile string
+	var dir, addr, httpAddr, advertise, certFile, keyFile, usersFile string
 	var autoCreate bool
 	var partitions int
 	fs := serveCommand.newFlagSet(stderr, &dir)
 	fs.StringVar(&addr, "kafka", "127.0.0.1:9092", "listen for Kafka clients on `host:port`")
+	fs.StringVar(&httpAddr, "http", "", "serve the debug page at /debug/stream on `host:port` (default: off)")
 	fs.StringVar(&advertise, "advertise", "", "the `host:port` clients are told to connect to (default: the listening address)")
 	fs.BoolVar(&autoCreate, "auto-create", false, "create a missing topic when a client asks for it")
 	fs.StringVar(&certFile, "tls-cert", "", "serve TLS with this PEM certificate `file` (with -tls-key)")
@@ -65,6 +75,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	if fs.NArg() != 0 {
 		return usageError(fs, "serve takes no arguments, got %q", fs.Args())
+	}
+	if addr == "" && httpAddr == "" {
+		return usageError(fs, "-kafka \"\" needs -http: nothing to serve")
 	}
 	if partitions < 1 {
 		return usageError(fs, "-partitions %d: must be 1 or more", partitions)
@@ -100,16 +113,21 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		s.Close()
-		return err
+	stopHTTP := func() error { return nil }
+	if httpAddr != "" {
+		if stopHTTP, err = serveDebugPage(httpAddr, s, logger); err != nil {
+			s.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
-	if tlsConfig != nil {
-		ln = tls.NewListener(ln, tlsConfig)
+	if addr != "" {
+		err = serveKafka(ctx, addr, advertise, tlsConfig, authenticate, s, logger)
+	} else {
+		<-ctx.Done()
 	}
-	logger.Info("serving Kafka clients", "addr", ln.Addr().String(), "dir", dir, "tls", tlsConfig != nil)
-	err = kafkaproto.Serve(ctx, ln, s, kafkaproto.Config{AdvertisedAddr: advertise, Logger: logger, Authenticate: authenticate})
+	if herr := stopHTTP(); err == nil {
+		err = herr
+	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
@@ -117,6 +135,45 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// serveKafka answers Kafka's protocol on addr until ctx is done.
+func serveKafka(ctx context.Context, addr, advertise string, tlsConfig *tls.Config, authenticate func(user, password string) bool, s *stream.Stream, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	logger.Info("serving Kafka clients", "addr", ln.Addr().String(), "tls", tlsConfig != nil)
+	return kafkaproto.Serve(ctx, ln, s, kafkaproto.Config{AdvertisedAddr: advertise, Logger: logger, Authenticate: authenticate})
+}
+
+// serveDebugPage serves debughttp's page at /debug/stream on addr (and
+// redirects / there) until the returned stop is called; stop waits for
+// the requests in flight, up to five seconds.
+func serveDebugPage(addr string, s *stream.Stream, logger *slog.Logger) (stop func() error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/debug/stream", debughttp.Handler(s, nil))
+	mux.Handle("/{$}", http.RedirectHandler("/debug/stream", http.StatusFound))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	logger.Info("serving the debug page", "url", "http://"+ln.Addr().String()+"/debug/stream")
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if serr := <-done; serr != http.ErrServerClosed && err == nil {
+			err = serr
+		}
+		return err
+	}, nil
 }
 
 // readUsers reads a -sasl-users file: "user:password" a line; blank lines

@@ -1,0 +1,151 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/instream/stream"
+)
+
+func TestMetrics(t *testing.T) {
+	s, _ := open(t, nil) // SyncAlways: every append fsyncs
+	tp, err := s.CreateTopic("orders", stream.TopicConfig{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, _ := tp.Partition(0)
+	for i := range 5 {
+		if _, err := p0.Append(&stream.Record{Value: fmt.Appendf(nil, "v%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	g, err := s.ConsumerGroup("billing", stream.GroupConfig{Topics: []string{"orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ResetOffsets(ctx, map[stream.TopicPartition]int64{{Topic: "orders", Partition: 0}: 3}); err != nil {
+		t.Fatal(err)
+	}
+
+	m := s.Metrics()
+	if len(m.Partitions) != 2 {
+		t.Fatalf("Metrics().Partitions = %d, want 2", len(m.Partitions))
+	}
+	pm := m.Partitions[0]
+	if pm.Topic != "orders" || pm.Partition != 0 || pm.StartOffset != 0 || pm.EndOffset != 5 || pm.HighWatermark != 5 {
+		t.Errorf("partition 0 = %+v, want orders-0 with offsets [0, 5), hw 5", pm)
+	}
+	if pm.Bytes <= 0 || pm.Segments != 1 {
+		t.Errorf("partition 0: %d bytes in %d segments, want > 0 bytes in 1", pm.Bytes, pm.Segments)
+	}
+	if pm.Fsyncs == 0 || pm.FsyncLatency.Count != pm.Fsyncs || len(pm.FsyncLatency.Counts) != len(pm.FsyncLatency.Bounds)+1 {
+		t.Errorf("partition 0: %d fsyncs, histogram %+v: want > 0 fsyncs, all in the histogram", pm.Fsyncs, pm.FsyncLatency)
+	}
+	if pm.Failed != "" || pm.WriteErrors != 0 {
+		t.Errorf("partition 0 failed %q with %d write errors, want healthy", pm.Failed, pm.WriteErrors)
+	}
+	if tot := m.Totals; tot.Topics != 1 || tot.Partitions != 2 || tot.Records != 5 || tot.Groups != 1 || tot.Fsyncs != pm.Fsyncs {
+		t.Errorf("Totals = %+v, want 1 topic, 2 partitions, 5 records, 1 group, %d fsyncs", tot, pm.Fsyncs)
+	}
+	if len(m.Groups) != 1 {
+		t.Fatalf("Groups = %+v, want billing", m.Groups)
+	}
+	gm := m.Groups[0]
+	want := []stream.GroupPartitionMetrics{
+		{Topic: "orders", Partition: 0, Committed: 3, Lag: 2},
+		{Topic: "orders", Partition: 1, Committed: -1, Lag: 0},
+	}
+	if gm.Group != "billing" || !gm.Open || gm.Lag != 2 || fmt.Sprint(gm.Partitions) != fmt.Sprint(want) {
+		t.Errorf("group = %+v, want billing open, lag 2, partitions %v", gm, want)
+	}
+
+	c, err := g.Join(ctx, stream.ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if gm := s.Metrics().Groups[0]; gm.Members != 1 || gm.Generation < 1 {
+		t.Errorf("after Join: %d members, generation %d; want 1 member, generation >= 1", gm.Members, gm.Generation)
+	}
+}
+
+func TestMetricsClosedGroupFromDisk(t *testing.T) {
+	s, dir := open(t, nil)
+	p := partition(t, s, "t", stream.TopicConfig{})
+	for range 4 {
+		if _, err := p.Append(&stream.Record{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := s.ConsumerGroup("g", stream.GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ResetOffsets(context.Background(), map[stream.TopicPartition]int64{{Topic: "t"}: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = reopen(t, dir, nil)
+	m := s.Metrics()
+	if len(m.Groups) != 1 || m.Groups[0].Open || m.Groups[0].Lag != 3 || len(m.Groups[0].Partitions) != 1 {
+		t.Fatalf("after reopen Groups = %+v, want g closed with lag 3 on t-0", m.Groups)
+	}
+}
+
+func TestMetricsFailedPartition(t *testing.T) {
+	s, _ := open(t, nil)
+	p := partition(t, s, "t", stream.TopicConfig{})
+	boom := errors.New("disk on fire")
+	stream.SetSyncFault(p, func() error { return boom })
+	if _, err := p.Append(&stream.Record{Value: []byte("x")}); !errors.Is(err, boom) {
+		t.Fatalf("Append with a failing fsync = %v, want %v", err, boom)
+	}
+	m := s.Metrics()
+	pm := m.Partitions[0]
+	if pm.Failed == "" || pm.WriteErrors == 0 || m.Totals.FailedPartitions != 1 {
+		t.Errorf("failed partition = %+v, totals %+v: want Failed set, write errors counted", pm, m.Totals)
+	}
+}
+
+func TestMetricsAfterClose(t *testing.T) {
+	s, _ := open(t, nil)
+	partition(t, s, "t", stream.TopicConfig{})
+	s.Close()
+	if m := s.Metrics(); m.Partitions != nil || m.Groups != nil || m.Totals != (stream.TotalMetrics{}) {
+		t.Errorf("Metrics after Close = %+v, want zero", m)
+	}
+}
+
+// BenchmarkMetrics builds a snapshot of 100 partitions and two groups: the
+// cost of a scraper calling Metrics every second.
+func BenchmarkMetrics(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 100)
+	for i := range int32(100) {
+		p, _ := t.Partition(i)
+		appendBatches(b, p, 100, payload(100))
+	}
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		g, err := s.ConsumerGroup(id, stream.GroupConfig{Topics: []string{"bench"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		offs := map[stream.TopicPartition]int64{}
+		for i := range int32(100) {
+			offs[stream.TopicPartition{Topic: "bench", Partition: i}] = 50
+		}
+		if err := g.ResetOffsets(ctx, offs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if m := s.Metrics(); len(m.Partitions) != 100 {
+			b.Fatal(len(m.Partitions))
+		}
+	}
+}
