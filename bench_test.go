@@ -682,3 +682,44 @@ func BenchmarkForEach(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConsumerRun hands 100-byte records from the page cache to a
+// group-less Consumer's Run handler, the queue worker's path, against
+// BenchmarkBaselineRead/100B.
+func BenchmarkConsumerRun(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+	p, _ := t.Partition(0)
+	const n = 200_000
+	appendBatches(b, p, n, payload(100))
+	c, err := s.NewConsumer(stream.ConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "bench", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	read, sum := 0, 0
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	err = c.Run(ctx, func(_ context.Context, r *stream.Record) error {
+		sum += len(r.Value)
+		if read++; read == b.N {
+			cancel()
+		} else if r.Offset == n-1 {
+			return c.Seek(tp, 0)
+		}
+		return nil
+	})
+	if err != context.Canceled {
+		b.Fatal(err)
+	}
+	if read != b.N {
+		b.Fatalf("handled %d records, want %d", read, b.N)
+	}
+	reportPerRecord(b, b.N)
+}
