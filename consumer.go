@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -54,6 +55,7 @@ type Consumer struct {
 	// cancellation of the handler's context, for a Close that stops
 	// waiting.
 	pending []*Record
+	runRecs []*Record // the slice Run's batches are taken into, reused
 	running chan struct{}
 	stopRun context.CancelCauseFunc
 	// gone are partitions dropped because their topic was deleted, not
@@ -88,6 +90,8 @@ type fetchState struct {
 	buf      []*Record
 	bufBytes int
 	end      int64
+	back     []*Record  // buf's backing array, reused from its start
+	slab     recordSlab // what buf's records are carved from
 	// committed is the offset this consumer last knew committed, -1 if
 	// none; Commit skips partitions at it.
 	committed int64
@@ -388,7 +392,7 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 		}
 	}
 	if total >= c.cfg.FetchMinBytes || final && total > 0 {
-		out = c.takeLocked()
+		out = c.takeLocked(forRun)
 		if forRun && len(out) > 0 {
 			c.pending, c.running = out, make(chan struct{})
 		}
@@ -458,14 +462,28 @@ func (c *Consumer) takeGone() []TopicPartition {
 
 // refillLocked reads about n more bytes of records into st's buffer.
 func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error {
+	// Records before buf's were handed out, and those lent to Run's
+	// handler handled: their chunks are free. Move buf's records to the
+	// front of its backing array, so that it is reused, not regrown.
+	from := int64(math.MaxInt64)
+	if len(st.buf) > 0 {
+		from = st.buf[0].Offset
+	}
+	st.slab.release(from)
+	if len(st.buf) <= cap(st.back) {
+		full := st.back[:cap(st.back)]
+		k := copy(full, st.buf)
+		clear(full[k:])
+		st.buf = full[:k]
+	}
 	before := len(st.buf)
-	buf, next, err := st.p.read(st.end, n, st.buf)
+	buf, next, err := st.p.readSlab(st.end, n, st.buf, &st.slab)
 	if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) == 0 {
 		if c.g == nil {
 			return errorf("stream: poll %s-%d at position %d: %w", tp.Topic, tp.Partition, st.pos, err)
 		}
 		st.seek(c.g.resolve(tp, st.p, st.pos, true))
-		buf, next, err = st.p.read(st.end, n, st.buf)
+		buf, next, err = st.p.readSlab(st.end, n, st.buf, &st.slab)
 	}
 	if err != nil {
 		if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) > 0 {
@@ -474,6 +492,7 @@ func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error 
 		return errorf("stream: poll %s-%d: %w", tp.Topic, tp.Partition, err)
 	}
 	st.buf, st.end = buf, next
+	st.back = buf[:0]
 	for _, r := range buf[before:] {
 		st.bufBytes += recordBytes(r)
 	}
@@ -484,13 +503,20 @@ func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error 
 }
 
 // takeLocked hands out buffered records round robin: each pass gives
-// every partition with records an equal share of what is left.
-func (c *Consumer) takeLocked() []*Record {
+// every partition with records an equal share of what is left. Records
+// for Run are lent, in a reused slice; Poll's are given away for good.
+func (c *Consumer) takeLocked(forRun bool) []*Record {
 	n := len(c.order)
 	start := c.rr % n
 	c.rr = start + 1
 	maxRecs, maxBytes := c.cfg.MaxPollRecords, int(min(c.cfg.FetchMaxBytes, 1<<40))
-	out := make([]*Record, 0, min(maxRecs, 1024))
+	var out []*Record
+	if forRun {
+		out = c.runRecs[:0]
+	}
+	if out == nil {
+		out = make([]*Record, 0, min(maxRecs, 1024))
+	}
 	bytes := 0
 	for {
 		ready := 0
@@ -500,6 +526,9 @@ func (c *Consumer) takeLocked() []*Record {
 			}
 		}
 		if ready == 0 || len(out) >= maxRecs || bytes >= maxBytes {
+			if forRun {
+				c.runRecs = out
+			}
 			return out
 		}
 		quota := (maxRecs - len(out) + ready - 1) / ready
@@ -521,11 +550,14 @@ func (c *Consumer) takeLocked() []*Record {
 			if k == 0 {
 				continue
 			}
+			if !forRun {
+				st.slab.give()
+			}
 			st.pos = st.buf[k-1].Offset + 1
 			clear(st.buf[:k])
 			st.buf = st.buf[k:]
 			if len(st.buf) == 0 {
-				st.buf, st.bufBytes, st.pos = nil, 0, st.end
+				st.buf, st.bufBytes, st.pos = st.back[:0], 0, st.end
 			}
 		}
 	}
