@@ -1,0 +1,98 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/instream/stream"
+)
+
+// Run lends its handler records decoded into buffers it reuses; Poll's
+// records are the caller's. A consumer that mixes the two, seeks back and
+// reads everything again must never change a record Poll returned, and
+// must hand Run's handler each record with its own bytes.
+func TestPollRecordsSurviveRunReusingBuffers(t *testing.T) {
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+	p := partition(t, s, "t", stream.TopicConfig{Partitions: 1})
+	const n = 6000
+	value := func(off int64) string { return fmt.Sprintf("value-%06d-%s", off, "padding-to-make-it-longer") }
+	var b stream.Batch
+	for off := int64(0); off < n; {
+		b.Reset()
+		for range 100 {
+			b.Add([]byte(fmt.Sprint(off)), []byte(value(off)))
+			off++
+		}
+		if _, err := p.AppendBatch(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.NewConsumer(stream.ConsumerConfig{MaxPollRecords: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "t", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var kept []*stream.Record
+	poll := func(until int64) {
+		t.Helper()
+		for {
+			pos, _ := c.Position(tp)
+			if pos >= until {
+				return
+			}
+			recs, err := c.Poll(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept = append(kept, recs...)
+		}
+	}
+	run := func(until int64) {
+		t.Helper()
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		want, _ := c.Position(tp)
+		err := c.Run(rctx, func(_ context.Context, r *stream.Record) error {
+			if r.Offset != want || string(r.Value) != value(r.Offset) || string(r.Key) != fmt.Sprint(r.Offset) {
+				return fmt.Errorf("Run handed offset %d (want %d): key %q, value %q", r.Offset, want, r.Key, r.Value)
+			}
+			if want++; want >= until {
+				stop()
+			}
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	check := func() {
+		t.Helper()
+		for _, r := range kept {
+			if string(r.Value) != value(r.Offset) || string(r.Key) != fmt.Sprint(r.Offset) {
+				t.Fatalf("a record Poll returned changed: offset %d, key %q, value %q", r.Offset, r.Key, r.Value)
+			}
+		}
+	}
+	poll(700)
+	run(3000)
+	check()
+	poll(4000)
+	run(n)
+	check()
+	if err := c.Seek(tp, 100); err != nil {
+		t.Fatal(err)
+	}
+	run(2500)
+	poll(n)
+	check()
+	if len(kept) < 3000 {
+		t.Fatalf("kept %d records", len(kept))
+	}
+}
