@@ -39,6 +39,18 @@ func payload(size int) []byte {
 	return b
 }
 
+// mallocs returns the heap allocations made so far, for allocs/record:
+// allocs/op rounds a fraction of an allocation per record to 0.
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+func reportAllocsPerRecord(b *testing.B, since uint64, records int) {
+	b.ReportMetric(float64(mallocs()-since)/float64(records), "allocs/record")
+}
+
 func reportPerRecord(b *testing.B, records int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
 }
@@ -234,6 +246,7 @@ func BenchmarkScan(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
+			startMallocs := mallocs()
 			for read := 0; read < b.N; {
 				ctx, cancel := context.WithCancel(context.Background())
 				for r, err := range p.Scan(ctx, 0) {
@@ -247,6 +260,7 @@ func BenchmarkScan(b *testing.B) {
 				}
 				cancel()
 			}
+			reportAllocsPerRecord(b, startMallocs, b.N)
 			reportPerRecord(b, b.N)
 		})
 	}
@@ -494,6 +508,7 @@ func BenchmarkConsumerPoll(b *testing.B) {
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
+	startMallocs := mallocs()
 	for read := 0; read < b.N; {
 		recs, err := c.Poll(ctx)
 		if err != nil {
@@ -506,6 +521,7 @@ func BenchmarkConsumerPoll(b *testing.B) {
 			}
 		}
 	}
+	reportAllocsPerRecord(b, startMallocs, b.N)
 	reportPerRecord(b, b.N)
 }
 
@@ -667,6 +683,7 @@ func BenchmarkForEach(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
+			startMallocs := mallocs()
 			var sum int
 			for read := 0; read < b.N; {
 				err := p.ForEach(0, int64(min(n, b.N-read)), func(r *stream.Record) error {
@@ -678,6 +695,7 @@ func BenchmarkForEach(b *testing.B) {
 				}
 				read += min(n, b.N-read)
 			}
+			reportAllocsPerRecord(b, startMallocs, b.N)
 			reportPerRecord(b, b.N)
 		})
 	}
@@ -706,6 +724,7 @@ func BenchmarkConsumerRun(b *testing.B) {
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
+	startMallocs := mallocs()
 	err = c.Run(ctx, func(_ context.Context, r *stream.Record) error {
 		sum += len(r.Value)
 		if read++; read == b.N {
@@ -721,5 +740,6 @@ func BenchmarkConsumerRun(b *testing.B) {
 	if read != b.N {
 		b.Fatalf("handled %d records, want %d", read, b.N)
 	}
+	reportAllocsPerRecord(b, startMallocs, b.N)
 	reportPerRecord(b, b.N)
 }
