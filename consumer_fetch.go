@@ -25,13 +25,16 @@ func recordBytes(r *Record) int {
 // refillLocked reads about n more bytes of records into st's buffer.
 func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error {
 	// Records before buf's were handed out, and those lent to Run's
-	// handler handled: their chunks are free. Move buf's records to the
-	// front of its backing array, so that it is reused, not regrown.
+	// handler handled, unless a Run batch is in flight (a Poll from the
+	// handler): their chunks are free. Move buf's records to the front
+	// of its backing array, so that it is reused, not regrown.
 	from := int64(math.MaxInt64)
 	if len(st.buf) > 0 {
 		from = st.buf[0].Offset
 	}
-	st.slab.release(from)
+	if c.running == nil {
+		st.slab.release(from)
+	}
 	if len(st.buf) <= cap(st.back) {
 		full := st.back[:cap(st.back)]
 		k := copy(full, st.buf)
@@ -73,7 +76,7 @@ func (c *Consumer) takeLocked(forRun bool) []*Record {
 	c.rr = start + 1
 	maxRecs, maxBytes := c.cfg.MaxPollRecords, int(min(c.cfg.FetchMaxBytes, 1<<40))
 	var out []*Record
-	if forRun {
+	if forRun && c.running == nil { // else a Run from Run's handler: the outer batch holds runRecs
 		out = c.runRecs[:0]
 	}
 	if out == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -40,6 +41,7 @@ func TestPollRecordsSurviveRunReusingBuffers(t *testing.T) {
 	}
 	ctx := context.Background()
 	var kept []*stream.Record
+	var offsets []int64 // of kept, as Poll returned them
 	poll := func(until int64) {
 		t.Helper()
 		for {
@@ -52,6 +54,9 @@ func TestPollRecordsSurviveRunReusingBuffers(t *testing.T) {
 				t.Fatal(err)
 			}
 			kept = append(kept, recs...)
+			for _, r := range recs {
+				offsets = append(offsets, r.Offset)
+			}
 		}
 	}
 	run := func(until int64) {
@@ -74,8 +79,8 @@ func TestPollRecordsSurviveRunReusingBuffers(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		for _, r := range kept {
-			if string(r.Value) != value(r.Offset) || string(r.Key) != fmt.Sprint(r.Offset) {
+		for i, r := range kept {
+			if r.Offset != offsets[i] || string(r.Value) != value(r.Offset) || string(r.Key) != fmt.Sprint(r.Offset) {
 				t.Fatalf("a record Poll returned changed: offset %d, key %q, value %q", r.Offset, r.Key, r.Value)
 			}
 		}
@@ -94,5 +99,57 @@ func TestPollRecordsSurviveRunReusingBuffers(t *testing.T) {
 	check()
 	if len(kept) < 3000 {
 		t.Fatalf("kept %d records", len(kept))
+	}
+}
+
+// A Poll from inside Run's handler reads ahead while records of Run's
+// batch are still lent: it must not reuse their buffers.
+func TestPollInsideRunKeepsLentRecords(t *testing.T) {
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+	p := partition(t, s, "t", stream.TopicConfig{Partitions: 1})
+	const n = 20000
+	value := func(off int64) string { return fmt.Sprintf("value-%06d-%s", off, "padding-to-make-it-longer") }
+	var b stream.Batch
+	for off := int64(0); off < n; {
+		b.Reset()
+		for range 100 {
+			b.Add(nil, []byte(value(off)))
+			off++
+		}
+		if _, err := p.AppendBatch(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.NewConsumer(stream.ConsumerConfig{MaxPollRecords: 2000, FetchMaxWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Assign(stream.TopicPartition{Topic: "t", Partition: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	handled := 0
+	err = c.Run(ctx, func(_ context.Context, r *stream.Record) error {
+		if string(r.Value) != value(r.Offset) {
+			return fmt.Errorf("Run handed offset %d with value %q", r.Offset, r.Value)
+		}
+		if handled++; handled%100 == 1 {
+			off := r.Offset
+			if _, err := c.Poll(ctx); err != nil {
+				return err
+			}
+			if r.Offset != off || string(r.Value) != value(off) {
+				return fmt.Errorf("a Poll from the handler changed the lent record %d: offset %d, %q", off, r.Offset, r.Value)
+			}
+		}
+		if pos, _ := c.Position(stream.TopicPartition{Topic: "t", Partition: 0}); pos >= n {
+			stop()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
 	}
 }
