@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,9 +55,12 @@ type Consumer struct {
 	// cancellation of the handler's context, for a Close that stops
 	// waiting.
 	pending []*Record
-	runRecs []*Record // the slice Run's batches are taken into, reused
-	running chan struct{}
-	stopRun context.CancelCauseFunc
+	// accepted is how many records of pending the handler accepted:
+	// Run counts them without taking mu (readers use pendingLocked).
+	accepted atomic.Int64
+	runRecs  []*Record // the slice Run's batches are taken into, reused
+	running  chan struct{}
+	stopRun  context.CancelCauseFunc
 	// gone are partitions dropped because their topic was deleted, not
 	// yet reported (OnLost, or Poll's ErrTopicDeleted).
 	gone []TopicPartition
@@ -380,6 +384,7 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 		out = c.takeLocked(forRun)
 		if forRun && len(out) > 0 {
 			c.pending, c.running = out, make(chan struct{})
+			c.accepted.Store(0)
 		}
 		return out, nil, false, nil
 	}
@@ -626,6 +631,12 @@ func (c *Consumer) commitPositions(ctx context.Context, tps []TopicPartition) er
 	return c.commit(ctx, offs, true)
 }
 
+// pendingLocked returns the records of Run's batch in flight that its
+// handler has not accepted yet.
+func (c *Consumer) pendingLocked() []*Record {
+	return c.pending[min(int(c.accepted.Load()), len(c.pending)):]
+}
+
 // acceptedLocked returns the offset to commit for tp: its position, or,
 // while Run's handler has not accepted a record of tp that Poll returned,
 // that record's offset. It reports false when there is nothing new to
@@ -636,7 +647,7 @@ func (c *Consumer) acceptedLocked(tp TopicPartition) (int64, bool) {
 		return 0, false
 	}
 	pos := st.pos
-	for _, r := range c.pending {
+	for _, r := range c.pendingLocked() {
 		if r.Partition == tp.Partition && r.Topic == tp.Topic {
 			pos = min(pos, r.Offset)
 			break

@@ -104,14 +104,12 @@ func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(con
 			stop = err
 			break
 		}
-		c.mu.Lock()
-		c.pending = recs[i+1:]
-		c.mu.Unlock()
+		c.accepted.Store(int64(i + 1))
 	}
 	// Rewind to the first record not accepted, so that no later commit
 	// (auto-commit, Close) skips it.
 	c.mu.Lock()
-	c.rewindLocked(c.pending)
+	c.rewindLocked(c.pendingLocked())
 	c.pending, c.running, c.stopRun = nil, nil, nil
 	c.mu.Unlock()
 	if errors.Is(context.Cause(hctx), ErrClosed) {
