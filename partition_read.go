@@ -412,9 +412,14 @@ func (p *Partition) decodeBatchInto(batch []byte, h *batchHeader, from, hw int64
 		}
 		rest = rest[size:]
 	}
-	// The span of the records returned: up to end, or until budget.
+	// The span of the records returned: up to end, or until budget. To
+	// the batch's end, it is the rest: the decoder checks the lengths.
 	span, k := 0, int64(0)
-	for h.BaseOffset+i+k < end && (k == 0 || span < budget) {
+	whole := budget == math.MaxInt && end == h.LastOffset()+1
+	if whole {
+		span, k = len(rest), max(end-(h.BaseOffset+i), 0)
+	}
+	for !whole && h.BaseOffset+i+k < end && (k == 0 || span < budget) {
 		size, err := recordLen(rest[span:])
 		if err != nil {
 			return dst, 0, 0, err
@@ -455,6 +460,11 @@ func (p *Partition) decodeBatchInto(batch []byte, h *batchHeader, from, hw int64
 		}
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
+	}
+	if whole {
+		if err := d.end(); err != nil {
+			return dst[:had], 0, 0, err
+		}
 	}
 	if slab != nil {
 		slab.carved(recs[k-1].Offset)
