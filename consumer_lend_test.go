@@ -153,3 +153,55 @@ func TestPollInsideRunKeepsLentRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Compressed batches with headers: Run decompresses into a reused buffer
+// and carves records from the slab; Poll's records stay intact.
+func TestRunLendsCompressedRecordsWithHeaders(t *testing.T) {
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+	partition(t, s, "t", stream.TopicConfig{Partitions: 1})
+	pr, err := s.NewProducer(stream.ProducerConfig{Compression: stream.CompressZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	value := func(off int64) string { return fmt.Sprintf("value-%06d", off) }
+	for i := range int64(n) {
+		pr.SendAsync(&stream.Record{Topic: "t", Value: []byte(value(i)), Headers: []stream.Header{{Key: "h", Value: []byte(value(i))}}}, nil)
+	}
+	if err := pr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.NewConsumer(stream.ConsumerConfig{MaxPollRecords: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "t", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	recs, err := c.Poll(ctx)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("Poll: %d records, %v", len(recs), err)
+	}
+	want := recs[len(recs)-1].Offset + 1
+	err = c.Run(ctx, func(_ context.Context, r *stream.Record) error {
+		if r.Offset != want || string(r.Value) != value(r.Offset) || len(r.Headers) != 1 || string(r.Headers[0].Value) != value(r.Offset) {
+			return fmt.Errorf("Run handed offset %d (want %d): %q %v", r.Offset, want, r.Value, r.Headers)
+		}
+		if want++; want == n {
+			stop()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Offset != int64(i) || string(r.Value) != value(r.Offset) || string(r.Headers[0].Value) != value(r.Offset) {
+			t.Fatalf("a record Poll returned changed: %d at %d: %q", r.Offset, i, r.Value)
+		}
+	}
+}
