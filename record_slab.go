@@ -54,12 +54,13 @@ func (s *recordSlab) carve(k, span int) ([]Record, []byte) {
 			}
 		}
 		if c == nil {
-			// As many records as slabBytes holds of records the size
-			// of these, so that neither part is left mostly unused.
-			n := min(slabRecords, slabBytes*k/max(span, 1)+1)
+			// Room for whole batches like this one, as many as fit in
+			// slabBytes and slabRecords (at least one), so that neither
+			// part is left partly unused when batches are alike.
+			n := max(1, min(slabBytes/max(span, 1), slabRecords/k))
 			c = &slabChunk{
-				recs: make([]Record, 0, max(k, n)),
-				data: make([]byte, 0, max(span, slabBytes)),
+				recs: make([]Record, 0, n*k),
+				data: make([]byte, 0, n*span),
 			}
 		}
 		s.chunks = append(s.chunks, c)
