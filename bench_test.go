@@ -39,6 +39,18 @@ func payload(size int) []byte {
 	return b
 }
 
+// mallocs returns the heap allocations made so far, for allocs/record:
+// allocs/op rounds a fraction of an allocation per record to 0.
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+func reportAllocsPerRecord(b *testing.B, since uint64, records int) {
+	b.ReportMetric(float64(mallocs()-since)/float64(records), "allocs/record")
+}
+
 func reportPerRecord(b *testing.B, records int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
 }
@@ -234,6 +246,7 @@ func BenchmarkScan(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
+			startMallocs := mallocs()
 			for read := 0; read < b.N; {
 				ctx, cancel := context.WithCancel(context.Background())
 				for r, err := range p.Scan(ctx, 0) {
@@ -247,6 +260,7 @@ func BenchmarkScan(b *testing.B) {
 				}
 				cancel()
 			}
+			reportAllocsPerRecord(b, startMallocs, b.N)
 			reportPerRecord(b, b.N)
 		})
 	}
@@ -563,6 +577,7 @@ func BenchmarkConsumerPoll(b *testing.B) {
 	b.SetBytes(100)
 	b.ReportAllocs()
 	b.ResetTimer()
+	startMallocs := mallocs()
 	for read := 0; read < b.N; {
 		recs, err := c.Poll(ctx)
 		if err != nil {
@@ -575,6 +590,7 @@ func BenchmarkConsumerPoll(b *testing.B) {
 			}
 		}
 	}
+	reportAllocsPerRecord(b, startMallocs, b.N)
 	reportPerRecord(b, b.N)
 }
 
@@ -736,6 +752,7 @@ func BenchmarkForEach(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
+			startMallocs := mallocs()
 			var sum int
 			for read := 0; read < b.N; {
 				err := p.ForEach(0, int64(min(n, b.N-read)), func(r *stream.Record) error {
@@ -747,7 +764,51 @@ func BenchmarkForEach(b *testing.B) {
 				}
 				read += min(n, b.N-read)
 			}
+			reportAllocsPerRecord(b, startMallocs, b.N)
 			reportPerRecord(b, b.N)
 		})
 	}
+}
+
+// BenchmarkConsumerRun hands 100-byte records from the page cache to a
+// group-less Consumer's Run handler, the queue worker's path, against
+// BenchmarkBaselineRead/100B.
+func BenchmarkConsumerRun(b *testing.B) {
+	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 1)
+	p, _ := t.Partition(0)
+	const n = 200_000
+	appendBatches(b, p, n, payload(100))
+	c, err := s.NewConsumer(stream.ConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tp := stream.TopicPartition{Topic: "bench", Partition: 0}
+	if err := c.Assign(tp); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	read, sum := 0, 0
+	b.SetBytes(100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	startMallocs := mallocs()
+	err = c.Run(ctx, func(_ context.Context, r *stream.Record) error {
+		sum += len(r.Value)
+		if read++; read == b.N {
+			cancel()
+		} else if r.Offset == n-1 {
+			return c.Seek(tp, 0)
+		}
+		return nil
+	})
+	if err != context.Canceled {
+		b.Fatal(err)
+	}
+	if read != b.N {
+		b.Fatalf("handled %d records, want %d", read, b.N)
+	}
+	reportAllocsPerRecord(b, startMallocs, b.N)
+	reportPerRecord(b, b.N)
 }

@@ -55,8 +55,12 @@ type Consumer struct {
 	// cancellation of the handler's context, for a Close that stops
 	// waiting.
 	pending []*Record
-	running chan struct{}
-	stopRun context.CancelCauseFunc
+	// accepted is how many records of pending the handler accepted:
+	// Run counts them without taking mu (readers use pendingLocked).
+	accepted atomic.Int64
+	runRecs  []*Record // the slice Run's batches are taken into, reused
+	running  chan struct{}
+	stopRun  context.CancelCauseFunc
 	// runG and callbackG are the IDs of the goroutines running Run and
 	// a rebalance callback (0: none), so that a Close from inside them
 	// neither waits for itself nor deadlocks on pollMu.
@@ -93,6 +97,8 @@ type fetchState struct {
 	buf      []*Record
 	bufBytes int
 	end      int64
+	back     []*Record  // buf's backing array, reused from its start
+	slab     recordSlab // what buf's records are carved from
 	// committed is the offset this consumer last knew committed, -1 if
 	// none; Commit skips partitions at it.
 	committed int64
@@ -102,20 +108,6 @@ func (st *fetchState) seek(off int64) {
 	clear(st.buf)
 	st.buf, st.bufBytes = st.buf[:0], 0
 	st.pos, st.end = off, off
-}
-
-// readAhead is how many bytes of records a consumer reads ahead per
-// partition, at least: about one Poll of MaxPollRecords small records.
-// More only adds live records for the garbage collector to scan.
-const readAhead = 64 << 10
-
-// recordBytes is a record's share of FetchMinBytes and FetchMaxBytes.
-func recordBytes(r *Record) int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
 }
 
 // NewConsumer returns a consumer in no group: give it partitions with
@@ -393,9 +385,10 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 		}
 	}
 	if total >= c.cfg.FetchMinBytes || final && total > 0 {
-		out = c.takeLocked()
+		out = c.takeLocked(forRun)
 		if forRun && len(out) > 0 {
 			c.pending, c.running = out, make(chan struct{})
+			c.accepted.Store(0)
 		}
 		return out, nil, false, nil
 	}
@@ -459,81 +452,6 @@ func (c *Consumer) takeGone() []TopicPartition {
 	gone := c.gone
 	c.gone = nil
 	return gone
-}
-
-// refillLocked reads about n more bytes of records into st's buffer.
-func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error {
-	before := len(st.buf)
-	buf, next, err := st.p.read(st.end, n, st.buf)
-	if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) == 0 {
-		if c.g == nil {
-			return errorf("stream: poll %s-%d at position %d: %w", tp.Topic, tp.Partition, st.pos, err)
-		}
-		st.seek(c.g.resolve(tp, st.p, st.pos, true))
-		buf, next, err = st.p.read(st.end, n, st.buf)
-	}
-	if err != nil {
-		if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) > 0 {
-			return nil // hand out what is buffered; the next read reports it
-		}
-		return errorf("stream: poll %s-%d: %w", tp.Topic, tp.Partition, err)
-	}
-	st.buf, st.end = buf, next
-	for _, r := range buf[before:] {
-		st.bufBytes += recordBytes(r)
-	}
-	if len(st.buf) == 0 {
-		st.pos = st.end
-	}
-	return nil
-}
-
-// takeLocked hands out buffered records round robin: each pass gives
-// every partition with records an equal share of what is left.
-func (c *Consumer) takeLocked() []*Record {
-	n := len(c.order)
-	start := c.rr % n
-	c.rr = start + 1
-	maxRecs, maxBytes := c.cfg.MaxPollRecords, int(min(c.cfg.FetchMaxBytes, 1<<40))
-	out := make([]*Record, 0, min(maxRecs, 1024))
-	bytes := 0
-	for {
-		ready := 0
-		for _, tp := range c.order {
-			if len(c.parts[tp].buf) > 0 {
-				ready++
-			}
-		}
-		if ready == 0 || len(out) >= maxRecs || bytes >= maxBytes {
-			return out
-		}
-		quota := (maxRecs - len(out) + ready - 1) / ready
-		for i := range n {
-			st := c.parts[c.order[(start+i)%n]]
-			k := 0
-			for k < len(st.buf) && k < quota && len(out) < maxRecs && (bytes < maxBytes || len(out) == 0) {
-				r := st.buf[k]
-				b := recordBytes(r)
-				if len(out) > 0 && bytes+b > maxBytes {
-					bytes = maxBytes
-					break
-				}
-				out = append(out, r)
-				bytes += b
-				st.bufBytes -= b
-				k++
-			}
-			if k == 0 {
-				continue
-			}
-			st.pos = st.buf[k-1].Offset + 1
-			clear(st.buf[:k])
-			st.buf = st.buf[k:]
-			if len(st.buf) == 0 {
-				st.buf, st.bufBytes, st.pos = nil, 0, st.end
-			}
-		}
-	}
 }
 
 // syncGroup is a member's step of the group protocol at Poll: heartbeat,
@@ -723,6 +641,12 @@ func (c *Consumer) commitPositions(ctx context.Context, tps []TopicPartition) er
 	return c.commit(ctx, offs, true)
 }
 
+// pendingLocked returns the records of Run's batch in flight that its
+// handler has not accepted yet.
+func (c *Consumer) pendingLocked() []*Record {
+	return c.pending[min(int(c.accepted.Load()), len(c.pending)):]
+}
+
 // acceptedLocked returns the offset to commit for tp: its position, or,
 // while Run's handler has not accepted a record of tp that Poll returned,
 // that record's offset. It reports false when there is nothing new to
@@ -733,7 +657,7 @@ func (c *Consumer) acceptedLocked(tp TopicPartition) (int64, bool) {
 		return 0, false
 	}
 	pos := st.pos
-	for _, r := range c.pending {
+	for _, r := range c.pendingLocked() {
 		if r.Partition == tp.Partition && r.Topic == tp.Topic {
 			pos = min(pos, r.Offset)
 			break

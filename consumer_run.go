@@ -32,6 +32,14 @@ type runCtxKey struct{}
 
 // Run polls and hands every record to handle, in order, until ctx ends
 // (it returns ctx.Err()), the consumer closes (ErrClosed) or handle fails.
+//
+// The record is lent, as ForEach lends it: the *Record, its Key, Value
+// and Headers are valid only until handle returns (including through
+// RetryPolicy's attempts and OnGiveUp), and are then reused for later
+// records. Copy what you keep (bytes.Clone, or Poll, whose records are
+// the caller's). In exchange Run allocates nothing per record: records
+// are decoded into buffers reused once handled (headers, when records
+// carry them, still cost an allocation each).
 // It checks ctx and Close before every record, so it stops within one
 // record of either. A group member commits what handle accepted when a
 // polled batch ends or Run stops, even when ctx has just ended.
@@ -99,14 +107,12 @@ func (c *Consumer) runBatch(ctx context.Context, recs []*Record, handle func(con
 			stop = err
 			break
 		}
-		c.mu.Lock()
-		c.pending = recs[i+1:]
-		c.mu.Unlock()
+		c.accepted.Store(int64(i + 1))
 	}
 	// Rewind to the first record not accepted, so that no later commit
 	// (auto-commit, Close) skips it.
 	c.mu.Lock()
-	c.rewindLocked(c.pending)
+	c.rewindLocked(c.pendingLocked())
 	c.pending, c.running, c.stopRun = nil, nil, nil
 	c.mu.Unlock()
 	if errors.Is(context.Cause(hctx), ErrClosed) {

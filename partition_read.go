@@ -24,7 +24,7 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]*Record, error) {
 	if maxBytes < 0 {
 		return nil, p.errorf("read at offset %d: maxBytes %d is negative: %w", offset, maxBytes, ErrInvalidConfig)
 	}
-	recs, _, err := p.readRecords(offset, maxBytes, true, nil)
+	recs, _, err := p.readRecords(offset, maxBytes, true, nil, nil)
 	return recs, err
 }
 
@@ -37,18 +37,24 @@ var errIndexMismatch = errors.New("index entry does not match the log")
 // last one. It serves sequential readers (Scan, consumers), which take
 // every record of a batch they read.
 func (p *Partition) read(offset int64, maxBytes int, dst []*Record) ([]*Record, int64, error) {
-	return p.readRecords(offset, maxBytes, false, dst)
+	return p.readRecords(offset, maxBytes, false, dst, nil)
+}
+
+// readSlab is read decoding into slab (see recordSlab).
+func (p *Partition) readSlab(offset int64, maxBytes int, dst []*Record, slab *recordSlab) ([]*Record, int64, error) {
+	return p.readRecords(offset, maxBytes, false, dst, slab)
 }
 
 // readRecords is read; with records, maxBytes bounds the encoded records
-// rather than the batches (see segmentRead).
-func (p *Partition) readRecords(offset int64, maxBytes int, records bool, dst []*Record) ([]*Record, int64, error) {
+// rather than the batches (see segmentRead); with a slab, records are
+// carved from it.
+func (p *Partition) readRecords(offset int64, maxBytes int, records bool, dst []*Record, slab *recordSlab) ([]*Record, int64, error) {
 	got := len(dst)
 	for {
 		var used int
 		var next int64
 		var err error
-		dst, next, used, err = p.readOnce(offset, maxBytes, records, dst, nil, math.MaxInt64)
+		dst, next, used, err = p.readOnce(offset, maxBytes, records, dst, nil, math.MaxInt64, slab)
 		if err != nil {
 			if len(dst) > got {
 				return dst, offset, nil // the next read reports it
@@ -65,7 +71,7 @@ func (p *Partition) readRecords(offset int64, maxBytes int, records bool, dst []
 
 // readOnce reads from the segment holding offset, no further than offset
 // until; with a visitor, records go to its fn instead of dst.
-func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Record, visit *visitor, until int64) (_ []*Record, next int64, used int, err error) {
+func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Record, visit *visitor, until int64, slab *recordSlab) (_ []*Record, next int64, used int, err error) {
 	var pinned *segment // the segment this attempt holds open, with its cache
 	var cache *fileCache
 	defer func() { cache.unpin(pinned) }()
@@ -108,7 +114,7 @@ func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Re
 			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
-				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit, end: end,
+				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit, end: end, slab: slab,
 			}, dst)
 			if errors.Is(err, errVisitStopped) {
 				return dst, next, used, err
@@ -188,7 +194,8 @@ type segmentRead struct {
 	records  bool
 	end      int64 // where the next index entry points after pos; -1: unknown
 	minTime  int64
-	visit    *visitor // ForEach: hand records to it instead of decoding into dst
+	visit    *visitor    // ForEach: hand records to it instead of decoding into dst
+	slab     *recordSlab // consumers: carve the records from it
 	// verifySkips checks the CRC of the batches skipped on the way to
 	// offset too; see readSegment.
 	verifySkips bool
@@ -353,9 +360,9 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 			next = max(next, r.visit.next)
 			taken = len(batch)
 		} else if r.records {
-			dst, n, taken, err = p.decodeBatch(batch, &h, r.offset, r.hw, r.maxBytes-used, dst)
+			dst, n, taken, err = p.decodeBatchInto(batch, &h, r.offset, r.hw, r.maxBytes-used, dst, r.slab)
 		} else {
-			dst, n, _, err = p.decodeBatch(batch, &h, r.offset, r.hw, math.MaxInt, dst)
+			dst, n, _, err = p.decodeBatchInto(batch, &h, r.offset, r.hw, math.MaxInt, dst, r.slab)
 			taken = len(batch)
 		}
 		if err != nil {
@@ -388,10 +395,24 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 // reused buffer. Records before from are stepped over by their length
 // prefixes, not decoded; a batch decoded to its end must end there.
 func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, budget int, dst []*Record) (_ []*Record, n, taken int, err error) {
+	return p.decodeBatchInto(batch, h, from, hw, budget, dst, nil)
+}
+
+// decodeBatchInto is decodeBatch; with a slab, the records and their
+// bytes are carved from it instead.
+func (p *Partition) decodeBatchInto(batch []byte, h *batchHeader, from, hw int64, budget int, dst []*Record, slab *recordSlab) (_ []*Record, n, taken int, err error) {
 	if h.Attributes&attrControl != 0 {
 		return dst, 0, 0, nil // transaction markers carry no user records
 	}
-	body, owned, err := batchBody(batch, h, nil)
+	var zbuf []byte
+	if slab != nil {
+		zbuf = slab.zbuf[:0]
+	}
+	body, owned, err := batchBody(batch, h, zbuf)
+	if slab != nil && owned {
+		slab.zbuf = body[:0]
+		owned = false // a reused buffer: copy out of it
+	}
 	if err != nil {
 		return dst, 0, 0, err
 	}
@@ -405,9 +426,14 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, bu
 		}
 		rest = rest[size:]
 	}
-	// The span of the records returned: up to end, or until budget.
+	// The span of the records returned: up to end, or until budget. To
+	// the batch's end, it is the rest: the decoder checks the lengths.
 	span, k := 0, int64(0)
-	for h.BaseOffset+i+k < end && (k == 0 || span < budget) {
+	whole := budget == math.MaxInt && end == h.LastOffset()+1
+	if whole {
+		span, k = len(rest), max(end-(h.BaseOffset+i), 0)
+	}
+	for !whole && h.BaseOffset+i+k < end && (k == 0 || span < budget) {
 		size, err := recordLen(rest[span:])
 		if err != nil {
 			return dst, 0, 0, err
@@ -422,14 +448,23 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, bu
 		return dst, 0, 0, fmt.Errorf("%d bytes after the last record", len(rest)-span)
 	}
 	own := rest[:span]
-	if !owned {
+	var recs []Record
+	switch {
+	case slab != nil:
+		var data []byte
+		recs, data = slab.carve(int(k), span)
+		copy(data, own)
+		own = data
+	case !owned:
 		// The records returned reference these bytes: copy them out of
 		// the caller's buffer, once, into memory they own.
 		own = bytes.Clone(own)
+		fallthrough
+	default:
+		recs = make([]Record, k)
 	}
 	// On an error the records decoded so far are dropped: what a batch
 	// returns is returned whole or not at all.
-	recs := make([]Record, k)
 	d := recordDecoder{b: own}
 	had := len(dst)
 	for j := range recs {
@@ -439,6 +474,14 @@ func (p *Partition) decodeBatch(batch []byte, h *batchHeader, from, hw int64, bu
 		}
 		r.Topic, r.Partition = p.topic, p.id
 		dst = append(dst, r)
+	}
+	if whole {
+		if err := d.end(); err != nil {
+			return dst[:had], 0, 0, err
+		}
+	}
+	if slab != nil {
+		slab.carved(recs[k-1].Offset)
 	}
 	return dst, int(k), span, nil
 }
@@ -495,7 +538,7 @@ func (p *Partition) ForEach(from, to int64, fn func(*Record) error) error {
 	}
 	v := &visitor{fn: fn}
 	for next := from; next < to; {
-		_, n, _, err := p.readOnce(next, scanChunk, false, nil, v, to)
+		_, n, _, err := p.readOnce(next, scanChunk, false, nil, v, to, nil)
 		if v.err != nil {
 			return v.err
 		}

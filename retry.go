@@ -35,7 +35,8 @@ type RetryPolicy struct {
 	// OnGiveUp, when set, is called with each record whose attempts are
 	// spent and the handler's last error, after the dead-letter append
 	// if there is one. Returning nil counts the record as accepted and
-	// Run goes on; an error stops Run with it.
+	// Run goes on; an error stops Run with it. r is lent as to the
+	// handler: valid until OnGiveUp returns; copy what you keep.
 	OnGiveUp func(ctx context.Context, r *Record, err error) error
 }
 

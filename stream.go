@@ -171,6 +171,10 @@
 // ErrTopicDeleted); a recreated or grown topic is picked up at the next
 // Poll. DeleteTopic deletes the topic's committed offsets.
 //
+// Poll's records are the caller's to keep; Run lends each record to its
+// handler, valid only until the handler returns (copy what you keep), and
+// allocates nothing per record.
+//
 // Delivery is at least once. Poll auto-commits the positions of the
 // records returned so far every GroupConfig.CommitInterval, and members
 // commit before revoking and on Close (CommitInterval < 0: only Commit,
