@@ -603,6 +603,11 @@ func TestReplicaLeaderCrashAndRestart(t *testing.T) {
 				c.meta.set(replicaAssignment{Leader: 2, LeaderEpoch: 1, PartitionEpoch: 0, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{2, 3}})
 				write(c.nodes[2].p, 40, "second leader")
 
+				// Node 1 comes back cut off from the leader, so it cannot
+				// catch up yet: it must not rejoin the ISR. (Without the
+				// cut, its fetcher may catch up before the check below
+				// runs, and rejoining is then right.)
+				c.net.Cut(1, 2)
 				c.restart(1, seed, 2, cfg)
 				// What node 1 lets readers see is acknowledged data, not
 				// the suffix it wrote before the crash.
@@ -618,9 +623,11 @@ func TestReplicaLeaderCrashAndRestart(t *testing.T) {
 							got, err, off, old.HighWatermark(), byOffset[off])
 					}
 				}
+				time.Sleep(3 * cfg.lagTime) // fake time: room for a wrong rejoin
 				if slices.Contains(c.meta.isr(), 1) {
 					t.Fatal("restarted node in the ISR before catching up")
 				}
+				c.net.Heal()
 				c.waitFor("node 1 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 1) })
 				if _, durable := c.nodes[1].p.logEnds(); durable < c.nodes[2].p.HighWatermark() {
 					t.Fatalf("node 1 rejoined the ISR at %d, below the high watermark %d", durable, c.nodes[2].p.HighWatermark())
