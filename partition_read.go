@@ -626,16 +626,16 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 			p.mu.RUnlock()
 			return hw, nil
 		}
-		start, entryTS, err := seg.timeLookupLocked(ts)
+		start, entryTS, entry, err := seg.timeLookupLocked(ts)
 		pos, base := int64(0), seg.base
 		if err == nil && seg == distrust {
-			start, entryTS = seg.base, -1
+			start, entry = seg.base, false
 		} else if err == nil {
 			pos, base, err = seg.lookupLocked(max(start, seg.base))
 		}
 		limit := seg.visible
 		p.mu.RUnlock()
-		if err == nil && entryTS >= 0 && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
+		if err == nil && entry && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
 			err = errIndexMismatch
 		}
 		var off int64
