@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -620,8 +622,7 @@ func TestFlippedBitSealedSegment(t *testing.T) {
 // record must still read back and OffsetForTime must stay right, since
 // indexes are rebuildable from the log.
 func TestDamagedIndexes(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := damageSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 5))
 	pristine := t.TempDir()
 	want := writeDamageLog(t, pristine, 4, seed)
@@ -748,4 +749,45 @@ func writeFile(t *testing.T, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// damageSeed returns the seed of a damage test, logged so a failure can be
+// replayed with STREAM_DAMAGE_SEED (the subtests share one generator:
+// replay the whole test, not one subtest).
+func damageSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("STREAM_DAMAGE_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("STREAM_DAMAGE_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (rerun with STREAM_DAMAGE_SEED=%d)", seed, seed)
+	return seed
+}
+
+// TestTimeIndexNegativeEntry flips the sign bit of the first time entry
+// of a sealed segment. OffsetForTime took an entry with a negative time
+// for "no entry below the time sought", so it trusted it unchecked and
+// started its search at the entry's batch, past the segment's first
+// records: asked for a time just after the previous segment, it returned
+// an offset several records too late.
+func TestTimeIndexNegativeEntry(t *testing.T) {
+	dir := t.TempDir()
+	want := writeDamageLog(t, dir, 4, 1)
+	hw := int64(len(want))
+	stem := strings.TrimSuffix(logFiles(t, dir)[1], ".log")
+	data, err := os.ReadFile(stem + ".timeindex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 12 || binary.BigEndian.Uint32(data[8:]) == 0 {
+		t.Fatalf("the first time entry of %s must name a batch after the segment's first", stem)
+	}
+	flip(t, stem+".timeindex", 0, 7)
+	s, p := openDamaged(t, dir)
+	defer s.Close()
+	checkOffsetForTime(t, p, hw)
 }

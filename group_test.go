@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -442,6 +445,40 @@ type owners struct {
 	owner map[stream.TopicPartition]string
 	lost  map[lostPartition]bool // owned by an evicted member that has not heard yet
 	log   []string
+
+	// With ev set (watch), an owner the group evicted on its own (a
+	// heartbeat or MaxPollInterval missed) has lost its partitions even
+	// before it hears of it, as with evicted: they may move at once.
+	ev        *evictionLog
+	consumers map[string]*stream.Consumer
+	ownerID   map[stream.TopicPartition]string // the owner's member ID when it got the partition
+	unplanned map[string]string                // member ID -> reason, for owners evicted on the group's own
+	maxOut    map[string]time.Duration         // member ID -> longest time out of Poll
+}
+
+// outOfPoll notes that member id spent d between two Polls.
+func (o *owners) outOfPoll(id string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.maxOut != nil {
+		o.maxOut[id] = max(o.maxOut[id], d)
+	}
+}
+
+// watch makes o learn of evictions the test did not cause from ev, given
+// every consumer's name (joined).
+func (o *owners) watch(ev *evictionLog) {
+	o.ev, o.consumers = ev, map[string]*stream.Consumer{}
+	o.ownerID, o.unplanned = map[stream.TopicPartition]string{}, map[string]string{}
+	o.maxOut = map[string]time.Duration{}
+}
+
+func (o *owners) joined(name string, c *stream.Consumer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.consumers != nil {
+		o.consumers[name] = c
+	}
 }
 
 func newOwners(t *testing.T) *owners {
@@ -471,11 +508,26 @@ func (o *owners) config(name string, cfg stream.ConsumerConfig) stream.ConsumerC
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		o.log = append(o.log, fmt.Sprintf("%s+%v", name, tps))
+		var id string
+		if c := o.consumers[name]; c != nil {
+			id = c.MemberID()
+		}
 		for _, tp := range tps {
 			if cur, ok := o.owner[tp]; ok {
-				o.t.Errorf("%s assigned %v while %s owns it", name, tp, cur)
+				if reason := o.evictedOwnerLocked(tp); reason != "" {
+					// Evicted by the group (the machine too slow for
+					// the timeouts): its partition moves, and it
+					// reports the loss at its next Poll.
+					o.unplanned[o.ownerID[tp]] = reason
+					o.lost[lostPartition{tp, cur}] = true
+				} else {
+					o.t.Errorf("%s assigned %v while %s (member %s, not evicted) owns it", name, tp, cur, o.ownerID[tp])
+				}
 			}
 			o.owner[tp] = name
+			if o.ownerID != nil {
+				o.ownerID[tp] = id
+			}
 		}
 	}
 	cfg.OnRevoked = func(_ context.Context, tps []stream.TopicPartition) {
@@ -494,6 +546,15 @@ func (o *owners) config(name string, cfg stream.ConsumerConfig) stream.ConsumerC
 		}
 	}
 	return cfg
+}
+
+// evictedOwnerLocked returns why the group evicted the member that owns
+// tp, or "" if it did not (or o does not watch).
+func (o *owners) evictedOwnerLocked(tp stream.TopicPartition) string {
+	if o.ev == nil || o.ownerID[tp] == "" {
+		return ""
+	}
+	return o.ev.reason(o.ownerID[tp])
 }
 
 func (o *owners) of(name string) []int32 {
@@ -1158,9 +1219,9 @@ func TestGroupStress(t *testing.T) {
 
 func groupStress(t *testing.T, assignor stream.Assignor) {
 	checkNoLeaks(t)
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	s, _ := open(t, &stream.Options{Sync: stream.SyncNever})
+	seed := stressSeed(t)
+	ev := newEvictionLog()
+	s, _ := open(t, &stream.Options{Sync: stream.SyncNever, Logger: slog.New(ev)})
 	const partitions, writers, perWriter = 4, 2, 3000
 	tp := topic(t, s, "t", partitions)
 	g := group(t, s, "g", stream.GroupConfig{
@@ -1168,6 +1229,7 @@ func groupStress(t *testing.T, assignor stream.Assignor) {
 		SessionTimeout: 200 * time.Millisecond, CommitInterval: 20 * time.Millisecond,
 	})
 	o := newOwners(t)
+	o.watch(ev)
 	var (
 		mu         sync.Mutex
 		seen       = map[string]int{}
@@ -1192,22 +1254,29 @@ func groupStress(t *testing.T, assignor stream.Assignor) {
 		}()
 	}
 	evictions, leaves := 0, 0
+	const maxPoll = 200 * time.Millisecond
 	var statsMu sync.Mutex
 	worker := func(w int) {
 		defer wg.Done()
 		rng := newRand(seed + int64(w))
 		for cycle := 0; ctx.Err() == nil; cycle++ {
 			name := fmt.Sprintf("w%d.%d", w, cycle)
-			c, err := g.Join(ctx, o.config(name, stream.ConsumerConfig{FetchMaxWait: 20 * time.Millisecond, MaxPollRecords: 50, MaxPollInterval: 200 * time.Millisecond}))
+			c, err := g.Join(ctx, o.config(name, stream.ConsumerConfig{FetchMaxWait: 20 * time.Millisecond, MaxPollRecords: 50, MaxPollInterval: maxPoll}))
 			if err != nil {
 				return
 			}
+			o.joined(name, c)
 			polls := 5 + rng.IntN(40)
+			var out time.Time // when the last Poll returned, unless a stall followed
 			for i := 0; i < polls && ctx.Err() == nil; i++ {
+				if !out.IsZero() {
+					o.outOfPoll(c.MemberID(), time.Since(out))
+				}
 				recs, err := c.Poll(ctx)
 				if err != nil {
 					break
 				}
+				out = time.Now()
 				// Mark the partitions as being processed by c for the
 				// whole of the processing, outside the lock: another
 				// member that processes one meanwhile while c is still
@@ -1252,11 +1321,15 @@ func groupStress(t *testing.T, assignor stream.Assignor) {
 					evictions++
 					statsMu.Unlock()
 					o.evicted(name)
+					out = time.Time{}
 					select {
 					case <-time.After(400 * time.Millisecond):
 					case <-ctx.Done():
 					}
 				}
+			}
+			if !out.IsZero() {
+				o.outOfPoll(c.MemberID(), time.Since(out))
 			}
 			statsMu.Lock()
 			leaves++
@@ -1280,9 +1353,46 @@ func groupStress(t *testing.T, assignor stream.Assignor) {
 	wg.Wait()
 	t.Logf("%s: %d records, %d duplicates (at-least-once), %d leaves, %d stalls past MaxPollInterval, generation %d",
 		assignor.Name(), len(seen), dups, leaves, evictions, g.Generation())
+	// A member the group evicted on its own lost its partitions (they
+	// may move before it hears), which the machine's load explains only
+	// if the member did miss a deadline: one evicted for MaxPollInterval
+	// must have spent long out of Poll (timed here from after Poll
+	// returned, a little later than the group's clock starts, hence
+	// the margin).
+	o.mu.Lock()
+	for id, reason := range o.unplanned {
+		out := o.maxOut[id]
+		t.Logf("partitions moved from member %s, evicted by the group on its own (%s); it spent at most %v out of Poll", id, reason, out)
+		if strings.HasPrefix(reason, "no Poll") && out < maxPoll/2 {
+			t.Errorf("member %s evicted for MaxPollInterval (%v) when it was never more than %v out of Poll", id, maxPoll, out)
+		}
+	}
+	o.mu.Unlock()
 	if m := g.Members(); len(m) != 0 {
 		t.Errorf("members left after every consumer closed: %v", m)
 	}
+}
+
+// stressSeed returns the seed of a stress test, logged so a failure can
+// be replayed with STREAM_STRESS_SEED (the schedule still varies: a seed
+// replays the members' choices, not the interleaving).
+func stressSeed(t *testing.T) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("STREAM_STRESS_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("STREAM_STRESS_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d (rerun with STREAM_STRESS_SEED=%d)", seed, seed)
+		}
+	})
+	t.Logf("seed %d", seed)
+	return seed
 }
 
 func newRand(seed int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(seed), 0)) }

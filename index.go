@@ -186,20 +186,22 @@ func (s *segment) nextEntryLocked(offset int64) int64 {
 }
 
 // timeLookupLocked returns the offset to start searching for the first
-// record at or after ts: the batch of the last time entry below ts, and
-// that entry's timestamp (-1 when no entry is below ts: search from the
+// record at or after ts: the batch of the last time entry below ts, that
+// entry's timestamp, and whether there is one (when not, search from the
 // segment's start). The caller checks the entry against the log with
-// batchMaxTimeIs before trusting it.
-func (s *segment) timeLookupLocked(ts int64) (start, entryTS int64, err error) {
+// batchMaxTimeIs before trusting it. An entry's time may be negative
+// (records from before 1970, or a flipped sign bit), so no time serves
+// as "no entry".
+func (s *segment) timeLookupLocked(ts int64) (start, entryTS int64, entry bool, err error) {
 	if !s.finalized {
 		i := sort.Search(len(s.tindex), func(i int) bool { return s.tindex[i].ts >= ts })
 		if i == 0 {
-			return s.base, -1, nil
+			return s.base, 0, false, nil
 		}
-		return s.base + int64(s.tindex[i-1].rel), s.tindex[i-1].ts, nil
+		return s.base + int64(s.tindex[i-1].rel), s.tindex[i-1].ts, true, nil
 	}
 	if err := s.rlockIndexes(); err != nil {
-		return 0, -1, err
+		return 0, 0, false, err
 	}
 	defer s.mu.RUnlock()
 	m := s.tidxMap
@@ -207,14 +209,14 @@ func (s *segment) timeLookupLocked(ts int64) (start, entryTS int64, err error) {
 		return int64(binary.BigEndian.Uint64(m[i*timeEntrySize:])) >= ts
 	})
 	if i == 0 {
-		return s.base, -1, nil
+		return s.base, 0, false, nil
 	}
 	e := m[(i-1)*timeEntrySize:]
 	start, entryTS = s.base+int64(binary.BigEndian.Uint32(e[8:])), int64(binary.BigEndian.Uint64(e))
 	if start >= s.next {
-		return 0, -1, errIndexMismatch
+		return 0, 0, false, errIndexMismatch
 	}
-	return start, entryTS, nil
+	return start, entryTS, true, nil
 }
 
 // batchMaxTimeIs reports whether the batch with base offset target has

@@ -697,16 +697,16 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 			return 0, p.errorf("time index: %w", err)
 		}
 		pinned, cache = seg, c
-		start, entryTS, err := seg.timeLookupLocked(ts)
+		start, entryTS, entry, err := seg.timeLookupLocked(ts)
 		pos, base := int64(0), seg.base
 		if err == nil && seg == distrust {
-			start, entryTS = seg.base, -1
+			start, entry = seg.base, false
 		} else if err == nil {
 			pos, base, err = seg.lookupLocked(max(start, seg.base))
 		}
 		limit, segNext := seg.visible, seg.next
 		p.mu.RUnlock()
-		if err == nil && entryTS >= 0 && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
+		if err == nil && entry && !seg.batchMaxTimeIs(pos, base, limit, start, entryTS) {
 			err = errIndexMismatch
 		}
 		var off int64
