@@ -61,6 +61,13 @@ type Partition struct {
 	hw    atomic.Int64 // high watermark: records below it are visible
 	start atomic.Int64 // log start offset: the first record kept
 
+	// gate is nil on a single node. When the partition is replicated
+	// (replica.go) it says who may append and in which leader epoch, and
+	// the replication layer, not the durable end, moves hw. Written
+	// while holding mu.
+	gate   atomic.Pointer[replicaGate]
+	epochs *leaderEpochCache // loaded when replicated; guarded by mu
+
 	// syncFault, set only by tests (export_test.go), replaces the result
 	// of the next fsyncs of the active segment. Guarded by mu.
 	syncFault func() error
@@ -173,6 +180,12 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	}
 	h := batchHeader{LastOffsetDelta: int32(b.count - 1), MaxTimestamp: b.maxTime, Length: int32(n - batchOverhead)}
 	p.mu.Lock()
+	if g := p.gate.Load(); g != nil {
+		if err := g.admit(p); err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+	}
 	if b.producerID >= 0 {
 		base, dup, err := p.checkSequenceLocked(b.producerID, b.producerEpoch, b.baseSequence, b.count)
 		if err != nil || dup {
@@ -241,6 +254,12 @@ func (p *Partition) Append(recs ...*Record) (baseOffset int64, err error) {
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Count: int32(len(recs)),
 	}
 	p.mu.Lock()
+	if g := p.gate.Load(); g != nil {
+		if err := g.admit(p); err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+	}
 	seg, pos, err := p.reserveLocked(n, now)
 	if err != nil {
 		p.mu.Unlock()
@@ -318,6 +337,10 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 	base := p.leo
 	binary.BigEndian.PutUint64(dst, uint64(base))
 	h.BaseOffset = base
+	g := p.gate.Load()
+	if g != nil {
+		stampEpoch(g, dst, h)
+	}
 	if seg.firstTime < 0 {
 		// SegmentAge counts from the wall clock at the first append,
 		// not from record timestamps, which may be old (a replay).
@@ -334,7 +357,13 @@ func (p *Partition) commitLocked(seg *segment, dst []byte, pos int64, h *batchHe
 		// entry, so an entry past the durable end would hide a torn
 		// tail from it.
 		p.mu.Unlock()
+		if g != nil {
+			return base, p.waitAcked(end)
+		}
 		return base, nil
+	}
+	if g != nil {
+		p.wakeLocked() // followers long-polling for data
 	}
 	p.mu.Unlock()
 	return base, p.waitAcked(end)
@@ -412,13 +441,16 @@ func (p *Partition) failLocked(err error) error {
 }
 
 // advanceLocked moves the durable end, and with it the high watermark, to
-// end, waking waiters. p.mu is held.
+// end, waking waiters. On a replicated partition the replication layer
+// moves the high watermark (raiseHW). p.mu is held.
 func (p *Partition) advanceLocked(end int64) {
 	if end <= p.durable {
 		return
 	}
 	p.durable = end
-	p.hw.Store(end)
+	if p.gate.Load() == nil {
+		p.hw.Store(end)
+	}
 	if p.waitCh != nil {
 		close(p.waitCh)
 		p.waitCh = nil

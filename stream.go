@@ -241,16 +241,50 @@
 //
 // # Replication
 //
-// Not yet: a Stream is one node, and CreateTopic refuses a
-// ReplicationFactor above 1 with ErrNotEnoughReplicas. The design it
-// grows into is Kafka's: followers pull batches from the leader, the
-// leader advances the high watermark once every in-sync replica holds a
-// batch, and AcksAll waits for that. The seams are in
-// place: acknowledgements wait for the high watermark (which on one node
-// is the durable end), batches carry the partitionLeaderEpoch field that
-// KIP-101 truncation needs, and the on-disk batches are Kafka's own, so a
-// follower's fetch and a future Kafka wire-protocol front end can serve
-// them straight from the files.
+// Not yet usable from Open: a Stream is one node, and CreateTopic
+// refuses a ReplicationFactor above 1 with ErrNotEnoughReplicas. The
+// design is Kafka's, and two of its three parts exist inside the package:
+// the transports (below) and the data plane of replication (replica.go),
+// which is tested with three replicas of a partition over a MemNetwork
+// and a stand-in for the controller. The third, the raft controller that
+// holds each partition's leader, leader epoch and ISR, is being built;
+// wiring them together (Options.Cluster in Open, producers sending to
+// the leader, consumers reading from an in-sync replica) is still to do.
+//
+// What the data plane does, in Kafka's and Redpanda's vocabulary:
+// followers fetch from the partition leader with long polls, and append
+// the batches it returns byte for byte, at the leader's offsets, with
+// their partitionLeaderEpoch and CRC (checked on the way in). The leader
+// stamps its epoch in every batch it writes (the field is outside the
+// CRC, so stamping costs a store), and every replica keeps a leader-epoch
+// cache (epoch to start offset, the file leader-epoch-checkpoint in the
+// partition directory). A replica that becomes a follower first asks the
+// leader where its own newest epoch ends in the leader's log and
+// truncates there (KIP-101, KIP-279), durably, so a deposed leader drops
+// the suffix it wrote but nobody acknowledged. The high watermark is the
+// smallest durable log end over the ISR, the leader's included (durable:
+// fsynced under SyncAlways, so an acknowledgement under the defaults
+// means "on the disks of every in-sync replica", stronger than Kafka's
+// "in the memory of every in-sync replica", like Redpanda's); a
+// follower's is the smaller of the leader's and its own durable end.
+// Readers see records below the high watermark only, on every replica:
+// acknowledged data, never a suffix that a failover can erase.
+//
+// On the leader an append returns once the high watermark passes it
+// (AcksAll). With an ISR smaller than MinInSyncReplicas it fails with
+// ErrNotEnoughReplicas and appends nothing; when the ISR shrinks below
+// it while the append waits, the append fails with ErrNotEnoughReplicas
+// too, though the records are in the log (Kafka's
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND); when the leader loses its
+// leadership first, with ErrNotLeader. On a follower an append fails at
+// once with ErrNotLeader, naming the leader. The leader asks the
+// controller to drop a follower from the ISR when it has not caught up
+// for ReplicaLagTime (it keeps acknowledging without it, if
+// MinInSyncReplicas allows), and to add it back once its durable log end
+// reaches the high watermark: a node back from a crash re-enters the ISR
+// only after catching up. The logs of the replicas are byte-identical
+// below the high watermark; the tests check it, and that no acknowledged
+// record is lost and no high watermark goes down across a leader change.
 //
 // Nodes will talk through a Transport: Call sends bytes to a node and
 // returns its reply, Serve answers requests, each in its own goroutine.
@@ -320,13 +354,13 @@
 // moves, without polling.
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
-// ConsumerGroup.mu; Stream.mu; Partition.finalizeMu; Partition.mu;
-// segment.mu. Consumer.mu is taken with no group lock held, before
-// Partition locks. The cluster's locks (raftNode.mu over the applied
-// metadata, raftStorage.mu over the raft log's cached bounds) are leaves:
-// nothing else is taken while one is held. User callbacks (OnAssigned,
-// OnRevoked, Run's handler) run with no lock of the package held except
-// Consumer.pollMu. A
+// ConsumerGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
+// Partition.finalizeMu; Partition.mu; segment.mu. Consumer.mu is taken
+// with no group lock held, before Partition locks. The cluster's locks
+// (raftNode.mu over the applied metadata, raftStorage.mu over the raft
+// log's cached bounds) are leaves: nothing else is taken while one is
+// held. User callbacks (OnAssigned, OnRevoked, Run's handler) run with no
+// lock of the package held except Consumer.pollMu. A
 // Producer's locks (its mu and each partition accumulator's) are never
 // held while taking any other.
 //
@@ -423,12 +457,15 @@ var (
 	// by every call of a static member whose InstanceID another consumer
 	// took.
 	ErrFenced = errors.New("stream: fenced by a newer group generation")
-	// ErrNotLeader is reserved for replication: writes to a replica that
-	// is not the partition's leader will return it. A single node is the
-	// leader of every partition, so no call returns it yet.
+	// ErrNotLeader is returned by appends to a replica that is not the
+	// partition's leader; the error names the leader. A single node is
+	// the leader of every partition, so on one node no call returns it.
 	ErrNotLeader = errors.New("stream: not the partition leader")
 	// ErrNotEnoughReplicas is returned by CreateTopic for a
-	// ReplicationFactor above 1, the number of nodes of a Stream today.
+	// ReplicationFactor above 1, the number of nodes of a Stream today,
+	// and by appends to the leader of a replicated partition whose ISR
+	// is below MinInSyncReplicas (before appending, or after: see
+	// Replication).
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
 	// ErrTimeout is what a producer's records fail with when
 	// ProducerConfig.DeliveryTimeout passes before they are delivered; it

@@ -49,7 +49,13 @@ const (
 	// kindPing has an empty payload and an empty reply: it checks that a
 	// peer is up and speaks a version this node accepts.
 	kindPing msgKind = 1
-	// The engine's kinds (raft messages, fetches, forwarded appends,
+	// kindFetch is a follower's fetch from a partition leader
+	// (replica_fetch.go).
+	kindFetch msgKind = 2
+	// kindEpochEnd asks a partition leader where a leader epoch ends in
+	// its log (Kafka's OffsetsForLeaderEpoch; replica_fetch.go).
+	kindEpochEnd msgKind = 3
+	// The engine's other kinds (raft messages, forwarded appends,
 	// metadata queries) are added here.
 )
 

@@ -1,0 +1,530 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The replication data plane against a fake metadata source: three
+// replicas of one partition over a seeded MemNetwork, each on its own
+// MemFS, under testing/synctest (the lag timer, long polls and backoffs
+// run on its fake clock).
+
+const rtTopic = "t"
+
+// fakeMeta is the metadata source and ISR sink a controller will be: it
+// holds the partition's assignment, applies fenced ISR changes, and
+// pushes every change to every node.
+type fakeMeta struct {
+	c *replCluster
+
+	mu      sync.Mutex
+	a       replicaAssignment
+	changes []isrChange     // accepted ones
+	cutOff  map[NodeID]bool // nodes that cannot reach the controller
+}
+
+func (f *fakeMeta) alterISR(_ context.Context, c isrChange) error {
+	f.mu.Lock()
+	if f.cutOff[c.Leader] {
+		f.mu.Unlock()
+		return fmt.Errorf("alter ISR from node %d: %w", c.Leader, ErrUnreachable)
+	}
+	if c.Leader != f.a.Leader || c.LeaderEpoch != f.a.LeaderEpoch || c.PartitionEpoch != f.a.PartitionEpoch {
+		f.mu.Unlock()
+		return fmt.Errorf("alter ISR: stale request %+v, current %+v: %w", c, f.a, ErrFenced)
+	}
+	f.a.ISR = slices.Clone(c.ISR)
+	slices.Sort(f.a.ISR)
+	f.a.PartitionEpoch++
+	f.changes = append(f.changes, c)
+	a := f.a
+	f.mu.Unlock()
+	f.c.push(a)
+	return nil
+}
+
+func (f *fakeMeta) set(a replicaAssignment) {
+	f.mu.Lock()
+	f.a = a
+	f.mu.Unlock()
+	f.c.push(a)
+}
+
+func (f *fakeMeta) isr() []NodeID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.a.ISR)
+}
+
+type replNode struct {
+	id NodeID
+	fs fileSystem
+	p  *Partition
+	m  *replicaManager
+	t  Transport
+}
+
+type replCluster struct {
+	t     testing.TB
+	net   *MemNetwork
+	meta  *fakeMeta
+	nodes map[NodeID]*replNode
+	ids   []NodeID
+
+	// hw: the highest high watermark each node showed; checkHW fails
+	// the test when one goes down.
+	hw map[NodeID]int64
+}
+
+var replTestConfig = partitionConfig{
+	sync: SyncAlways, segmentBytes: 4 << 10, segmentAge: time.Hour,
+	indexEvery: 256, maxRecordBytes: 1 << 20,
+}
+
+func newReplCluster(t testing.TB, seed int64, n, minISR int, cfg replicaConfig) *replCluster {
+	return newReplClusterOn(t, seed, n, minISR, cfg, replTestConfig, func(NodeID) fileSystem {
+		fs := NewMemFS()
+		fs.MkdirAllDurable("/data")
+		return fs
+	}, func(NodeID) string { return "/data/t-0" })
+}
+
+// newReplClusterOn is newReplCluster with each node's partition
+// configured by pcfg, on fsFor(id), in dirFor(id).
+func newReplClusterOn(t testing.TB, seed int64, n, minISR int, cfg replicaConfig, pcfg partitionConfig, fsFor func(NodeID) fileSystem, dirFor func(NodeID) string) *replCluster {
+	t.Logf("MemNetwork seed %d", seed)
+	c := &replCluster{t: t, net: NewMemNetwork(seed), nodes: map[NodeID]*replNode{}, hw: map[NodeID]int64{}}
+	c.meta = &fakeMeta{c: c}
+	for i := 1; i <= n; i++ {
+		id := NodeID(i)
+		fs := fsFor(id)
+		p, err := openPartition(fs, dirFor(id), rtTopic, 0, pcfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := c.net.Transport(id)
+		msg := newMessenger(id, tr, nil)
+		m := newReplicaManager(id, msg, c.meta, cfg, nil)
+		if _, err := m.add(p, minISR); err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.serve(); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[id] = &replNode{id: id, fs: fs, p: p, m: m, t: tr}
+		c.ids = append(c.ids, id)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *replCluster) push(a replicaAssignment) {
+	for _, id := range c.ids {
+		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil {
+			c.t.Error(err)
+		}
+	}
+}
+
+func (c *replCluster) close() {
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		n.m.close()
+		n.t.Close()
+		if err := n.p.close(); err != nil {
+			c.t.Errorf("node %d: close: %v", id, err)
+		}
+	}
+}
+
+// waitFor polls cond on the fake clock until it holds, failing after a
+// (fake) minute.
+func (c *replCluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkHW fails the test when a node's high watermark went down.
+func (c *replCluster) checkHW() {
+	c.t.Helper()
+	for _, id := range c.ids {
+		hw := c.nodes[id].p.HighWatermark()
+		if hw < c.hw[id] {
+			c.t.Errorf("node %d: high watermark went from %d down to %d", id, c.hw[id], hw)
+		}
+		c.hw[id] = hw
+	}
+}
+
+// logBytes returns the raw batches of p's log below upto.
+func logBytes(t testing.TB, p *Partition, upto int64) []byte {
+	t.Helper()
+	var out []byte
+	for off := int64(0); off < upto; {
+		b, err := p.readRaw(off, 64*1024)
+		if err != nil {
+			t.Fatalf("read raw at %d: %v", off, err)
+		}
+		if len(b) == 0 {
+			t.Fatalf("log ends at %d, before %d", off, upto)
+		}
+		for pos := 0; pos < len(b); {
+			h, err := parseBatchHeader(b[pos:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.BaseOffset >= upto {
+				return out
+			}
+			out = append(out, b[pos:pos+int(h.Size())]...)
+			pos += int(h.Size())
+			off = h.LastOffset() + 1
+		}
+	}
+	return out
+}
+
+// checkIdentical fails the test unless every replica in ids holds the
+// same bytes below the smallest of their high watermarks.
+func (c *replCluster) checkIdentical(ids ...NodeID) {
+	c.t.Helper()
+	hw := int64(1 << 62)
+	for _, id := range ids {
+		hw = min(hw, c.nodes[id].p.HighWatermark())
+	}
+	want := logBytes(c.t, c.nodes[ids[0]].p, hw)
+	for _, id := range ids[1:] {
+		if got := logBytes(c.t, c.nodes[id].p, hw); !bytes.Equal(got, want) {
+			c.t.Errorf("node %d's log below %d differs from node %d's (%d and %d bytes)", id, hw, ids[0], len(got), len(want))
+		}
+	}
+}
+
+// acked is a record acknowledged to a producer.
+type acked struct {
+	offset int64
+	value  string
+}
+
+// checkAcked fails the test unless every replica in ids holds every
+// acknowledged record at its offset, below its high watermark.
+func (c *replCluster) checkAcked(recs []acked, ids ...NodeID) {
+	c.t.Helper()
+	for _, id := range ids {
+		p := c.nodes[id].p
+		for _, a := range recs {
+			got, err := p.Read(a.offset, 1)
+			if err != nil || len(got) != 1 || string(got[0].Value) != a.value {
+				c.t.Fatalf("node %d: acknowledged record %q at offset %d: got %v, %v", id, a.value, a.offset, got, err)
+			}
+		}
+	}
+}
+
+func appendValue(t testing.TB, p *Partition, v string) (int64, error) {
+	t.Helper()
+	return p.Append(&Record{Value: []byte(v)})
+}
+
+func all3() replicaAssignment {
+	return replicaAssignment{Leader: 1, LeaderEpoch: 0, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{1, 2, 3}}
+}
+
+func TestReplicaAcksAllWaitsForISR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 1, 3, 2, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		leader := c.nodes[1].p
+		var recs []acked
+		for i := range 200 {
+			v := fmt.Sprintf("record %d %s", i, bytes.Repeat([]byte{'x'}, i%50))
+			off, err := appendValue(t, leader, v)
+			if err != nil {
+				t.Fatalf("append %d: %v", i, err)
+			}
+			recs = append(recs, acked{off, v})
+			// Acknowledged: every in-sync replica holds it on disk.
+			for _, id := range c.ids {
+				if _, durable := c.nodes[id].p.logEnds(); durable <= off {
+					t.Fatalf("record at %d acknowledged while node %d's durable end is %d", off, id, durable)
+				}
+			}
+			c.checkHW()
+		}
+		end := recs[len(recs)-1].offset + 1
+		c.waitFor("followers' high watermarks", func() bool {
+			return c.nodes[2].p.HighWatermark() == end && c.nodes[3].p.HighWatermark() == end
+		})
+		c.checkHW()
+		c.checkIdentical(1, 2, 3)
+		c.checkAcked(recs, 1, 2, 3)
+
+		// A follower refuses appends, naming the leader.
+		_, err := appendValue(t, c.nodes[2].p, "on a follower")
+		if !errors.Is(err, ErrNotLeader) || !bytes.Contains([]byte(err.Error()), []byte("node 1")) {
+			t.Fatalf("append on a follower: %v, want ErrNotLeader naming node 1", err)
+		}
+		if leo, _ := c.nodes[2].p.logEnds(); leo != end {
+			t.Fatalf("follower's log end %d after a refused append, want %d", leo, end)
+		}
+	})
+}
+
+func TestReplicaLaggingFollowerLeavesAndRejoinsISR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 2, 3, 2, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		leader := c.nodes[1].p
+		var recs []acked
+		add := func(v string) {
+			t.Helper()
+			off, err := appendValue(t, leader, v)
+			if err != nil {
+				t.Fatalf("append %q: %v", v, err)
+			}
+			recs = append(recs, acked{off, v})
+			c.checkHW()
+		}
+		for i := range 20 {
+			add(fmt.Sprint("before ", i))
+		}
+
+		c.net.Isolate(3)
+		start := time.Now()
+		add("while 3 is cut off") // waits for the shrink
+		if waited := time.Since(start); waited < time.Second {
+			t.Errorf("acknowledged after %v with node 3 cut off, before ReplicaLagTime", waited)
+		}
+		if isr := c.meta.isr(); !slices.Equal(isr, []NodeID{1, 2}) {
+			t.Fatalf("ISR %v after node 3 lagged, want [1 2]", isr)
+		}
+		for i := range 50 {
+			add(fmt.Sprint("without 3 ", i))
+		}
+		if _, durable := c.nodes[3].p.logEnds(); durable > recs[20].offset {
+			t.Fatalf("node 3 cut off holds offset %d", durable)
+		}
+
+		c.net.Heal()
+		c.waitFor("node 3 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 3) })
+		for i := range 20 {
+			add(fmt.Sprint("after ", i))
+		}
+		end := recs[len(recs)-1].offset + 1
+		c.waitFor("replicas caught up", func() bool {
+			return c.nodes[2].p.HighWatermark() == end && c.nodes[3].p.HighWatermark() == end
+		})
+		c.checkHW()
+		c.checkIdentical(1, 2, 3)
+		c.checkAcked(recs, 1, 2, 3)
+	})
+}
+
+func TestReplicaMinInSyncReplicas(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 3, 3, 3, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		leader := c.nodes[1].p
+		if _, err := appendValue(t, leader, "all three"); err != nil {
+			t.Fatal(err)
+		}
+		c.net.Isolate(3)
+		// Written, but the ISR shrinks below 3 before the high
+		// watermark passes it: NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+		off, err := appendValue(t, leader, "left below min ISR")
+		if !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("append while the ISR shrinks below MinInSyncReplicas: %v, want ErrNotEnoughReplicas", err)
+		}
+		if off != 1 {
+			t.Fatalf("offset %d, want 1 (written)", off)
+		}
+		// Now refused before appending: nothing written.
+		leo, _ := leader.logEnds()
+		if _, err := appendValue(t, leader, "refused"); !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("append with an ISR below MinInSyncReplicas: %v, want ErrNotEnoughReplicas", err)
+		}
+		var b Batch
+		b.Add(nil, []byte("refused too"))
+		if _, err := leader.AppendBatch(&b); !errors.Is(err, ErrNotEnoughReplicas) {
+			t.Fatalf("AppendBatch with an ISR below MinInSyncReplicas: %v, want ErrNotEnoughReplicas", err)
+		}
+		if leo2, _ := leader.logEnds(); leo2 != leo {
+			t.Fatalf("log end moved from %d to %d on refused appends", leo, leo2)
+		}
+		c.net.Heal()
+		c.waitFor("node 3 back in the ISR", func() bool { return len(c.meta.isr()) == 3 })
+		if _, err := appendValue(t, leader, "all three again"); err != nil {
+			t.Fatal(err)
+		}
+		c.checkHW()
+	})
+}
+
+// TestReplicaLeaderChangeTruncatesDivergentSuffix is KIP-101's case: the
+// old leader, cut off, wrote records no follower has; a follower takes
+// over in a new epoch and writes other records at those offsets. Back,
+// the old leader truncates its suffix and follows; nothing acknowledged
+// is lost and the logs agree.
+func TestReplicaLeaderChangeTruncatesDivergentSuffix(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 4, 3, 2, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		old := c.nodes[1].p
+		var recs []acked
+		for i := range 30 {
+			v := fmt.Sprint("epoch 0 ", i)
+			off, err := appendValue(t, old, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, acked{off, v})
+		}
+		c.waitFor("followers' high watermarks", func() bool {
+			return c.nodes[2].p.HighWatermark() == 30 && c.nodes[3].p.HighWatermark() == 30
+		})
+		c.checkHW()
+
+		// The leader is cut off; appends to it are written, never
+		// acknowledged.
+		c.net.Isolate(1)
+		errs := make(chan error, 5)
+		for i := range 5 {
+			go func() {
+				_, err := appendValue(t, old, fmt.Sprint("divergent ", i))
+				errs <- err
+			}()
+		}
+		c.waitFor("the divergent suffix", func() bool { leo, _ := old.logEnds(); return leo == 35 })
+
+		// The controller moves leadership to node 2, from the ISR.
+		c.meta.set(replicaAssignment{Leader: 2, LeaderEpoch: 1, PartitionEpoch: 0, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{2, 3}})
+		for range 5 {
+			if err := <-errs; !errors.Is(err, ErrNotLeader) {
+				t.Fatalf("unacknowledged append on the deposed leader: %v, want ErrNotLeader", err)
+			}
+		}
+		if _, err := appendValue(t, old, "to the old leader"); !errors.Is(err, ErrNotLeader) || !bytes.Contains([]byte(err.Error()), []byte("node 2")) {
+			t.Fatalf("append on the deposed leader: %v, want ErrNotLeader naming node 2", err)
+		}
+		leader := c.nodes[2].p
+		for i := range 10 {
+			v := fmt.Sprint("epoch 1 ", i)
+			off, err := appendValue(t, leader, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, acked{off, v})
+			c.checkHW()
+		}
+		if recs[30].offset != 30 {
+			t.Fatalf("new leader's first record at %d, want 30", recs[30].offset)
+		}
+
+		c.net.Heal()
+		c.waitFor("node 1 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 1) })
+		for i := range 10 {
+			v := fmt.Sprint("epoch 1, all back ", i)
+			off, err := appendValue(t, leader, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, acked{off, v})
+		}
+		end := recs[len(recs)-1].offset + 1
+		c.waitFor("replicas caught up", func() bool {
+			return c.nodes[1].p.HighWatermark() == end && c.nodes[3].p.HighWatermark() == end
+		})
+		c.checkHW()
+		c.checkIdentical(1, 2, 3)
+		c.checkAcked(recs, 1, 2, 3)
+		// Every batch carries the epoch of the leader that wrote it, on
+		// every replica.
+		for _, id := range c.ids {
+			b := logBytes(t, c.nodes[id].p, end)
+			for pos := 0; pos < len(b); {
+				h, _ := parseBatchHeader(b[pos:])
+				if want := int32(min(h.BaseOffset/30, 1)); h.LeaderEpoch != want {
+					t.Fatalf("node %d: batch at offset %d has leader epoch %d, want %d", id, h.BaseOffset, h.LeaderEpoch, want)
+				}
+				pos += int(h.Size())
+			}
+		}
+		// The divergent records are gone from the old leader.
+		got, err := old.Read(30, 1)
+		if err != nil || len(got) != 1 || string(got[0].Value) != "epoch 1 0" {
+			t.Fatalf("old leader at offset 30: %v, %v; want the new leader's record", got, err)
+		}
+		// Its epoch cache agrees with the new leader's.
+		_, e0, end0, _ := old.endOffsetForEpoch(0)
+		_, e1, end1, _ := leader.endOffsetForEpoch(0)
+		if e0 != e1 || end0 != end1 || end0 != 30 {
+			t.Fatalf("epoch 0 ends at %d (epoch %d) on the old leader, %d (epoch %d) on the new, want 30", end0, e0, end1, e1)
+		}
+	})
+}
+
+// TestReplicaFetchRefusals: fetches and epoch-end requests that are
+// malformed, in another epoch, or sent to a follower get typed errors,
+// never a panic.
+func TestReplicaFetchRefusals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 5, 3, 1, replicaConfig{lagTime: time.Second})
+		c.meta.set(replicaAssignment{Leader: 1, LeaderEpoch: 4, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{1, 2, 3}})
+		m1, m2 := c.nodes[1].m, c.nodes[2].m
+		ctx := context.Background()
+		fetch := func(m *replicaManager, from NodeID, f fetchRequest) error {
+			_, err := m.handleFetch(ctx, envelope{Version: protoVersion, Kind: kindFetch, From: from, Payload: f.encode()})
+			return err
+		}
+		good := fetchRequest{topic: rtTopic, epoch: 4, maxBytes: 1024}
+		for _, tc := range []struct {
+			name string
+			m    *replicaManager
+			from NodeID
+			f    fetchRequest
+			want error
+		}{
+			{"old epoch", m1, 2, fetchRequest{topic: rtTopic, epoch: 3, maxBytes: 1024}, ErrFenced},
+			{"newer epoch", m1, 2, fetchRequest{topic: rtTopic, epoch: 5, maxBytes: 1024}, ErrFenced},
+			{"to a follower", m2, 3, good, ErrNotLeader},
+			{"unknown partition", m1, 2, fetchRequest{topic: "other", epoch: 4}, ErrNotLeader},
+			{"not a replica", m1, 9, good, ErrBadRequest},
+			{"past the log end", m1, 2, fetchRequest{topic: rtTopic, epoch: 4, fetchOffset: 10}, ErrOffsetOutOfRange},
+			{"negative offset", m1, 2, fetchRequest{topic: rtTopic, epoch: 4, fetchOffset: -1}, ErrBadRequest},
+		} {
+			if err := fetch(tc.m, tc.from, tc.f); !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+		}
+		payload := good.encode()
+		for n := range len(payload) {
+			_, err := m1.handleFetch(ctx, envelope{Version: protoVersion, Kind: kindFetch, From: 2, Payload: payload[:n]})
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("fetch request cut to %d bytes: %v, want ErrBadRequest", n, err)
+			}
+			_, err = m1.handleEpochEnd(ctx, envelope{Version: protoVersion, Kind: kindEpochEnd, From: 2, Payload: payload[:min(n, 9)]})
+			if err == nil {
+				t.Fatalf("epoch-end request of %d bytes accepted", min(n, 9))
+			}
+		}
+		// Over the wire too: the follower's messenger gets the sentinel.
+		_, err := c.nodes[3].m.msg.call(ctx, 1, kindFetch, (&fetchRequest{topic: rtTopic, epoch: 2}).encode())
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("fetch in an old epoch over the network: %v, want ErrFenced", err)
+		}
+	})
+}
