@@ -69,8 +69,8 @@ type ConsumerGroup struct {
 	// committing counts the commits in flight (in their transaction,
 	// outside mu) of each partition; acquire skips those partitions.
 	committing map[TopicPartition]int
-	changed    chan struct{}        // closed and replaced when members must look again
-	meta       map[string]topicMeta // the topics the assignment was computed for
+	changed    chan struct{}         // closed and replaced when members must look again
+	meta       map[string]groupTopic // the topics the assignment was computed for
 	nextID     int
 	timerAt    time.Time // when run's timer fires; zero: not set
 	// The initial rebalance delay: no partition is handed out before
@@ -390,8 +390,8 @@ func (g *ConsumerGroup) rebalanceLocked(reason string) {
 	g.log.Info("rebalance", "reason", reason, "generation", g.generation, "members", len(g.members))
 }
 
-// topicMeta is what a group's assignment depends on of one topic.
-type topicMeta struct {
+// groupTopic is what a group's assignment depends on of one topic.
+type groupTopic struct {
 	t *Topic // a topic deleted and recreated is another *Topic
 	n int32  // partitions
 }
@@ -399,13 +399,13 @@ type topicMeta struct {
 // topicMeta returns the metadata of every existing topic of the group:
 // heartbeats compare it with the one the assignment was computed for,
 // and rebalance when a topic was deleted, recreated or grew.
-func (g *ConsumerGroup) topicMeta() map[string]topicMeta {
+func (g *ConsumerGroup) topicMeta() map[string]groupTopic {
 	g.s.mu.RLock()
 	defer g.s.mu.RUnlock()
-	meta := make(map[string]topicMeta, len(g.cfg.Topics))
+	meta := make(map[string]groupTopic, len(g.cfg.Topics))
 	for _, name := range g.cfg.Topics {
 		if t, ok := g.s.topics[name]; ok {
-			meta[name] = topicMeta{t, int32(t.NumPartitions())}
+			meta[name] = groupTopic{t, int32(t.NumPartitions())}
 		}
 	}
 	return meta
