@@ -532,6 +532,8 @@ type Stream struct {
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
 
 	groups groupRegistry // consumer groups and consumers, closed by Close
+
+	cluster *clusterNode // nil on a single node
 }
 
 var (
@@ -543,6 +545,9 @@ type topicRecord struct {
 	Config   TopicConfig `json:"config"`
 	Created  time.Time   `json:"created"`
 	Deleting bool        `json:"deleting,omitempty"`
+	// TopicID is the cluster's ID of the topic (a name deleted and
+	// created again is a new topic); 0 on a single node.
+	TopicID uint64 `json:"topic_id,omitempty"`
 }
 
 // Open opens (creating if needed) the stream in dir, recovers every
@@ -611,6 +616,11 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	}
 	if err := s.loadTopics(); err != nil {
 		return nil, err
+	}
+	if o.Cluster != nil {
+		if err := s.startCluster(*o.Cluster); err != nil {
+			return nil, err
+		}
 	}
 	s.done.Add(1)
 	go s.retentionLoop()
@@ -686,6 +696,7 @@ func (s *Stream) loadTopics() error {
 		if err != nil {
 			return err
 		}
+		t.id = r.TopicID
 		s.topics[name] = t
 	}
 	s.warnStrayDirs()
@@ -776,10 +787,13 @@ func (s *Stream) Close() error {
 		p.closeForStream() // before the partitions close: producers deliver what they hold
 	}
 	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
+	var err error
+	if s.cluster != nil {
+		err = s.cluster.close() // before the partitions: fetches and acknowledgements end first
+	}
 	close(s.stop)
 	s.done.Wait()
-	err := s.closeTopics()
-	err = errors.Join(err, s.db.Close(), s.lock.Close())
+	err = errors.Join(err, s.closeTopics(), s.db.Close(), s.lock.Close())
 	if err != nil {
 		return errorf("stream: close %s: %w", s.dir, err)
 	}
@@ -835,6 +849,12 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
 		return nil, errorf("stream: create topic %s: %w", name, err)
+	}
+	if s.cluster != nil {
+		if s.isClosed() {
+			return nil, errorf("stream: create topic %s: %w", name, ErrClosed)
+		}
+		return s.cluster.createTopic(name, cfg)
 	}
 	if cfg.ReplicationFactor > 1 {
 		return nil, errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
@@ -919,6 +939,12 @@ func (s *Stream) Topics() []string {
 // ErrClosed. The deletion is crash-safe: it is first recorded in meta.db,
 // and Open finishes one a crash interrupted.
 func (s *Stream) DeleteTopic(name string) error {
+	if s.cluster != nil {
+		if s.isClosed() {
+			return errorf("stream: delete topic %s: %w", name, ErrClosed)
+		}
+		return s.cluster.deleteTopic(name)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

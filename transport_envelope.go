@@ -55,8 +55,13 @@ const (
 	// kindEpochEnd asks a partition leader where a leader epoch ends in
 	// its log (Kafka's OffsetsForLeaderEpoch; replica_fetch.go).
 	kindEpochEnd msgKind = 3
-	// The engine's other kinds (raft messages, forwarded appends,
-	// metadata queries) are added here.
+	// kindRaft carries raft messages of the metadata group (raftnode.go):
+	// the payload is each raftpb.Message as a uvarint length and its
+	// bytes, all addressed from the envelope's sender to this node; the
+	// reply is empty.
+	kindRaft msgKind = 4
+	// The engine's other kinds (forwarded appends, metadata queries) are
+	// added here.
 )
 
 // envelope is a decoded request.
