@@ -261,3 +261,61 @@ func TestClusterOptionsValidation(t *testing.T) {
 		}
 	}
 }
+
+// The leader cut off from every other node (as a crash looks to them):
+// its lease runs out and an in-sync replica leads within about two
+// SessionTimeouts; once healed, the old leader follows, truncates what
+// it alone held, catches up and rejoins the ISR.
+func TestClusterLeaderIsolated(t *testing.T) {
+	for seed := int64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testClusterLeaderIsolated(t, seed) })
+	}
+}
+
+func testClusterLeaderIsolated(t *testing.T, seed int64) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, seed)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[3].CreateTopic("t", TopicConfig{ReplicationFactor: 3, MinInSyncReplicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+		var leader NodeID
+		c.waitFor("leader with full ISR", func() (ok bool) { leader, ok = c.leaderReady(3, "t", 3); return ok })
+		var acked []string
+		for i := range 10 {
+			v := fmt.Sprint("a", i)
+			if _, err := c.partition(leader, "t").Append(&Record{Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, v)
+		}
+		old := leader
+		on := c.peers[(slices.Index(c.peers, old)+1)%3]
+		c.net.Isolate(old)
+		took := c.waitFor("new leader", func() (ok bool) { leader, ok = c.leaderReady(on, "t", 2); return ok && leader != old })
+		t.Logf("node %d took over from isolated node %d after %v (%.2f SessionTimeouts)", leader, old, took, float64(took)/float64(e2eSession))
+		if took > 3*e2eSession {
+			t.Errorf("failover took %v, more than 3 × SessionTimeout", took)
+		}
+		for i := range 10 {
+			v := fmt.Sprint("b", i)
+			if _, err := c.partition(leader, "t").Append(&Record{Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, v)
+		}
+		c.net.Heal()
+		c.waitFor("old leader back in the ISR", func() bool {
+			ps, err := c.nodes[on].Cluster().PartitionState("t", 0)
+			return err == nil && len(ps.ISR) == 3
+		})
+		n := int64(len(acked))
+		for _, id := range c.peers {
+			p := c.partition(id, "t")
+			c.waitFor("replica caught up", func() bool { return p.HighWatermark() >= n })
+			if got := values(t, p, n); !slices.Equal(got, acked) {
+				t.Fatalf("node %d holds %v, want %v", id, got, acked)
+			}
+		}
+	})
+}
