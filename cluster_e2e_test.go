@@ -319,3 +319,99 @@ func testClusterLeaderIsolated(t *testing.T, seed int64) {
 		}
 	})
 }
+
+// A producer on a node that does not lead sends to the leader over the
+// transport, and follows the leadership to the next leader when the
+// leader closes, without losing or duplicating an acknowledged record.
+func TestClusterProducerForwards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 3)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[2].CreateTopic("t", TopicConfig{ReplicationFactor: 3, MinInSyncReplicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+		var leader NodeID
+		c.waitFor("leader with full ISR", func() (ok bool) { leader, ok = c.leaderReady(2, "t", 3); return ok })
+		// The producer lives on the replica that is not next in line.
+		on := c.peers[(slices.Index(c.peers, leader)+2)%3]
+		pr, err := c.nodes[on].NewProducer(ProducerConfig{DeliveryTimeout: 10 * time.Second, RetryBackoff: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		var sent []string
+		send := func(v string) {
+			t.Helper()
+			if err := pr.Send(t.Context(), &Record{Topic: "t", Value: []byte(v)}); err != nil {
+				t.Fatalf("send %s from node %d: %v", v, on, err)
+			}
+			sent = append(sent, v)
+		}
+		for i := range 10 {
+			send(fmt.Sprint("a", i))
+		}
+		if hw := c.partition(leader, "t").HighWatermark(); hw != 10 {
+			t.Fatalf("leader's high watermark after 10 sends from node %d: %d", on, hw)
+		}
+		old := leader
+		c.close(old)
+		for i := range 10 {
+			send(fmt.Sprint("b", i))
+		}
+		for _, id := range c.peers {
+			if id == old {
+				continue
+			}
+			p := c.partition(id, "t")
+			c.waitFor("replica caught up", func() bool { return p.HighWatermark() >= int64(len(sent)) })
+			if got := values(t, p, p.HighWatermark()); !slices.Equal(got, sent) {
+				t.Fatalf("node %d holds %v, want %v (each once)", id, got, sent)
+			}
+		}
+	})
+}
+
+// Malformed forwarded batches get ErrBadRequest (or the topic's error),
+// are never written, and never panic the leader.
+func TestClusterProduceBadRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 4)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		var leader NodeID
+		c.waitFor("leader", func() (ok bool) { leader, ok = c.leaderReady(1, "t", 3); return ok })
+		n := c.nodes[leader].cluster
+		var b Batch
+		b.Add([]byte("k"), []byte("v"))
+		b.Add(nil, []byte("w"))
+		good := produceRequest{topic: "t", producerID: -1, epoch: -1, baseSeq: -1, baseTime: b.baseTime, count: 2, records: b.buf[batchHeaderSize:]}
+		enc := good.encode()
+		for i := range len(enc) {
+			if _, err := n.handleProduce(t.Context(), envelope{Payload: enc[:i]}); err == nil {
+				t.Fatalf("truncated to %d bytes: accepted", i)
+			}
+		}
+		bad := good
+		bad.count = 3
+		if _, err := n.handleProduce(t.Context(), envelope{Payload: bad.encode()}); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("count 3 for 2 records: %v", err)
+		}
+		bad = good
+		bad.topic = "nope"
+		if _, err := n.handleProduce(t.Context(), envelope{Payload: bad.encode()}); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("unknown topic: %v", err)
+		}
+		if hw := c.partition(leader, "t").HighWatermark(); hw != 0 {
+			t.Fatalf("bad requests wrote %d records", hw)
+		}
+		reply, err := n.handleProduce(t.Context(), envelope{Payload: enc})
+		if err != nil || len(reply) != 8 {
+			t.Fatalf("good request: %v, %v", reply, err)
+		}
+		if got := values(t, c.partition(leader, "t"), 2); !slices.Equal(got, []string{"v", "w"}) {
+			t.Fatalf("forwarded batch holds %v", got)
+		}
+	})
+}

@@ -121,6 +121,7 @@ func (s *Stream) startCluster(cfg ClusterConfig) (err error) {
 		return err
 	}
 	n.cluster.localHW = s.localHW
+	n.msg.handle(kindProduce, n.handleProduce)
 	if err := n.msg.serve(); err != nil {
 		n.cluster.close()
 		return errorf("stream: open %s: serve the cluster transport: %w", s.dir, err)

@@ -60,8 +60,10 @@ const (
 	// bytes, all addressed from the envelope's sender to this node; the
 	// reply is empty.
 	kindRaft msgKind = 4
-	// The engine's other kinds (forwarded appends, metadata queries) are
-	// added here.
+	// kindProduce is a producer's batch forwarded to the partition leader
+	// (cluster_produce.go); the reply is its base offset.
+	kindProduce msgKind = 5
+	// The engine's other kinds (metadata queries) are added here.
 )
 
 // envelope is a decoded request.
