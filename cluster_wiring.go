@@ -460,8 +460,27 @@ func (n *clusterNode) createTopic(name string, cfg TopicConfig) (*Topic, error) 
 	}
 	ctx, cancel := n.clusterOp()
 	defer cancel()
-	if err := n.cluster.createTopic(ctx, name, cfg); err != nil {
-		return nil, err
+	// Too few live nodes may only mean that some have not registered
+	// yet (just after the cluster starts) or are restarting: try again
+	// until RequestTimeout, then say what was missing.
+	for {
+		err := n.cluster.createTopic(ctx, name, cfg)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotEnoughReplicas) {
+			return nil, err
+		}
+		t := time.NewTimer(n.cfg.SessionTimeout / 9)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-n.stopc:
+			t.Stop()
+			return nil, err
+		}
 	}
 	if err := n.waitFor(ctx, "create topic "+name, func() bool { return n.ready(name, 1) }); err != nil {
 		return nil, err
