@@ -241,15 +241,49 @@
 //
 // # Replication
 //
-// Not yet usable from Open: a Stream is one node, and CreateTopic
-// refuses a ReplicationFactor above 1 with ErrNotEnoughReplicas. The
-// design is Kafka's, and two of its three parts exist inside the package:
-// the transports (below) and the data plane of replication (replica.go),
-// which is tested with three replicas of a partition over a MemNetwork
-// and a stand-in for the controller. The third, the raft controller that
-// holds each partition's leader, leader epoch and ISR, is being built;
-// wiring them together (Options.Cluster in Open, producers sending to
-// the leader, consumers reading from an in-sync replica) is still to do.
+// Options.Cluster makes a Stream one node of a cluster: every process
+// runs the library with the same Peers and its own NodeID, over a
+// Transport (NewTCPTransport between processes, NewMemNetwork in one).
+// Nothing else runs: no broker, no ZooKeeper. Open recovers the local
+// state and returns without waiting for a quorum; Close hands this node's
+// partitions over, stops the metadata node, the data plane and the
+// Transport, and waits for every goroutine. Stream.Cluster returns the
+// node's view (nil on a single node): Controller, Nodes, Topics and
+// PartitionState, on every node.
+//
+// On a cluster, CreateTopic, DeleteTopic and CreatePartitions work on
+// any node: they go through the raft-held metadata (below) and return
+// once every partition has a leader (or the topic is gone here), within
+// RequestTimeout, else ErrTimeout. A ReplicationFactor above the number
+// of Peers fails at once with ErrNotEnoughReplicas; one above the number
+// of live nodes fails so once RequestTimeout has passed without enough
+// of them (just after start, nodes register within a SessionTimeout).
+// Every node then applies the metadata to its own directory: it creates,
+// grows or deletes the topic, and each replica follows or leads as the
+// controller says. Every node keeps a Partition for every partition
+// (Topic.Partition answers the same everywhere), but only the replicas
+// hold records: on another node the partition stays empty and refuses
+// appends with ErrNotLeader. A directory holding topics created without
+// Options.Cluster cannot be opened as a node (ErrInvalidConfig).
+//
+// Partition.Append and AppendBatch work on the partition's leader only;
+// elsewhere they fail with ErrNotLeader naming the leader. A Producer
+// works on every node: a batch for a partition led elsewhere goes to the
+// leader over the Transport, and an ErrNotLeader (leadership moved) is
+// retried, towards the new leader, until DeliveryTimeout; idempotence,
+// whose state every replica rebuilds from the batches it holds, keeps a
+// retried batch from being written twice, and producer IDs embed the
+// node ID so that producers on two nodes never share one.
+//
+// Not yet done on a cluster: consumer groups and their committed offsets
+// stay local to each node (the raft metadata can hold them, but the
+// consumers do not use it yet), so a group's members must run on one
+// node; a Consumer reads this node's replica, which holds nothing on a
+// node outside the partition's replicas (run consumers on a replica); an
+// append on a leader cut off from every other node waits until the
+// partition's metadata reaches it again (it then fails with ErrNotLeader;
+// it is never acknowledged); membership is fixed at first start; the
+// stream command has no cluster subcommands yet.
 //
 // What the data plane does, in Kafka's and Redpanda's vocabulary:
 // followers fetch from the partition leader with long polls, and append
@@ -286,7 +320,7 @@
 // below the high watermark; the tests check it, and that no acknowledged
 // record is lost and no high watermark goes down across a leader change.
 //
-// Nodes will talk through a Transport: Call sends bytes to a node and
+// Nodes talk through a Transport: Call sends bytes to a node and
 // returns its reply, Serve answers requests, each in its own goroutine.
 // Implement it over any network; the package ships two. NewTCPTransport
 // frames requests with a length prefix and a request ID, so many calls
@@ -305,8 +339,8 @@
 // with an error naming the versions it speaks (*VersionError), so two
 // adjacent releases can run side by side during a rolling upgrade.
 //
-// The metadata half is built, though Open does not start it yet: a
-// Cluster (cluster.go) is one node of a raft group driven by
+// The metadata half: a Cluster (cluster.go) is one node of a raft group
+// driven by
 // go.etcd.io/raft/v3 over the Transport, its log, hard state and
 // snapshots in meta.db's raft buckets. The raft leader is the controller,
 // as in KRaft. The state every node applies from that log holds the
@@ -460,10 +494,11 @@ var (
 	// ErrNotLeader is returned by appends to a replica that is not the
 	// partition's leader; the error names the leader. A single node is
 	// the leader of every partition, so on one node no call returns it.
+	// Producers retry it (see Replication).
 	ErrNotLeader = errors.New("stream: not the partition leader")
 	// ErrNotEnoughReplicas is returned by CreateTopic for a
-	// ReplicationFactor above 1, the number of nodes of a Stream today,
-	// and by appends to the leader of a replicated partition whose ISR
+	// ReplicationFactor above the number of nodes (1 without
+	// Options.Cluster), and by appends to the leader of a replicated partition whose ISR
 	// is below MinInSyncReplicas (before appending, or after: see
 	// Replication).
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
