@@ -111,6 +111,9 @@ func (c *e2eCluster) leaderReady(on NodeID, topic string, want int) (NodeID, boo
 	if err != nil || ps.Leader == 0 || len(ps.ISR) < want || c.nodes[ps.Leader] == nil {
 		return 0, false
 	}
+	if _, err := c.nodes[ps.Leader].Topic(topic); err != nil {
+		return 0, false // the leader has not applied the topic yet
+	}
 	g := c.partition(ps.Leader, topic).gate.Load()
 	return ps.Leader, g != nil && g.leader == g.self && g.epoch == ps.LeaderEpoch && g.isr >= want
 }

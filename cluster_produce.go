@@ -97,17 +97,14 @@ func (n *clusterNode) forward(leader NodeID, p *Partition, b *Batch) (int64, err
 
 // handleProduce appends a batch forwarded by another node's producer to
 // the local replica, which must lead; the reply is the base offset.
-func (n *clusterNode) handleProduce(_ context.Context, e envelope) ([]byte, error) {
+func (n *clusterNode) handleProduce(ctx context.Context, e envelope) ([]byte, error) {
 	q, err := decodeProduceRequest(e.Payload)
 	if err != nil {
 		return nil, err
 	}
-	t, err := n.s.Topic(q.topic)
+	t, err := n.topicAsOf(ctx, q.topic, uint64(q.topicID))
 	if err != nil {
 		return nil, err
-	}
-	if q.topicID != 0 && uint64(q.topicID) != t.id {
-		return nil, errorf("stream: topic %s: the sender's is an older topic of that name: %w", q.topic, ErrUnknownTopic)
 	}
 	p, err := t.Partition(q.partition)
 	if err != nil {
@@ -145,6 +142,36 @@ func (n *clusterNode) handleProduce(_ context.Context, e envelope) ([]byte, erro
 		return nil, err
 	}
 	return binary.BigEndian.AppendUint64(nil, uint64(base)), nil
+}
+
+// topicAsOf returns the local topic name whose cluster ID is at least
+// id. The sender may have applied a topic's creation before this node
+// (both follow the same metadata log, each at its own pace): then it
+// waits for this node to catch up, a SessionTimeout at most, and fails
+// with ErrNotLeader, which producers retry. A sender's older topic of
+// that name fails with ErrUnknownTopic.
+func (n *clusterNode) topicAsOf(ctx context.Context, name string, id uint64) (*Topic, error) {
+	var t *Topic
+	have := func() bool {
+		n.s.mu.RLock()
+		t = n.s.topics[name]
+		n.s.mu.RUnlock()
+		return t != nil && t.id >= id
+	}
+	if !have() && id == 0 {
+		return nil, errorf("stream: topic %s: %w", name, ErrUnknownTopic)
+	}
+	if !have() {
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.SessionTimeout)
+		defer cancel()
+		if n.waitFor(ctx, "produce to "+name, have) != nil {
+			return nil, errorf("stream: topic %s (ID %d) not applied on node %d yet: %w", name, id, n.cfg.NodeID, ErrNotLeader)
+		}
+	}
+	if id != 0 && t.id != id {
+		return nil, errorf("stream: topic %s: the sender's is an older topic of that name: %w", name, ErrUnknownTopic)
+	}
+	return t, nil
 }
 
 // clusterProducerID makes a producer ID allocated from this node's

@@ -385,49 +385,28 @@ func (s *Stream) localHW(topic string, i int32) (int64, bool) {
 	return p.HighWatermark(), true
 }
 
-// waitPass waits until the applier has run a pass that started after
-// the call, or ctx ends.
-func (n *clusterNode) waitPass(ctx context.Context) error {
-	n.mu.Lock()
-	ch := n.passed
-	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-	// ch closes at the end of the pass under way, which may have read the
-	// metadata before the change waited for: wait for the next one too.
-	for range 2 {
+// waitFor waits until cond holds, checking again after every pass of
+// the applier (cond must depend only on the applied metadata and the
+// local topics, which change only with a pass), and fails with ErrTimeout
+// when ctx ends first.
+func (n *clusterNode) waitFor(ctx context.Context, what string, cond func() bool) error {
+	for {
+		// Take the channel before checking: a pass that ends after the
+		// check closes it.
+		n.mu.Lock()
+		ch := n.passed
+		n.mu.Unlock()
+		if cond() {
+			return nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.stopc:
-			return ErrClosed
-		}
-		n.mu.Lock()
-		ch = n.passed
-		n.mu.Unlock()
-		select {
-		case n.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// waitFor waits, pass after pass of the applier, until cond holds, for at
-// most RequestTimeout; then it fails with ErrTimeout.
-func (n *clusterNode) waitFor(ctx context.Context, what string, cond func() bool) error {
-	for !cond() {
-		if err := n.waitPass(ctx); err != nil {
-			if errors.Is(err, ErrClosed) {
-				return errorf("stream: %s: %w", what, ErrClosed)
-			}
 			return errorf("stream: %s: not done within Cluster.RequestTimeout: %w", what, ErrTimeout)
+		case <-n.stopc:
+			return errorf("stream: %s: %w", what, ErrClosed)
 		}
 	}
-	return nil
 }
 
 // clusterOp bounds a cluster operation by RequestTimeout.
