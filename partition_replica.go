@@ -41,6 +41,17 @@ func (g *replicaGate) admit(p *Partition) error {
 	return nil
 }
 
+// attachReplica makes the partition replicated: appends go through g,
+// and the high watermark falls back to the log start, for the
+// replication layer to raise (see replicaManager.add).
+func (p *Partition) attachReplica(g *replicaGate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate.Store(g)
+	p.hw.Store(p.start.Load())
+	p.wakeLocked()
+}
+
 // setGate installs g (nil: back to a single node) under p.mu.
 func (p *Partition) setGate(g *replicaGate) {
 	p.mu.Lock()

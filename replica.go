@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -52,14 +53,23 @@ import (
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records are in the log, not
 //     acknowledged); if the node stops leading first, with ErrNotLeader.
 //
-// Still to wire (Options.Cluster in Open): the controller's partition
-// decisions become update calls (its partitionMeta is a
-// replicaAssignment, field for field), alterISR becomes its
-// cmdAlterPartition proposal, Open makes one replicaManager per Stream
-// over a messenger on ClusterConfig.Transport (ReplicaLagTime as lagTime)
-// and adds each local replica with its topic's MinInSyncReplicas, Close
-// closes the manager before the partitions; producers send to the leader
-// and retry on ErrNotLeader.
+// Still to wire (Options.Cluster in Open): Open makes one
+// replicaManager per Stream on the messenger the Cluster shares
+// (ClusterConfig.ReplicaLagTime as lagTime), registering its kinds before
+// the messenger serves, and adds each local replica with its topic's
+// MinInSyncReplicas; the controller's effects become calls here
+// (effectPartition: update with its partitionMeta, which is a
+// replicaAssignment field for field; effectTopicDeleted: remove;
+// effectReset: update for every partition), in the order applied;
+// isrSink is Cluster.alterISR (cmdAlterPartition); Close closes the
+// manager before the partitions. Producers then send to the leader and
+// retry on ErrNotLeader.
+//
+// Not handled yet: a follower whose log end is below the leader's log
+// start (retention deleted what it needs; Kafka restarts its log there,
+// truncateFullyAndStartAt) retries forever; a batch larger than the
+// transport's frame limit (TCPConfig.MaxFrameBytes) cannot be fetched;
+// there is no high-watermark checkpoint (see add).
 //
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its
@@ -158,7 +168,12 @@ func newReplicaManager(self NodeID, msg *messenger, sink isrSink, cfg replicaCon
 }
 
 // add makes p a replica managed here, waiting for its first update.
-// Until then appends to it fail with ErrNotLeader.
+// Until then appends to it fail with ErrNotLeader. Its high watermark
+// drops to the log start until the replication layer raises it: the log
+// end Open set it to may hold a suffix nobody acknowledged, which the
+// next leader may not have (there is no high-watermark checkpoint yet,
+// as Kafka's replication-offset-checkpoint; with one, a restarted replica
+// would show readers what it had shown before at once).
 func (m *replicaManager) add(p *Partition, minISR int) (*replica, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -170,7 +185,7 @@ func (m *replicaManager) add(p *Partition, minISR int) (*replica, error) {
 		return r, nil
 	}
 	r := &replica{m: m, p: p, minISR: max(minISR, 1), a: replicaAssignment{LeaderEpoch: -1}, changed: make(chan struct{})}
-	p.setGate(&replicaGate{self: m.self, minISR: r.minISR, r: r})
+	p.attachReplica(&replicaGate{self: m.self, minISR: r.minISR, r: r})
 	m.parts[k] = r
 	return r, nil
 }
@@ -190,6 +205,27 @@ func (m *replicaManager) update(topic string, id int32, a replicaAssignment) err
 	}
 	r.update(a)
 	return nil
+}
+
+// remove stops replicating a partition (its topic was deleted, or the
+// replica moved away): its fetcher stops, appends waiting for
+// acknowledgement fail with ErrNotLeader, and later appends too.
+func (m *replicaManager) remove(topic string, id int32) {
+	m.mu.Lock()
+	r := m.parts[partKey{topic, id}]
+	delete(m.parts, partKey{topic, id})
+	m.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.stopFollowing()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.a = replicaAssignment{LeaderEpoch: math.MaxInt32, PartitionEpoch: math.MaxInt32}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.followers = nil
+	r.installGateLocked()
 }
 
 // close stops every goroutine and waits for them; appends waiting for

@@ -66,11 +66,12 @@ func (f *fakeMeta) isr() []NodeID {
 }
 
 type replNode struct {
-	id NodeID
-	fs fileSystem
-	p  *Partition
-	m  *replicaManager
-	t  Transport
+	id      NodeID
+	crashed bool
+	fs      fileSystem
+	p       *Partition
+	m       *replicaManager
+	t       Transport
 }
 
 type replCluster struct {
@@ -106,30 +107,65 @@ func newReplClusterOn(t testing.TB, seed int64, n, minISR int, cfg replicaConfig
 	c.meta = &fakeMeta{c: c}
 	for i := 1; i <= n; i++ {
 		id := NodeID(i)
-		fs := fsFor(id)
-		p, err := openPartition(fs, dirFor(id), rtTopic, 0, pcfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := c.net.Transport(id)
-		msg := newMessenger(id, tr, nil)
-		m := newReplicaManager(id, msg, c.meta, cfg, nil)
-		if _, err := m.add(p, minISR); err != nil {
-			t.Fatal(err)
-		}
-		if err := msg.serve(); err != nil {
-			t.Fatal(err)
-		}
-		c.nodes[id] = &replNode{id: id, fs: fs, p: p, m: m, t: tr}
+		c.startNode(id, fsFor(id), dirFor(id), minISR, cfg, pcfg)
 		c.ids = append(c.ids, id)
 	}
 	t.Cleanup(c.close)
 	return c
 }
 
+// startNode opens node id's partition on fs and starts its data plane.
+func (c *replCluster) startNode(id NodeID, fs fileSystem, dir string, minISR int, cfg replicaConfig, pcfg partitionConfig) *replNode {
+	c.t.Helper()
+	p, err := openPartition(fs, dir, rtTopic, 0, pcfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tr := c.net.Transport(id)
+	msg := newMessenger(id, tr, nil)
+	m := newReplicaManager(id, msg, c.meta, cfg, nil)
+	if _, err := m.add(p, minISR); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := msg.serve(); err != nil {
+		c.t.Fatal(err)
+	}
+	n := &replNode{id: id, fs: fs, p: p, m: m, t: tr}
+	c.nodes[id] = n
+	return n
+}
+
+// crash kills node id: its data plane stops, its transport closes, and
+// the power goes on its MemFS (what no fsync covered is lost).
+func (c *replCluster) crash(id NodeID) {
+	n := c.nodes[id]
+	n.m.close()
+	n.t.Close()
+	n.fs.(*MemFS).CutPower()
+	n.p.close() // fails: the power is out
+	n.crashed = true
+}
+
+// restart brings a crashed node back on what its disk kept, and hands
+// it the current metadata.
+func (c *replCluster) restart(id NodeID, seed uint64, minISR int, cfg replicaConfig) {
+	fs := c.nodes[id].fs.(*MemFS).Restart(seed)
+	c.hw[id] = 0 // a new process: its high watermark starts again
+	c.startNode(id, fs, "/data/t-0", minISR, cfg, replTestConfig)
+	c.meta.mu.Lock()
+	a := c.meta.a
+	c.meta.mu.Unlock()
+	if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func (c *replCluster) push(a replicaAssignment) {
 	for _, id := range c.ids {
-		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil {
+		if c.nodes[id].crashed {
+			continue
+		}
+		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
 			c.t.Error(err)
 		}
 	}
@@ -138,6 +174,9 @@ func (c *replCluster) push(a replicaAssignment) {
 func (c *replCluster) close() {
 	for _, id := range c.ids {
 		n := c.nodes[id]
+		if n.crashed {
+			continue
+		}
 		n.m.close()
 		n.t.Close()
 		if err := n.p.close(); err != nil {
@@ -526,5 +565,94 @@ func TestReplicaFetchRefusals(t *testing.T) {
 		if !errors.Is(err, ErrFenced) {
 			t.Fatalf("fetch in an old epoch over the network: %v, want ErrFenced", err)
 		}
+	})
+}
+
+// TestReplicaLeaderCrashAndRestart: the leader loses its power; the
+// controller moves leadership to an in-sync follower, which goes on
+// acknowledging; the old leader comes back on what its disk kept,
+// truncates to the new leader's log, catches up, and only then rejoins
+// the ISR. Nothing acknowledged is lost.
+func TestReplicaLeaderCrashAndRestart(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := replicaConfig{lagTime: time.Second}
+				c := newReplCluster(t, int64(seed), 3, 2, cfg)
+				c.meta.set(all3())
+				var recs []acked
+				write := func(p *Partition, n int, what string) {
+					t.Helper()
+					for i := range n {
+						v := fmt.Sprint(what, " ", i)
+						off, err := appendValue(t, p, v)
+						if err != nil {
+							t.Fatalf("append %q: %v", v, err)
+						}
+						recs = append(recs, acked{off, v})
+						c.checkHW()
+					}
+				}
+				write(c.nodes[1].p, 40, "first leader")
+				// Unacknowledged appends in flight when the power goes.
+				for i := range 3 {
+					go appendValue(t, c.nodes[1].p, fmt.Sprint("in flight ", i))
+				}
+				c.crash(1)
+				// The controller notices (SessionTimeout) and elects 2.
+				c.meta.set(replicaAssignment{Leader: 2, LeaderEpoch: 1, PartitionEpoch: 0, Replicas: []NodeID{1, 2, 3}, ISR: []NodeID{2, 3}})
+				write(c.nodes[2].p, 40, "second leader")
+
+				c.restart(1, seed, 2, cfg)
+				// What node 1 lets readers see is acknowledged data, not
+				// the suffix it wrote before the crash.
+				byOffset := map[int64]string{}
+				for _, r := range recs {
+					byOffset[r.offset] = r.value
+				}
+				old := c.nodes[1].p
+				for off := int64(0); off < old.HighWatermark(); off++ {
+					got, err := old.Read(off, 1)
+					if err != nil || len(got) != 1 || string(got[0].Value) != byOffset[off] {
+						t.Fatalf("restarted node 1 shows %v, %v at offset %d, below its high watermark %d; acknowledged there: %q",
+							got, err, off, old.HighWatermark(), byOffset[off])
+					}
+				}
+				if slices.Contains(c.meta.isr(), 1) {
+					t.Fatal("restarted node in the ISR before catching up")
+				}
+				c.waitFor("node 1 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 1) })
+				if _, durable := c.nodes[1].p.logEnds(); durable < c.nodes[2].p.HighWatermark() {
+					t.Fatalf("node 1 rejoined the ISR at %d, below the high watermark %d", durable, c.nodes[2].p.HighWatermark())
+				}
+				write(c.nodes[2].p, 10, "all back")
+				end := recs[len(recs)-1].offset + 1
+				c.waitFor("replicas caught up", func() bool {
+					return c.nodes[1].p.HighWatermark() == end && c.nodes[3].p.HighWatermark() == end
+				})
+				c.checkIdentical(1, 2, 3)
+				c.checkAcked(recs, 1, 2, 3)
+			})
+		})
+	}
+}
+
+func TestReplicaRemove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 6, 3, 1, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		if _, err := appendValue(t, c.nodes[1].p, "one"); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[1].m.remove(rtTopic, 0)
+		if _, err := appendValue(t, c.nodes[1].p, "after remove"); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("append after remove: %v, want ErrNotLeader", err)
+		}
+		// Later metadata for it is refused, not applied.
+		if err := c.nodes[1].m.update(rtTopic, 0, all3()); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("update after remove: %v, want ErrUnknownTopic", err)
+		}
+		c.nodes[2].m.remove(rtTopic, 0) // stops its fetcher
+		c.nodes[2].m.remove(rtTopic, 0) // twice is fine
 	})
 }

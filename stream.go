@@ -302,7 +302,10 @@
 // "in the memory of every in-sync replica", like Redpanda's); a
 // follower's is the smaller of the leader's and its own durable end.
 // Readers see records below the high watermark only, on every replica:
-// acknowledged data, never a suffix that a failover can erase.
+// acknowledged data, never a suffix that a failover can erase. A replica
+// that restarts shows readers nothing until replication raises its high
+// watermark again (there is no high-watermark checkpoint file yet, as
+// Kafka's replication-offset-checkpoint).
 //
 // On the leader an append returns once the high watermark passes it
 // (AcksAll). With an ISR smaller than MinInSyncReplicas it fails with

@@ -53,7 +53,8 @@ const (
 	// (replica_fetch.go).
 	kindFetch msgKind = 2
 	// kindEpochEnd asks a partition leader where a leader epoch ends in
-	// its log (Kafka's OffsetsForLeaderEpoch; replica_fetch.go).
+	// its log (Kafka's OffsetsForLeaderEpoch; replica_fetch.go). Kinds 2
+	// and 3 joined version 1 before its first release, so no bump.
 	kindEpochEnd msgKind = 3
 	// kindRaft carries raft messages of the metadata group (raftnode.go):
 	// the payload is each raftpb.Message as a uvarint length and its
