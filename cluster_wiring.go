@@ -342,7 +342,7 @@ func (s *Stream) deleteTopicLocal(name string) error {
 	delete(s.topics, name)
 	t.changes.Add(1)
 	for _, p := range t.partitions {
-		s.cluster.rm.remove(p)
+		s.cluster.rm.remove(p.topic, p.id)
 		p.close()
 	}
 	if err := s.removeTopicFiles(name, len(t.partitions)); err != nil {
@@ -350,19 +350,6 @@ func (s *Stream) deleteTopicLocal(name string) error {
 	}
 	s.log.Info("deleted topic", "topic", name, "node", s.cluster.cfg.NodeID)
 	return nil
-}
-
-// remove takes p's replica out of the manager: its fetcher stops, and
-// appends waiting for acknowledgement fail once the partition closes.
-func (m *replicaManager) remove(p *Partition) {
-	m.mu.Lock()
-	k := partKey{p.topic, p.id}
-	r := m.parts[k]
-	delete(m.parts, k)
-	m.mu.Unlock()
-	if r != nil {
-		r.stopFollowing()
-	}
 }
 
 // localHW returns this node's high watermark of a partition it leads.
