@@ -418,3 +418,61 @@ func TestClusterProduceBadRequests(t *testing.T) {
 		}
 	})
 }
+
+// A topic deleted and created again under its name is a new topic on
+// every node (nothing of the old one survives), and CreatePartitions
+// grows a topic on every node.
+func TestClusterRecreateAndGrow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 5)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		var leader NodeID
+		c.waitFor("leader", func() (ok bool) { leader, ok = c.leaderReady(1, "t", 3); return ok })
+		if _, err := c.partition(leader, "t").Append(&Record{Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[2].DeleteTopic("t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[2].DeleteTopic("t"); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("DeleteTopic twice: %v, want ErrUnknownTopic", err)
+		}
+		if _, err := c.nodes[3].CreateTopic("t", TopicConfig{ReplicationFactor: 2}); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("leader of the new topic", func() (ok bool) { leader, ok = c.leaderReady(3, "t", 2); return ok })
+		for _, id := range c.peers {
+			c.waitFor("new topic everywhere", func() bool {
+				tp, err := c.nodes[id].Topic("t")
+				return err == nil && tp.Config().ReplicationFactor == 2
+			})
+			if got := values(t, c.partition(id, "t"), 10); len(got) != 0 {
+				t.Fatalf("node %d: the recreated topic holds %v", id, got)
+			}
+		}
+		if _, err := c.partition(leader, "t").Append(&Record{Value: []byte("new")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[1].CreatePartitions("t", 3); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range c.peers {
+			c.waitFor("grown everywhere", func() bool {
+				tp, err := c.nodes[id].Topic("t")
+				return err == nil && tp.NumPartitions() == 3
+			})
+		}
+		for i := int32(0); i < 3; i++ {
+			ps, err := c.nodes[2].Cluster().PartitionState("t", i)
+			if err != nil || ps.Leader == 0 || len(ps.Replicas) != 2 {
+				t.Fatalf("partition %d: %+v, %v", i, ps, err)
+			}
+		}
+		if err := c.nodes[1].CreatePartitions("t", 2); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("shrinking: %v, want ErrInvalidConfig", err)
+		}
+	})
+}
