@@ -476,3 +476,38 @@ func TestClusterRecreateAndGrow(t *testing.T) {
 		}
 	})
 }
+
+// A single node has no Cluster, and its directory, holding topics made
+// outside a cluster, cannot become a node.
+func TestClusterRefusesSingleNodeDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Cluster() != nil {
+		t.Fatal("a single node has a Cluster")
+	}
+	if _, err := s.CreateTopic("t", TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	net := NewMemNetwork(1)
+	tr := net.Transport(1)
+	defer tr.Close()
+	if s, err := Open(dir, &Options{Cluster: &ClusterConfig{NodeID: 1, Peers: []NodeID{1}, Transport: tr}}); !errors.Is(err, ErrInvalidConfig) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open of a single node's directory as a cluster node: %v, want ErrInvalidConfig", err)
+	}
+	// The directory is still a single node's.
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Topic("t"); err != nil {
+		t.Fatal(err)
+	}
+}
