@@ -219,6 +219,14 @@ func TestClusterEndToEnd(t *testing.T) {
 
 		// The old leader comes back as a follower, catches up, rejoins
 		// the ISR, and holds every acknowledged record.
+		// Its directory is a node's: opened without Options.Cluster it is
+		// refused (appends there would fork its replicas).
+		if s, err := openFS(c.fs[old], filepath.Join(c.dir, fmt.Sprint("node", old)), nil); !errors.Is(err, ErrInvalidConfig) {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("single-node Open of a node's directory: %v, want ErrInvalidConfig", err)
+		}
 		c.open(old)
 		c.waitFor("old leader back in the ISR", func() bool {
 			ps, err := c.nodes[on].Cluster().PartitionState("orders", 0)

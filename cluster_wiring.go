@@ -84,6 +84,18 @@ func (c *ClusterConfig) validate() (ClusterConfig, error) {
 	return cc, nil
 }
 
+// refuseClusterTopics fails a single-node Open of a cluster node's
+// directory: appends there would make its replicas diverge from the
+// others'.
+func (s *Stream) refuseClusterTopics() error {
+	for name, t := range s.topics {
+		if t.id != 0 {
+			return errorf("stream: open %s: topic %s belongs to a cluster; open the directory with Options.Cluster: %w", s.dir, name, ErrInvalidConfig)
+		}
+	}
+	return nil
+}
+
 // clusterISRSink sends a leader's ISR change requests to the controller.
 type clusterISRSink struct{ n *clusterNode }
 

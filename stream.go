@@ -264,7 +264,9 @@
 // (Topic.Partition answers the same everywhere), but only the replicas
 // hold records: on another node the partition stays empty and refuses
 // appends with ErrNotLeader. A directory holding topics created without
-// Options.Cluster cannot be opened as a node (ErrInvalidConfig).
+// Options.Cluster cannot be opened as a node, nor a node's directory
+// holding topics without it (ErrInvalidConfig: appends there would fork
+// the replicas).
 //
 // Partition.Append and AppendBatch work on the partition's leader only;
 // elsewhere they fail with ErrNotLeader naming the leader. A Producer
@@ -659,6 +661,8 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 		if err := s.startCluster(*o.Cluster); err != nil {
 			return nil, err
 		}
+	} else if err := s.refuseClusterTopics(); err != nil {
+		return nil, err
 	}
 	s.done.Add(1)
 	go s.retentionLoop()
