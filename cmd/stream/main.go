@@ -61,6 +61,7 @@ var commands = []*command{
 	consumeCommand,
 	groupsCommand,
 	benchCommand,
+	serveCommand,
 }
 
 func main() {
