@@ -284,8 +284,8 @@
 // node outside the partition's replicas (run consumers on a replica); an
 // append on a leader cut off from every other node waits until the
 // partition's metadata reaches it again (it then fails with ErrNotLeader;
-// it is never acknowledged); membership is fixed at first start; the
-// stream command has no cluster subcommands yet.
+// it is never acknowledged); membership is fixed at first start. The
+// stream command's serve runs a node over TCP from flags.
 //
 // What the data plane does, in Kafka's and Redpanda's vocabulary:
 // followers fetch from the partition leader with long polls, and append
