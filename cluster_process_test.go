@@ -152,7 +152,6 @@ func TestClusterProcessesSIGKILL(t *testing.T) {
 	type child struct {
 		cmd   *exec.Cmd
 		stdin io.WriteCloser
-		lines chan string
 	}
 	var mu sync.Mutex
 	acked := map[string]bool{}
