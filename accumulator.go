@@ -260,7 +260,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 			break
 		}
 		var base int64
-		base, err = a.part.AppendBatch(&b.batch)
+		base, err = p.s.produceBatch(a.part, &b.batch) // to the leader, on a cluster
 		attempts++
 		if err == nil {
 			if p.id >= 0 && !a.moved {

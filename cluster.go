@@ -60,6 +60,9 @@ type NodeState struct {
 type Cluster struct {
 	cfg  ClusterConfig // defaults filled in
 	node *raftNode
+	// localHW, when set, returns this node's high watermark of a
+	// partition it leads (the Stream's replica).
+	localHW func(topic string, partition int32) (int64, bool)
 }
 
 // withDefaults fills ClusterConfig's zero fields.
@@ -153,12 +156,17 @@ func (c *Cluster) Topics() []string {
 
 // PartitionState returns a partition's replicas, leader, leader epoch and
 // ISR. It fails with ErrUnknownTopic for a topic or partition the cluster
-// does not have. HighWatermark is left 0 here: it is not metadata, and
-// the data plane reports it.
+// does not have. HighWatermark is not metadata: it is filled in on the
+// partition's leader, from its replica, and left 0 on other nodes.
 func (c *Cluster) PartitionState(topic string, partition int32) (PartitionState, error) {
 	var ps PartitionState
 	var err error
 	c.node.read(func(sm *controller, _ uint64) { ps, err = sm.partitionState(topic, partition) })
+	if err == nil && c.localHW != nil && ps.Leader == c.cfg.NodeID {
+		if hw, ok := c.localHW(topic, partition); ok {
+			ps.HighWatermark = hw
+		}
+	}
 	return ps, err
 }
 

@@ -122,6 +122,10 @@ type Options struct {
 	// Logger receives operational events (recovery, retention, rolls).
 	// Default: discard.
 	Logger *slog.Logger
+	// Cluster makes this Stream one node of a cluster whose partitions
+	// are replicated between nodes (see the package doc, Replication).
+	// Nil: a single node, as without it.
+	Cluster *ClusterConfig
 }
 
 // Defaults, named so documentation and tests can refer to them.
@@ -200,6 +204,13 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Cluster != nil {
+		cc, err := c.Cluster.validate()
+		if err != nil {
+			return c, err
+		}
+		c.Cluster = &cc
 	}
 	return c, nil
 }

@@ -152,7 +152,7 @@ func (s *Stream) newProducerID() (int64, error) {
 		}
 		return -1, errorf("stream: allocate producer ID: %w", err)
 	}
-	return int64(id), nil
+	return s.clusterProducerID(id), nil
 }
 
 // topicForProducer returns the named topic, creating it with

@@ -583,12 +583,6 @@ func (n *raftNode) sendLoop(to NodeID, q chan raftpb.Message) {
 	}
 }
 
-// kindRaft requests carry raft messages: the payload is each
-// raftpb.Message as a uvarint length and its bytes, all addressed from the
-// envelope's sender to this node; the reply is empty. (Numbered after
-// the data plane's kinds; see msgKind in transport_envelope.go.)
-const kindRaft msgKind = 4
-
 // handle takes a kindRaft request from a peer.
 func (n *raftNode) handle(ctx context.Context, e envelope) ([]byte, error) {
 	msgs, err := decodeRaftMessages(e.Payload)

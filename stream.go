@@ -277,16 +277,51 @@
 //
 // # Replication
 //
-// Not yet usable from Open: a Stream is one node, and CreateTopic
-// refuses a ReplicationFactor above 1 with ErrNotEnoughReplicas. The
-// design is Kafka's, and its three parts exist inside the package, each
-// tested on its own: the transports (below); the raft controller that
-// holds each partition's leader, leader epoch and ISR (further below);
-// and the data plane of replication (replica.go), tested with three
-// replicas of a partition over a MemNetwork and a stand-in for the
-// controller. Wiring them together (Options.Cluster in Open, producers
-// sending to the leader, consumers reading from an in-sync replica) is
-// still to do.
+// Options.Cluster makes a Stream one node of a cluster: every process
+// runs the library with the same Peers and its own NodeID, over a
+// Transport (NewTCPTransport between processes, NewMemNetwork in one).
+// Nothing else runs: no broker, no ZooKeeper. Open recovers the local
+// state and returns without waiting for a quorum; Close hands this node's
+// partitions over, stops the metadata node, the data plane and the
+// Transport, and waits for every goroutine. Stream.Cluster returns the
+// node's view (nil on a single node): Controller, Nodes, Topics and
+// PartitionState, on every node.
+//
+// On a cluster, CreateTopic, DeleteTopic and CreatePartitions work on
+// any node: they go through the raft-held metadata (below) and return
+// once every partition has a leader (or the topic is gone here), within
+// RequestTimeout, else ErrTimeout. A ReplicationFactor above the number
+// of Peers fails at once with ErrNotEnoughReplicas; one above the number
+// of live nodes fails so once RequestTimeout has passed without enough
+// of them (just after start, nodes register within a SessionTimeout).
+// Every node then applies the metadata to its own directory: it creates,
+// grows or deletes the topic, and each replica follows or leads as the
+// controller says. Every node keeps a Partition for every partition
+// (Topic.Partition answers the same everywhere), but only the replicas
+// hold records: on another node the partition stays empty and refuses
+// appends with ErrNotLeader. A directory holding topics created without
+// Options.Cluster cannot be opened as a node, nor a node's directory
+// holding topics without it (ErrInvalidConfig: appends there would fork
+// the replicas).
+//
+// Partition.Append and AppendBatch work on the partition's leader only;
+// elsewhere they fail with ErrNotLeader naming the leader. A Producer
+// works on every node: a batch for a partition led elsewhere goes to the
+// leader over the Transport, and an ErrNotLeader (leadership moved) is
+// retried, towards the new leader, until DeliveryTimeout; idempotence,
+// whose state every replica rebuilds from the batches it holds, keeps a
+// retried batch from being written twice, and producer IDs embed the
+// node ID so that producers on two nodes never share one.
+//
+// Not yet done on a cluster: consumer groups and their committed offsets
+// stay local to each node (the raft metadata can hold them, but the
+// consumers do not use it yet), so a group's members must run on one
+// node; a Consumer reads this node's replica, which holds nothing on a
+// node outside the partition's replicas (run consumers on a replica); an
+// append on a leader cut off from every other node waits until the
+// partition's metadata reaches it again (it then fails with ErrNotLeader;
+// it is never acknowledged); membership is fixed at first start. The
+// stream command's node runs a node over TCP from flags.
 //
 // What the data plane does, in Kafka's and Redpanda's vocabulary:
 // followers fetch from the partition leader with long polls, and append
@@ -326,7 +361,7 @@
 // below the high watermark; the tests check it, and that no acknowledged
 // record is lost and no high watermark goes down across a leader change.
 //
-// Nodes will talk through a Transport: Call sends bytes to a node and
+// Nodes talk through a Transport: Call sends bytes to a node and
 // returns its reply, Serve answers requests, each in its own goroutine.
 // Implement it over any network; the package ships two. NewTCPTransport
 // frames requests with a length prefix and a request ID, so many calls
@@ -345,8 +380,8 @@
 // with an error naming the versions it speaks (*VersionError), so two
 // adjacent releases can run side by side during a rolling upgrade.
 //
-// The metadata half is built, though Open does not start it yet: a
-// Cluster (cluster.go) is one node of a raft group driven by
+// The metadata half: a Cluster (cluster.go) is one node of a raft group
+// driven by
 // go.etcd.io/raft/v3 over the Transport, its log, hard state and
 // snapshots in meta.db's raft buckets. The raft leader is the controller,
 // as in KRaft. The state every node applies from that log holds the
@@ -530,10 +565,11 @@ var (
 	// ErrNotLeader is returned by appends to a replica that is not the
 	// partition's leader; the error names the leader. A single node is
 	// the leader of every partition, so on one node no call returns it.
+	// Producers retry it (see Replication).
 	ErrNotLeader = errors.New("stream: not the partition leader")
 	// ErrNotEnoughReplicas is returned by CreateTopic for a
-	// ReplicationFactor above 1, the number of nodes of a Stream today,
-	// and by appends to the leader of a replicated partition whose ISR
+	// ReplicationFactor above the number of nodes (1 without
+	// Options.Cluster), and by appends to the leader of a replicated partition whose ISR
 	// is below MinInSyncReplicas (before appending, or after: see
 	// Replication).
 	ErrNotEnoughReplicas = errors.New("stream: not enough replicas")
@@ -612,6 +648,8 @@ type Stream struct {
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
 
 	groups groupRegistry // consumer groups and consumers, closed by Close
+
+	cluster *clusterNode // nil on a single node
 }
 
 var (
@@ -623,6 +661,9 @@ type topicRecord struct {
 	Config   TopicConfig `json:"config"`
 	Created  time.Time   `json:"created"`
 	Deleting bool        `json:"deleting,omitempty"`
+	// TopicID is the cluster's ID of the topic (a name deleted and
+	// created again is a new topic); 0 on a single node.
+	TopicID uint64 `json:"topic_id,omitempty"`
 }
 
 // Open opens (creating if needed) the stream in dir, recovers every
@@ -700,6 +741,13 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Cluster != nil {
+		if err := s.startCluster(*o.Cluster); err != nil {
+			return nil, err
+		}
+	} else if err := s.refuseClusterTopics(); err != nil {
+		return nil, err
+	}
 	s.done.Add(1)
 	go s.retentionLoop()
 	if o.Sync != SyncAlways {
@@ -774,6 +822,7 @@ func (s *Stream) loadTopics() error {
 		if err != nil {
 			return err
 		}
+		t.id = r.TopicID
 		s.topics[name] = t
 	}
 	s.warnStrayDirs()
@@ -866,10 +915,14 @@ func (s *Stream) Close() error {
 		p.closeForStream() // before the partitions close: producers deliver what they hold
 	}
 	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
+	var err error
+	if s.cluster != nil {
+		err = s.cluster.close() // before the partitions: fetches and acknowledgements end first
+	}
 	close(s.stop)
 	s.done.Wait()
-	err := s.closeTopics()
-	if err == nil && s.partitionsHealthy() {
+	cerr := s.closeTopics()
+	if cerr == nil && err == nil && s.partitionsHealthy() {
 		// Every partition is synced and trimmed: the next Open need
 		// not validate the active segments. Without the marker it
 		// does, so failing to write it is no reason to fail Close.
@@ -877,7 +930,7 @@ func (s *Stream) Close() error {
 			s.log.Warn("could not mark the clean shutdown; the next Open validates the active segments", "error", merr)
 		}
 	}
-	err = errors.Join(err, s.db.Close(), s.lock.Close())
+	err = errors.Join(err, cerr, s.db.Close(), s.lock.Close())
 	if err != nil {
 		return errorf("stream: close %s: %w", s.dir, err)
 	}
@@ -933,6 +986,12 @@ func (s *Stream) CreateTopic(name string, cfg TopicConfig) (*Topic, error) {
 	cfg, err := cfg.withDefaults("TopicConfig.")
 	if err != nil {
 		return nil, errorf("stream: create topic %s: %w", name, err)
+	}
+	if s.cluster != nil {
+		if s.isClosed() {
+			return nil, errorf("stream: create topic %s: %w", name, ErrClosed)
+		}
+		return s.cluster.createTopic(name, cfg)
 	}
 	if cfg.ReplicationFactor > 1 {
 		return nil, errorf("stream: create topic %s: replication factor %d with 1 node: %w", name, cfg.ReplicationFactor, ErrNotEnoughReplicas)
@@ -1017,6 +1076,12 @@ func (s *Stream) Topics() []string {
 // ErrClosed. The deletion is crash-safe: it is first recorded in meta.db,
 // and Open finishes one a crash interrupted.
 func (s *Stream) DeleteTopic(name string) error {
+	if s.cluster != nil {
+		if s.isClosed() {
+			return errorf("stream: delete topic %s: %w", name, ErrClosed)
+		}
+		return s.cluster.deleteTopic(name)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -42,6 +42,7 @@ type TopicPartition struct {
 // the same name is a new Topic.
 type Topic struct {
 	name string
+	id   uint64 // the cluster's topic ID; 0 on a single node
 
 	// mu guards cfg and partitions. Their writers (CreatePartitions) also
 	// hold Stream.mu, so code holding Stream.mu may read them without mu.
@@ -107,6 +108,12 @@ func (t *Topic) partitionList() []*Partition {
 // directories cannot be removed: then the new count stays committed, and
 // the next Open completes it.
 func (s *Stream) CreatePartitions(topic string, total int) error {
+	if s.cluster != nil {
+		if s.isClosed() {
+			return errorf("stream: create partitions of topic %s: %w", topic, ErrClosed)
+		}
+		return s.cluster.createPartitions(topic, total)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -56,8 +56,15 @@ const (
 	// its log (Kafka's OffsetsForLeaderEpoch; replica_fetch.go). Kinds 2
 	// and 3 joined version 1 before its first release, so no bump.
 	kindEpochEnd msgKind = 3
-	// The engine's other kinds (raft messages, forwarded appends,
-	// metadata queries) are added here.
+	// kindRaft carries raft messages of the metadata group (raftnode.go):
+	// the payload is each raftpb.Message as a uvarint length and its
+	// bytes, all addressed from the envelope's sender to this node; the
+	// reply is empty.
+	kindRaft msgKind = 4
+	// kindProduce is a producer's batch forwarded to the partition leader
+	// (cluster_produce.go); the reply is its base offset.
+	kindProduce msgKind = 5
+	// The engine's other kinds (metadata queries) are added here.
 )
 
 // envelope is a decoded request.

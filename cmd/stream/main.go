@@ -61,6 +61,8 @@ var commands = []*command{
 	consumeCommand,
 	groupsCommand,
 	benchCommand,
+	serveCommand,
+	nodeCommand,
 }
 
 func main() {
