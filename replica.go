@@ -53,17 +53,14 @@ import (
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records are in the log, not
 //     acknowledged); if the node stops leading first, with ErrNotLeader.
 //
-// Still to wire (Options.Cluster in Open): Open makes one
+// How it is wired (cluster_wiring.go, from Open with Options.Cluster): one
 // replicaManager per Stream on the messenger the Cluster shares
-// (ClusterConfig.ReplicaLagTime as lagTime), registering its kinds before
-// the messenger serves, and adds each local replica with its topic's
-// MinInSyncReplicas; the controller's effects become calls here
-// (effectPartition: update with its partitionMeta, which is a
-// replicaAssignment field for field; effectTopicDeleted: remove;
-// effectReset: update for every partition), in the order applied;
-// isrSink is Cluster.alterISR (cmdAlterPartition); Close closes the
-// manager before the partitions. Producers then send to the leader and
-// retry on ErrNotLeader.
+// (ClusterConfig.ReplicaLagTime as lagTime), its kinds registered before
+// the messenger serves; each local replica added with its topic's
+// MinInSyncReplicas; the controller's effects applied here in order
+// (a partition's metadata: update; a deleted topic: remove; a reset:
+// update for every partition); isrSink is Cluster.alterISR; Close closes
+// the manager before the partitions.
 //
 // Not handled yet: a follower whose log end is below the leader's log
 // start (retention deleted what it needs; Kafka restarts its log there,
