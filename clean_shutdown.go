@@ -64,18 +64,7 @@ func (p *Partition) openActiveClean(s *segment) error {
 		p.log.Warn("active segment not as a clean Close leaves it; validating it", "file", s.path)
 		return p.recoverActive(s, false)
 	}
-	s.synced = s.size
-	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
-		return err
-	}
-	p.active = s
-	if err := p.rebuildProducersLocked(); err != nil {
-		return err
-	}
-	if p.recoveryPoint != s.base {
-		p.recordRecoveryPoint(s.base)
-	}
-	return nil
+	return p.openActiveLocked(s)
 }
 
 // loadActiveClean rebuilds the active segment's in-memory state from its

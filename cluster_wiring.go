@@ -342,22 +342,7 @@ func (s *Stream) deleteTopicLocal(name string) error {
 	if !ok {
 		return nil
 	}
-	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true, TopicID: t.id})
-	if err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := deleteTopicOffsetsTx(tx, name); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketTopics).Put([]byte(name), rec)
-	}); err != nil {
-		return errorf("stream: delete topic %s: %w", name, err)
-	}
-	delete(s.topics, name)
-	t.changes.Add(1)
-	for _, p := range t.partitions {
-		s.cluster.rm.remove(p.topic, p.id)
-		p.close()
-	}
-	if err := s.removeTopicFiles(name, len(t.partitions)); err != nil {
+	if err := s.dropTopicLocked(t, func(p *Partition) { s.cluster.rm.remove(p.topic, p.id) }); err != nil {
 		return err
 	}
 	s.log.Info("deleted topic", "topic", name, "node", s.cluster.cfg.NodeID)

@@ -431,12 +431,7 @@ func (p *Partition) reopenActiveAt(s *segment, pos int64) error {
 			return err
 		}
 	}
-	s.synced = s.size
-	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
-		return err
-	}
-	p.active = s
-	return nil
+	return p.setActiveLocked(s)
 }
 
 // stampEpochLocked writes the leader's epoch into a batch being

@@ -208,17 +208,33 @@ func (p *Partition) recoverActive(s *segment, noted bool) error {
 	if err := s.syncData(s.size); err != nil {
 		return err
 	}
-	s.synced = s.size
-	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
+	return p.openActiveLocked(s)
+}
+
+// openActiveLocked makes s, synced to its end, the active segment: it maps
+// it for appends, rebuilds the producers' state and moves the recovery
+// point to it.
+func (p *Partition) openActiveLocked(s *segment) error {
+	if err := p.setActiveLocked(s); err != nil {
 		return err
 	}
-	p.active = s
 	if err := p.rebuildProducersLocked(); err != nil {
 		return err
 	}
 	if p.recoveryPoint != s.base {
 		p.recordRecoveryPoint(s.base)
 	}
+	return nil
+}
+
+// setActiveLocked maps s, synced to its end, for appends and makes it the
+// active segment.
+func (p *Partition) setActiveLocked(s *segment) error {
+	s.synced = s.size
+	if err := s.activate(p.capacity(s.size), p.cfg.segmentBytes, p.cfg.sync != SyncAlways); err != nil {
+		return err
+	}
+	p.active = s
 	return nil
 }
 

@@ -1091,7 +1091,20 @@ func (s *Stream) DeleteTopic(name string) error {
 	if !ok {
 		return errorf("stream: delete topic %s: %w", name, ErrUnknownTopic)
 	}
-	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true})
+	if err := s.dropTopicLocked(t, nil); err != nil {
+		return err
+	}
+	s.log.Info("deleted topic", "topic", name)
+	return nil
+}
+
+// dropTopicLocked deletes topic t here, crash-safely: it marks t
+// deleting in meta.db with its groups' committed offsets gone, forgets
+// it, closes its partitions (each first handed to release, when set) and
+// removes its files. s.mu is held.
+func (s *Stream) dropTopicLocked(t *Topic, release func(*Partition)) error {
+	name := t.name
+	rec, _ := json.Marshal(topicRecord{Config: t.cfg, Deleting: true, TopicID: t.id})
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := deleteTopicOffsetsTx(tx, name); err != nil {
 			return err
@@ -1103,13 +1116,12 @@ func (s *Stream) DeleteTopic(name string) error {
 	delete(s.topics, name)
 	t.changes.Add(1) // producers look the name up again
 	for _, p := range t.partitions {
+		if release != nil {
+			release(p)
+		}
 		p.close()
 	}
-	if err := s.removeTopicFiles(name, len(t.partitions)); err != nil {
-		return err
-	}
-	s.log.Info("deleted topic", "topic", name)
-	return nil
+	return s.removeTopicFiles(name, len(t.partitions))
 }
 
 // removeTopicFiles removes the partition directories of a topic marked

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -87,6 +88,8 @@ func TestCreatePartitions(t *testing.T) {
 		{"t", 4, stream.ErrInvalidConfig},
 		{"t", 3, stream.ErrInvalidConfig},
 		{"t", 0, stream.ErrInvalidConfig},
+		{"t", -1, stream.ErrInvalidConfig},
+		{"t", math.MaxInt, stream.ErrInvalidConfig}, // bounded before any directory is made
 		{"missing", 4, stream.ErrUnknownTopic},
 	} {
 		if err := s.CreatePartitions(tt.topic, tt.n); !errors.Is(err, tt.want) {
