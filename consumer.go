@@ -107,6 +107,7 @@ type fetchState struct {
 func (st *fetchState) seek(off int64) {
 	clear(st.buf)
 	st.buf, st.bufBytes = st.buf[:0], 0
+	st.slab.seeked()
 	st.pos, st.end = off, off
 }
 

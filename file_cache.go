@@ -185,6 +185,7 @@ func (s *segment) openFilesLocked() (err error) {
 // segment, which stays usable: the next pin opens them again. s.mu is
 // held for writing.
 func (s *segment) closeFilesLocked() error {
+	s.points.reset() // checked while open: check again when reopened
 	err := errors.Join(s.unmapIndexesLocked(), s.closeFiles())
 	s.f, s.idx, s.tidx = nil, nil, nil
 	return err

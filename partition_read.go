@@ -109,12 +109,24 @@ func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Re
 		if records && err == nil {
 			end = seg.nextEntryLocked(offset)
 		}
+		remember := records && seg.finalized && visit == nil && slab == nil
 		p.mu.RUnlock()
+		if err == nil && remember {
+			// A batch a Read checked before: read just the records (read_point.go).
+			if pb := seg.points.get(pos); pb != nil && pb.h.BaseOffset == base && pos+pb.h.Size() <= limit {
+				var ok bool
+				dst, next, used, ok, err = p.readPoint(seg, pos, pb, offset, hw, maxBytes, dst)
+				if ok {
+					return dst, next, used, nil
+				}
+			}
+		}
 		if err == nil {
 			had := len(dst)
 			dst, next, _, used, err = p.readSegment(segmentRead{
 				seg: seg, offset: offset, pos: pos, base: base, limit: limit, hw: hw,
 				maxBytes: maxBytes, records: records, minTime: math.MinInt64, visit: visit, end: end, slab: slab,
+				remember: remember,
 			}, dst)
 			if errors.Is(err, errVisitStopped) {
 				return dst, next, used, err
@@ -199,6 +211,9 @@ type segmentRead struct {
 	// verifySkips checks the CRC of the batches skipped on the way to
 	// offset too; see readSegment.
 	verifySkips bool
+	// remember hands the checked batch at pos to the segment's point
+	// cache (read_point.go): a Read of a finalized segment.
+	remember bool
 }
 
 // errSkippedUnverified ends a read that met damage after skipping batches
@@ -345,6 +360,9 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 			return fail(at, err)
 		}
 		doubt = false
+		if r.remember && at == r.pos && h.LastOffset() >= r.offset {
+			seg.points.remember(at, batch, &h)
+		}
 		nextPos += h.Size()
 		base = h.LastOffset() + 1
 		if h.LastOffset() < r.offset || h.MaxTimestamp < r.minTime {

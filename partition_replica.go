@@ -404,6 +404,7 @@ func (p *Partition) truncateTo(offset int64) error {
 // active segment again, its in-memory indexes rebuilt from the log (the
 // recovery of a last segment). p.mu is held.
 func (p *Partition) reopenActiveAt(s *segment, pos int64) error {
+	s.points.reset() // its batches change
 	s.mu.Lock()
 	err := errors.Join(s.unmapLocked(), s.unmapIndexesLocked())
 	s.mu.Unlock()

@@ -1,5 +1,7 @@
 package stream
 
+import "math"
+
 // A consumer decodes the records it reads ahead into slabs: chunks of
 // Record structs and of record bytes, carved batch after batch, so a
 // fetch costs an allocation per chunk (about readAhead bytes of records)
@@ -74,6 +76,17 @@ func (s *recordSlab) carve(k, span int) ([]Record, []byte) {
 func (s *recordSlab) carved(last int64) {
 	if n := len(s.chunks); n > 0 {
 		s.chunks[n-1].last = last
+	}
+}
+
+// seeked records that no chunk holds records still to hand out: the
+// consumer dropped its read ahead to read from elsewhere. Each chunk's
+// last offset says nothing about the records to come (a seek back reads
+// lower ones), so the next release frees them all, in carve order, but
+// the newest given one, which stays to carve its tail.
+func (s *recordSlab) seeked() {
+	for _, c := range s.chunks {
+		c.last = math.MinInt64
 	}
 }
 

@@ -52,6 +52,9 @@ type segment struct {
 	// tidx mean closed, and a read pins the segment to open them.
 	cacheState
 
+	// Batches of a finalized segment a Read checked (read_point.go).
+	points pointCache
+
 	allocated int64 // bytes of the .log reserved on disk (its size while active)
 	limit     int64 // reserve no further than this ahead of the data: SegmentBytes
 	// dirtyAhead populates reserved pages writable (SyncPeriodic,
