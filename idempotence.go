@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"math"
+	"time"
 )
 
 // Idempotent appends, as Kafka's KIP-98: an idempotent producer stamps
@@ -27,6 +28,10 @@ type producerState struct {
 	batches [producerBatchesKept]sequencedBatch // ring of the latest, newest at last
 	last    int                                 // index of the newest in batches
 	n       int                                 // how many of batches are valid
+	// seen is when the partition last heard from the producer (Unix
+	// milliseconds): the wall clock at its newest append, or the Open
+	// that rebuilt it. Expiry counts from it.
+	seen int64
 }
 
 type sequencedBatch struct {
@@ -79,9 +84,9 @@ func (p *Partition) checkSequenceLocked(id int64, epoch int16, firstSeq int32, c
 	return 0, false, nil
 }
 
-// noteSequenceLocked records an idempotent batch appended at base. p.mu is
-// held.
-func (p *Partition) noteSequenceLocked(id int64, epoch int16, firstSeq int32, count int, base int64) {
+// noteSequenceLocked records an idempotent batch appended at base, at
+// Unix millisecond now. p.mu is held.
+func (p *Partition) noteSequenceLocked(id int64, epoch int16, firstSeq int32, count int, base, now int64) {
 	if p.producers == nil {
 		p.producers = map[int64]*producerState{}
 	}
@@ -93,28 +98,38 @@ func (p *Partition) noteSequenceLocked(id int64, epoch int16, firstSeq int32, co
 	st.last = (st.last + 1) % producerBatchesKept
 	st.batches[st.last] = sequencedBatch{firstSeq: firstSeq, lastSeq: lastSequence(firstSeq, count), base: base}
 	st.n = min(st.n+1, producerBatchesKept)
+	st.seen = max(st.seen, now)
 }
 
-// expireProducersLocked forgets producers whose newest batch is below
-// offset: at each roll, those that wrote nothing to the segment just
-// sealed or the new one, as Kafka expires idle producers
-// (producer.id.expiration.ms). It bounds the state of a partition that
-// sees many short-lived producers; a forgotten producer's next batch is
-// accepted as a new start. p.mu is held.
-func (p *Partition) expireProducersLocked(offset int64) {
+// expireProducersLocked forgets the producers not heard from for the
+// partition's producer expiry (Options.ProducerIDExpiration) before now,
+// in Unix milliseconds, as Kafka expires idle producers after
+// producer.id.expiration.ms. Rolls call it: it bounds the state of a
+// partition that sees many short-lived producers, and a forgotten
+// producer's next batch is accepted as a new start. Expiry is by time,
+// never by how much others appended: a producer retrying one batch
+// through a failover appends nothing meanwhile and must still be
+// recognised (TestIdempotentRetryAfterRolls). p.mu is held.
+func (p *Partition) expireProducersLocked(now int64) {
+	if p.cfg.producerExpiry <= 0 {
+		return
+	}
+	horizon := now - p.cfg.producerExpiry.Milliseconds()
 	for id, st := range p.producers {
-		if st.n == 0 || st.batches[st.last].base < offset {
+		if st.n == 0 || st.seen < horizon {
 			delete(p.producers, id)
 		}
 	}
 }
 
 // rebuildProducersLocked restores the producer state from the batch
-// headers of the active segment after recovery. Producers whose last batch
-// is in an older segment are forgotten, as Kafka forgets producers after
-// producer.id.expiration.ms; their next batch is accepted as a new start.
+// headers of the active segment after recovery, each producer counted as
+// heard from now (the expiry starts again at Open: it never shortens).
+// Producers whose last batch is in an older segment are forgotten; their
+// next batch is accepted as a new start.
 func (p *Partition) rebuildProducersLocked() error {
 	s := p.active
+	now := time.Now().UnixMilli()
 	var hdr [batchHeaderSize]byte
 	for pos := int64(0); pos < s.size; {
 		if err := s.readAt(hdr[:], pos); err != nil {
@@ -125,7 +140,7 @@ func (p *Partition) rebuildProducersLocked() error {
 			return corruptError(s.path, pos, err)
 		}
 		if h.ProducerID >= 0 {
-			p.noteSequenceLocked(h.ProducerID, h.ProducerEpoch, h.BaseSequence, int(h.LastOffsetDelta)+1, h.BaseOffset)
+			p.noteSequenceLocked(h.ProducerID, h.ProducerEpoch, h.BaseSequence, int(h.LastOffsetDelta)+1, h.BaseOffset, now)
 		}
 		pos += h.Size()
 	}

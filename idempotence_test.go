@@ -81,29 +81,3 @@ func TestLastSequenceWraps(t *testing.T) {
 		t.Fatalf("lastSequence(0, 1) = %d", got)
 	}
 }
-
-func TestIdleProducersExpireAtRoll(t *testing.T) {
-	s, err := Open(t.TempDir(), &Options{SegmentBytes: 1 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tp, _ := s.CreateTopic("t", TopicConfig{})
-	p, _ := tp.Partition(0)
-	for id := int64(1); id <= 50; id++ { // many short-lived producers
-		if _, err := p.AppendBatch(idempotentBatch(id, 0, 0, 3)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.mu.Lock()
-	n := len(p.producers)
-	p.mu.Unlock()
-	if n >= 50 {
-		t.Fatalf("%d producers remembered after many rolls, want only the recent ones", n)
-	}
-	// The latest producer is still known: its retry is recognised.
-	hw := p.HighWatermark()
-	if base, err := p.AppendBatch(idempotentBatch(50, 0, 0, 3)); err != nil || base != hw-3 {
-		t.Fatalf("retry of the newest producer's batch = %d, %v; want %d", base, err, hw-3)
-	}
-}

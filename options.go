@@ -113,6 +113,15 @@ type Options struct {
 	// Default 1000; at least 3. Pebble: Options.MaxOpenFiles (Kafka has
 	// such bound: it keeps every segment's log open).
 	MaxOpenFiles int
+	// ProducerIDExpiration is how long a partition remembers an
+	// idempotent producer it has not heard from: within it, a retry of
+	// one of the producer's last five batches is answered with the offset
+	// it already has, however much others appended meanwhile; after it,
+	// the producer's next batch is taken as a new start. Checked at each
+	// roll; a restart counts every producer of the active segment as heard
+	// from at Open. Default 24h; negative: never expire. Kafka:
+	// producer.id.expiration.ms (1 day).
+	ProducerIDExpiration time.Duration
 	// DefaultTopic is the configuration of topics created by
 	// AutoCreateTopics.
 	DefaultTopic TopicConfig
@@ -137,6 +146,7 @@ const (
 	DefaultMaxRecordBytes         = 8 * MiB
 	DefaultRetentionCheckInterval = time.Minute
 	DefaultMaxOpenFiles           = 1000
+	DefaultProducerIDExpiration   = 24 * time.Hour
 	DefaultRetention              = 7 * 24 * time.Hour
 )
 
@@ -195,6 +205,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.MaxOpenFiles < 0 || c.MaxOpenFiles > 0 && c.MaxOpenFiles < filesPerSegment {
 		return c, configError("Options.MaxOpenFiles", c.MaxOpenFiles)
+	}
+	if c.ProducerIDExpiration == 0 {
+		c.ProducerIDExpiration = DefaultProducerIDExpiration
 	}
 	if c.MaxOpenFiles == 0 {
 		c.MaxOpenFiles = DefaultMaxOpenFiles

@@ -87,6 +87,9 @@ type partitionConfig struct {
 	segmentAge     time.Duration
 	indexEvery     int64
 	maxRecordBytes int64
+	// producerExpiry is how long an idle idempotent producer is
+	// remembered (Options.ProducerIDExpiration); 0 forever.
+	producerExpiry time.Duration
 	// finalizeLater hands a partition with sealed segments to the
 	// background flusher (SyncPeriodic, SyncNever); nil finalizes inline.
 	finalizeLater func(*Partition)
@@ -215,13 +218,14 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 			return base, p.waitAcked(base + int64(b.count))
 		}
 	}
-	seg, pos, err := p.reserveLocked(n, time.Now().UnixMilli())
+	now := time.Now().UnixMilli()
+	seg, pos, err := p.reserveLocked(n, now)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
 	}
 	if b.producerID >= 0 {
-		p.noteSequenceLocked(b.producerID, b.producerEpoch, b.baseSequence, b.count, p.leo)
+		p.noteSequenceLocked(b.producerID, b.producerEpoch, b.baseSequence, b.count, p.leo, now)
 	}
 	dst := seg.m[pos : pos+n]
 	copy(dst, buf)
@@ -535,7 +539,7 @@ func (p *Partition) rollLocked(n int64) error {
 	p.segs.ReplaceOrInsert(s)
 	p.active = s
 	p.unfinalized = min(p.unfinalized, old.base)
-	p.expireProducersLocked(old.base)
+	p.expireProducersLocked(time.Now().UnixMilli())
 	if p.cfg.finalizeLater != nil {
 		p.cfg.finalizeLater(p)
 	}

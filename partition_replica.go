@@ -222,7 +222,7 @@ func (p *Partition) appendReplicated(data []byte) (int64, error) {
 		seg.noteBatch(&it.h, pos)
 		p.leo = seg.next
 		if it.h.ProducerID >= 0 {
-			p.noteSequenceLocked(it.h.ProducerID, it.h.ProducerEpoch, it.h.BaseSequence, int(it.h.LastOffsetDelta)+1, it.h.BaseOffset)
+			p.noteSequenceLocked(it.h.ProducerID, it.h.ProducerEpoch, it.h.BaseSequence, int(it.h.LastOffsetDelta)+1, it.h.BaseOffset, now)
 		}
 		if p.cfg.sync != SyncAlways {
 			seg.visible = seg.size

@@ -878,6 +878,7 @@ func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 		segmentAge:     s.opts.SegmentAge,
 		indexEvery:     int64(s.opts.IndexIntervalBytes),
 		maxRecordBytes: int64(s.opts.MaxRecordBytes),
+		producerExpiry: max(s.opts.ProducerIDExpiration, 0),
 		cache:          s.cache,
 		cleanStart:     s.cleanStart,
 	}

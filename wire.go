@@ -43,13 +43,14 @@ func (p *Partition) AppendRaw(batch []byte) (baseOffset int64, err error) {
 			return base, p.waitAcked(base + int64(h.Count))
 		}
 	}
-	seg, pos, err := p.reserveLocked(n, time.Now().UnixMilli())
+	now := time.Now().UnixMilli()
+	seg, pos, err := p.reserveLocked(n, now)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
 	}
 	if h.ProducerID >= 0 {
-		p.noteSequenceLocked(h.ProducerID, h.ProducerEpoch, h.BaseSequence, int(h.Count), p.leo)
+		p.noteSequenceLocked(h.ProducerID, h.ProducerEpoch, h.BaseSequence, int(h.Count), p.leo, now)
 	}
 	dst := seg.m[pos : pos+n]
 	copy(dst, batch)
