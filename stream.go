@@ -617,6 +617,10 @@ var (
 	// assigned (a group member whose group has no topic left), and by
 	// CommitOffsets naming a deleted topic.
 	ErrTopicDeleted = errors.New("stream: topic deleted")
+	// ErrNotAcquired is returned (in a *ShareAckError) by ShareMember's
+	// Accept, Release and Reject for a record the member does not hold:
+	// its acquisition lock expired, or it was acknowledged already.
+	ErrNotAcquired = errors.New("stream: record not acquired")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -648,6 +652,7 @@ type Stream struct {
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
 
 	groups groupRegistry // consumer groups and consumers, closed by Close
+	shares shareRegistry // share groups, closed by Close
 
 	cluster *clusterNode // nil on a single node
 }
@@ -915,6 +920,7 @@ func (s *Stream) Close() error {
 		p.closeForStream() // before the partitions close: producers deliver what they hold
 	}
 	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
+	s.shares.closeAll()
 	var err error
 	if s.cluster != nil {
 		err = s.cluster.close() // before the partitions: fetches and acknowledgements end first
@@ -1221,10 +1227,11 @@ func (s *Stream) enforceRetention(now time.Time) {
 		topics = append(topics, t)
 	}
 	s.mu.RUnlock()
+	floor := s.shareRetentionFloors()
 	for _, t := range topics {
 		cfg := t.Config()
 		for _, p := range t.partitionList() {
-			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes)); err != nil {
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes), floor(t.name, p.id)); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}
