@@ -508,3 +508,48 @@ func TestShareGroupRun(t *testing.T) {
 		}
 	})
 }
+
+// TestShareGroupHoldsRetention: time-based retention deletes no segment
+// holding a record a share group has not finished, unless the group
+// sets IgnoreRetention.
+func TestShareGroupHoldsRetention(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("IgnoreRetention=%v", ignore), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s, _ := open(t, &stream.Options{RetentionCheckInterval: time.Minute})
+				tp, err := s.CreateTopic("jobs", stream.TopicConfig{Retention: time.Hour, SegmentBytes: stream.KiB})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := tp.Partition(0)
+				for i := range 40 {
+					if _, err := p.Append(&stream.Record{Value: make([]byte, 200), Key: []byte(strconv.Itoa(i))}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				g := shareGroup(t, s, "q", stream.ShareGroupConfig{Topics: []string{"jobs"}, StartAt: stream.StartEarliest, IgnoreRetention: ignore})
+				m := shareJoin(t, g, stream.ShareMemberConfig{MaxPollRecords: 10})
+				recs := sharePoll(t, m)
+				if err := m.Accept(context.Background(), recs...); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Hour)
+				synctest.Wait()
+				start := p.StartOffset()
+				if ignore {
+					if start <= 10 {
+						t.Fatalf("retention ignored by the group kept the log from %d", start)
+					}
+					return
+				}
+				if start == 0 || start > 10 {
+					t.Fatalf("log start %d; want the segments wholly below the group's start 10 deleted, no more", start)
+				}
+				// The records are still there for the group.
+				if recs := sharePoll(t, m); len(recs) != 10 || recs[0].Offset != 10 {
+					t.Fatalf("after retention: %v", offsets(recs))
+				}
+			})
+		})
+	}
+}
