@@ -198,6 +198,49 @@
 // consumer's ReadToEnd reads from its positions up to the high
 // watermarks of the moment and stops; Commit saves how far it got.
 //
+// # Share groups
+//
+// A ShareGroup (Stream.ShareGroup) reads the same logs as a queue, as
+// Kafka 4's share groups (KIP-932): any number of members (Join) over any
+// number of partitions, each record acquired by one member at a time
+// under a lock of ShareGroupConfig.AcquisitionLock (30s), and
+// acknowledged on its own:
+//
+//	g, err := s.ShareGroup("workers", stream.ShareGroupConfig{Topics: []string{"jobs"}})
+//	m, err := g.Join(ctx, stream.ShareMemberConfig{})
+//	defer m.Close()
+//	err = m.Run(ctx, func(ctx context.Context, a *stream.Acquired) error {
+//		return process(&a.Record) // nil: accepted; an error: released
+//	})
+//
+// Poll acquires records; Accept finishes them; Release gives them back,
+// to be delivered again after a backoff (ReleaseBackoff, doubling with
+// each delivery); Reject finishes them as unprocessable. After
+// MaxDeliveries deliveries a record released, or whose lock expired, is
+// rejected; rejected records are copied to the DeadLetterTopic, if set,
+// with the headers stream.dlt.topic, .partition, .offset, .error, .group
+// and .deliveries. Acknowledging a record the member no longer holds (its
+// lock expired: another member may have it) fails with a *ShareAckError
+// (ErrNotAcquired) and changes nothing, so a member that took too long
+// learns it instead of double-processing silently. OrderedByKey makes
+// each key a lane: a key's records are acquired in order, never two at
+// once. MaxInFlightPerMember bounds what a member holds.
+//
+// The group's state is, per partition, a start offset below which every
+// record is finished and a window of in-flight records with their states
+// and delivery counts (at most MaxPartitionLocks), kept in meta.db as runs
+// of offsets. One goroutine per group (started by Stream.ShareGroup,
+// stopped by Close) commits the changes of every member in one bbolt
+// transaction; Accept, Reject and Poll return once theirs is committed.
+// After a crash (kill -9: TestShareGroupCrashSIGKILL) accepted and
+// rejected records are never delivered again; records acquired and not
+// yet accepted are delivered again, their delivery counts going on
+// (at least once); released records keep their counts. Retention by age
+// does not delete a segment holding records a share group has not
+// finished, unless the group sets IgnoreRetention (retention by size
+// still does; the records lost are logged). Stats, Reset and
+// Stream.DeleteShareGroup administer groups; "stream groups" lists them.
+//
 // # Producers
 //
 // A Producer (Stream.NewProducer) is Kafka's KafkaProducer: it routes
@@ -455,7 +498,7 @@
 // moves, without polling.
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
-// ConsumerGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
+// ConsumerGroup.mu; the share groups registry; ShareGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
 // Partition.finalizeMu; Partition.mu; fileCache.mu; segment.mu.
 // Consumer.mu is taken with no group lock held, before Partition locks.
 // The cluster's locks (raftNode.mu over the applied metadata,
