@@ -91,8 +91,8 @@ func (r *shareRegistry) closeAll() {
 // and fails with ErrInvalidConfig otherwise. Names follow the rule for
 // topics (ErrInvalidName); every topic must exist (ErrUnknownTopic).
 //
-// A partition the group has no state for starts at cfg.StartAt;
-// partitions added to a topic later start at their first record.
+// A topic the group has no state for starts at cfg.StartAt; partitions
+// added to a topic later start at their first record.
 func (s *Stream) ShareGroup(id string, cfg ShareGroupConfig) (*ShareGroup, error) {
 	if err := validName("group", id); err != nil {
 		return nil, err
@@ -160,8 +160,14 @@ func shareConfigEqual(a, b ShareGroupConfig) bool {
 // load builds the group's share-partitions from what meta.db holds and
 // stores the configuration and the start of every new share-partition
 // before the group hands out anything, so that a restart starts where
-// this one did.
+// this one did. A partition with no state, of a topic the group has
+// state for, was added since: it starts at its first record, as at run
+// time (refresh).
 func (g *ShareGroup) load(states map[TopicPartition][]byte) error {
+	known := map[string]bool{}
+	for tp := range states {
+		known[tp.Topic] = true
+	}
 	for _, name := range g.cfg.Topics {
 		t, err := g.s.Topic(name)
 		if err != nil {
@@ -183,7 +189,7 @@ func (g *ShareGroup) load(states map[TopicPartition][]byte) error {
 				}
 			} else {
 				sp.start = p.HighWatermark()
-				if g.cfg.StartAt == StartEarliest {
+				if g.cfg.StartAt == StartEarliest || known[name] {
 					sp.start = p.StartOffset()
 				}
 				sp.dirty = true

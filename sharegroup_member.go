@@ -264,14 +264,14 @@ func (g *ShareGroup) acquireLocked(m *ShareMember, now time.Time) (out []*Acquir
 				}
 			}
 			block(e)
+			if now.Before(e.until) {
+				note(e.until)
+				continue
+			}
 			if e.deliveries >= maxDeliveries {
 				e.state = shareDeadLettering
 				reason := fmt.Sprintf("delivery limit %d reached (the last lock expired)", maxDeliveries)
 				dead = append(dead, deadJob{sp: sp, rec: e.rec, reason: reason, count: e.deliveries})
-				continue
-			}
-			if now.Before(e.until) {
-				note(e.until)
 				continue
 			}
 			if room() <= 0 {

@@ -553,3 +553,77 @@ func TestShareGroupHoldsRetention(t *testing.T) {
 		})
 	}
 }
+
+// TestShareGroupFollowsNewPartitions: partitions added to a topic, while
+// the group runs or while it is closed, are read from their first record
+// (a StartLatest group would otherwise skip what was sent to them before
+// it looked).
+func TestShareGroupFollowsNewPartitions(t *testing.T) {
+	s, dir := open(t, nil)
+	topic(t, s, "jobs", 1)
+	g := shareGroup(t, s, "q", stream.ShareGroupConfig{Topics: []string{"jobs"}}) // StartLatest
+	m := shareJoin(t, g, stream.ShareMemberConfig{FetchMaxWait: time.Millisecond})
+	if err := s.CreatePartitions("jobs", 2); err != nil {
+		t.Fatal(err)
+	}
+	appendTo := func(p int32) {
+		part, err := mustTopic(t, s, "jobs").Partition(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := part.Append(&stream.Record{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(1)
+	if recs := sharePoll(t, m); len(recs) != 1 || recs[0].Partition != 1 {
+		t.Fatalf("while running: %v", recs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, dir, nil)
+	if err := s.CreatePartitions("jobs", 3); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(2)
+	g = shareGroup(t, s, "q", stream.ShareGroupConfig{Topics: []string{"jobs"}})
+	m = shareJoin(t, g, stream.ShareMemberConfig{FetchMaxWait: time.Millisecond})
+	got := map[int32]int64{}
+	for _, r := range append(sharePoll(t, m), sharePoll(t, m)...) {
+		got[r.Partition] = r.Offset
+	}
+	if fmt.Sprint(got) != "map[1:0 2:0]" { // 1's record again: it was held at Close
+		t.Fatalf("after a restart: %v", got)
+	}
+}
+
+// TestShareGroupDeadLetterFailureBacksOff: a record whose dead-letter copy
+// fails (the topic is missing) stays unfinished and is tried again after
+// MaxReleaseBackoff, not at every Poll.
+func TestShareGroupDeadLetterFailureBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := open(t, nil)
+		appendKeyed(t, topic(t, s, "jobs", 1), "a")
+		g := shareGroup(t, s, "q", stream.ShareGroupConfig{Topics: []string{"jobs"}, StartAt: stream.StartEarliest,
+			MaxDeliveries: 1, MaxReleaseBackoff: 10 * time.Second, DeadLetterTopic: "dead"})
+		m := shareJoin(t, g, stream.ShareMemberConfig{FetchMaxWait: time.Millisecond})
+		recs := sharePoll(t, m)
+		if err := m.Release(context.Background(), recs...); err != nil {
+			t.Fatal(err)
+		}
+		topic(t, s, "dead", 1)
+		time.Sleep(5 * time.Second)
+		if recs := sharePoll(t, m); len(recs) != 0 {
+			t.Fatalf("a record past its delivery limit delivered again: %v", offsets(recs))
+		}
+		if st := shareStats(t, g, "jobs", 0); st.Rejected != 0 || st.InFlight != 1 {
+			t.Fatalf("dead-lettering retried before its backoff: %+v", st)
+		}
+		time.Sleep(5 * time.Second)
+		sharePoll(t, m)
+		if st := shareStats(t, g, "jobs", 0); st.Rejected != 1 || st.DeadLettered != 1 || st.StartOffset != 1 {
+			t.Fatalf("after the backoff: %+v", st)
+		}
+	})
+}
