@@ -652,12 +652,18 @@ func (g *ShareGroup) deadLetter(name string, j deadJob) error {
 	return nil
 }
 
-// retentionFloors returns, for each partition, the offset below which
+// shareRetentionFloors returns, for each partition, the offset below which
 // time-based retention may delete: the smallest stored start of the
 // share groups that hold retention on its topic (math.MaxInt64: none
 // does). A partition such a group has no stored state for yet is held
 // from 0.
 func (s *Stream) shareRetentionFloors() func(topic string, partition int32) int64 {
+	load := sync.OnceValue(s.loadShareRetentionFloors)
+	return func(topic string, partition int32) int64 { return load()(topic, partition) }
+}
+
+// loadShareRetentionFloors reads the floors of shareRetentionFloors.
+func (s *Stream) loadShareRetentionFloors() func(topic string, partition int32) int64 {
 	held := map[string]bool{}             // topics some group holds
 	floors := map[TopicPartition]int64{}  // the smallest stored start
 	counted := map[string]map[int32]int{} // topic → partition → groups with state

@@ -550,6 +550,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1270,11 +1271,15 @@ func (s *Stream) enforceRetention(now time.Time) {
 		topics = append(topics, t)
 	}
 	s.mu.RUnlock()
-	floor := s.shareRetentionFloors()
+	floors := s.shareRetentionFloors() // read from meta.db at the first call
 	for _, t := range topics {
 		cfg := t.Config()
 		for _, p := range t.partitionList() {
-			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes), floor(t.name, p.id)); err != nil {
+			floor := int64(math.MaxInt64)
+			if cfg.Retention >= 0 {
+				floor = floors(t.name, p.id)
+			}
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes), floor); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}
