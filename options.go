@@ -724,7 +724,8 @@ type ShareGroupConfig struct {
 	// records from the oldest unfinished one on that the group tracks.
 	// A record stuck in processing holds the window's start, and no
 	// record past start+MaxPartitionLocks is handed out meanwhile.
-	// Default 2000. Kafka: group.share.partition.max.record.locks.
+	// Default 2000, at most 1<<20. Kafka:
+	// group.share.partition.max.record.locks.
 	MaxPartitionLocks int
 	// IgnoreRetention lets time-based retention delete records the group
 	// has not finished. Default false: a segment is deleted for its age
@@ -782,7 +783,7 @@ func (c ShareGroupConfig) withDefaults() (ShareGroupConfig, error) {
 	if c.MaxInFlightPerMember < 0 {
 		return c, configError("ShareGroupConfig.MaxInFlightPerMember", c.MaxInFlightPerMember)
 	}
-	if c.MaxPartitionLocks < 0 {
+	if c.MaxPartitionLocks < 0 || c.MaxPartitionLocks > maxPartitionLocks {
 		return c, configError("ShareGroupConfig.MaxPartitionLocks", c.MaxPartitionLocks)
 	}
 	if c.MaxPartitionLocks == 0 {

@@ -112,6 +112,10 @@ func (sp *sharePartition) advance() {
 	sp.dirty = true
 }
 
+// maxPartitionLocks bounds ShareGroupConfig.MaxPartitionLocks, and so
+// the entries a stored share-partition may hold.
+const maxPartitionLocks = 1 << 20
+
 // stateVersion is the first byte of a stored share-partition.
 const stateVersion = 1
 
@@ -202,7 +206,7 @@ func (sp *sharePartition) decode(b []byte) error {
 	for range nruns {
 		gap, ok1 := uvarint()
 		n, ok2 := uvarint()
-		if !ok1 || !ok2 || len(b) == 0 || n > 1<<24 || gap > 1<<62 {
+		if !ok1 || !ok2 || len(b) == 0 || n > maxPartitionLocks || uint64(len(sp.stored))+n > maxPartitionLocks || gap > 1<<62 {
 			return bad("run")
 		}
 		st := shareState(b[0])
