@@ -141,7 +141,9 @@ func TestShareGroupHistory(t *testing.T) {
 				mu.Unlock()
 				m, err := g.Join(ctx, stream.ShareMemberConfig{MaxPollRecords: 1 + mrng.IntN(4), FetchMaxWait: time.Second})
 				if err != nil {
-					t.Error(err)
+					if !errors.Is(err, context.Canceled) { // a crash replaced as the phase ends
+						t.Error(err)
+					}
 					return
 				}
 				name := fmt.Sprintf("p%d-%s", phase, m.ID())
