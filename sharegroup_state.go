@@ -328,8 +328,16 @@ type shareBatch struct {
 func newShareBatch() *shareBatch { return &shareBatch{done: make(chan struct{})} }
 
 // batchLocked returns the batch that will store the changes made so far
-// and wakes the committer. g.mu is held.
+// and wakes the committer. g.mu is held. Once the group is closed the
+// committer is gone: the batch returned has failed with ErrClosed (the
+// committer's last transaction may still have stored the changes).
 func (g *ShareGroup) batchLocked() *shareBatch {
+	if g.closed {
+		b := newShareBatch()
+		b.err = errorf("stream: share group %s: %w", g.id, ErrClosed)
+		close(b.done)
+		return b
+	}
 	select {
 	case g.kick <- struct{}{}:
 	default:
