@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -684,6 +685,154 @@ func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
 	}
 	if c.MaxBlock == 0 {
 		c.MaxBlock = DefaultMaxBlock
+	}
+	return c, nil
+}
+
+// ShareGroupConfig configures a share group (Stream.ShareGroup): a queue
+// over the logs of its topics, where members acquire records one by one
+// and acknowledge each. Zero fields take the documented defaults;
+// Stream.ShareGroup never writes to the caller's struct. Kafka: KIP-932's
+// share groups and their group.share.* settings.
+type ShareGroupConfig struct {
+	// Topics are the topics the group reads; each must exist. A group
+	// opened with no Topics is an admin handle (Stats, Reset) on the
+	// configuration last stored in meta.db; members cannot Join it.
+	Topics []string
+	// StartAt is where the group starts on a partition it has no state
+	// for. Default StartLatest. Kafka: share.auto.offset.reset.
+	StartAt StartOffset
+	// AcquisitionLock is how long a member holds a record it acquired:
+	// past it the record goes back to the others and the member's
+	// acknowledgement fails with ErrNotAcquired. Default 30s. Kafka:
+	// group.share.record.lock.duration.ms.
+	AcquisitionLock time.Duration
+	// MaxDeliveries is how many times a record is acquired at most: once
+	// its last delivery is released or its lock expires, it is rejected
+	// (and dead-lettered, with DeadLetterTopic). Default 5. Kafka:
+	// group.share.delivery.count.limit.
+	MaxDeliveries int
+	// ReleaseBackoff is how long a released record waits before it can
+	// be acquired again after its first delivery; it doubles with each
+	// later delivery, up to MaxReleaseBackoff. Default 100ms.
+	ReleaseBackoff time.Duration
+	// MaxReleaseBackoff bounds the wait of a released record. Default 10s.
+	MaxReleaseBackoff time.Duration
+	// DeadLetterTopic, when set, receives a copy of each record the
+	// group rejects (by Reject or the delivery limit), with the headers
+	// of RetryPolicy.DeadLetterTopic (stream.dlt.topic, .partition,
+	// .offset, .error) and stream.dlt.group and stream.dlt.deliveries.
+	// The topic must exist when a record is rejected.
+	DeadLetterTopic string
+	// OrderedByKey makes every key a lane: a record is acquired only
+	// once every earlier record of its key in its partition is accepted
+	// or rejected, so records of one key are never in flight twice at
+	// once and are processed in order. Records without a key are free.
+	// Default false.
+	OrderedByKey bool
+	// MaxInFlightPerMember bounds the records one member holds at once.
+	// Default 0: only ShareMemberConfig.MaxPollRecords per Poll.
+	MaxInFlightPerMember int
+	// MaxPartitionLocks bounds the in-flight window of a partition: the
+	// records from the oldest unfinished one on that the group tracks.
+	// A record stuck in processing holds the window's start, and no
+	// record past start+MaxPartitionLocks is handed out meanwhile.
+	// Default 2000, at most 1<<20. Kafka:
+	// group.share.partition.max.record.locks.
+	MaxPartitionLocks int
+	// IgnoreRetention lets time-based retention delete records the group
+	// has not finished. Default false: a segment is deleted for its age
+	// only once every record in it is accepted or rejected by every
+	// share group of its topic that does not set IgnoreRetention (size
+	// retention, TopicConfig.RetentionBytes, still applies).
+	IgnoreRetention bool
+}
+
+// Defaults of ShareGroupConfig and ShareMemberConfig.
+const (
+	DefaultAcquisitionLock   = 30 * time.Second
+	DefaultMaxDeliveries     = 5
+	DefaultReleaseBackoff    = 100 * time.Millisecond
+	DefaultMaxReleaseBackoff = 10 * time.Second
+	DefaultMaxPartitionLocks = 2000
+)
+
+func (c ShareGroupConfig) withDefaults() (ShareGroupConfig, error) {
+	c.Topics = slices.Clone(c.Topics)
+	seen := make(map[string]bool, len(c.Topics))
+	for _, t := range c.Topics {
+		if err := validName("topic", t); err != nil || seen[t] {
+			return c, configError("ShareGroupConfig.Topics", c.Topics)
+		}
+		seen[t] = true
+	}
+	slices.Sort(c.Topics)
+	if c.StartAt != StartLatest && c.StartAt != StartEarliest {
+		return c, configError("ShareGroupConfig.StartAt", c.StartAt)
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"AcquisitionLock", &c.AcquisitionLock, DefaultAcquisitionLock},
+		{"ReleaseBackoff", &c.ReleaseBackoff, DefaultReleaseBackoff},
+		{"MaxReleaseBackoff", &c.MaxReleaseBackoff, max(DefaultMaxReleaseBackoff, c.ReleaseBackoff)},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return c, configError("ShareGroupConfig."+d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.MaxDeliveries < 0 || c.MaxDeliveries > math.MaxUint16 {
+		return c, configError("ShareGroupConfig.MaxDeliveries", c.MaxDeliveries)
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if c.MaxInFlightPerMember < 0 {
+		return c, configError("ShareGroupConfig.MaxInFlightPerMember", c.MaxInFlightPerMember)
+	}
+	if c.MaxPartitionLocks < 0 || c.MaxPartitionLocks > maxPartitionLocks {
+		return c, configError("ShareGroupConfig.MaxPartitionLocks", c.MaxPartitionLocks)
+	}
+	if c.MaxPartitionLocks == 0 {
+		c.MaxPartitionLocks = DefaultMaxPartitionLocks
+	}
+	if c.DeadLetterTopic != "" {
+		if err := validName("topic", c.DeadLetterTopic); err != nil {
+			return c, configError("ShareGroupConfig.DeadLetterTopic", fmt.Sprintf("%q", c.DeadLetterTopic))
+		}
+	}
+	return c, nil
+}
+
+// ShareMemberConfig configures a member of a share group
+// (ShareGroup.Join). Zero fields take the documented defaults.
+type ShareMemberConfig struct {
+	// MaxPollRecords bounds the records one Poll acquires. Default 500.
+	// Kafka: max.poll.records.
+	MaxPollRecords int
+	// FetchMaxWait bounds how long Poll waits for a record to acquire;
+	// then it returns an empty slice and a nil error. Default 500ms.
+	FetchMaxWait time.Duration
+}
+
+func (c ShareMemberConfig) withDefaults() (ShareMemberConfig, error) {
+	if c.MaxPollRecords < 0 {
+		return c, configError("ShareMemberConfig.MaxPollRecords", c.MaxPollRecords)
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = DefaultMaxPollRecords
+	}
+	if c.FetchMaxWait < 0 {
+		return c, configError("ShareMemberConfig.FetchMaxWait", c.FetchMaxWait)
+	}
+	if c.FetchMaxWait == 0 {
+		c.FetchMaxWait = DefaultFetchMaxWait
 	}
 	return c, nil
 }

@@ -689,12 +689,14 @@ func (p *Partition) hwChanged() (<-chan struct{}, error) {
 
 // enforceRetention deletes the oldest finalized segments while they are
 // older than retention (by their newest record) or the partition is over
-// retentionBytes. The active segment is never deleted.
+// retentionBytes. The active segment is never deleted, nor, for its age,
+// a segment holding records at or past floor (the share groups'
+// progress; math.MaxInt64: none).
 //
 // It holds finalizeMu while it removes files, so close waits for it, and
 // it does nothing once the partition is closed: after DeleteTopic a new
 // topic of the same name may own files with the same names.
-func (p *Partition) enforceRetention(now time.Time, retention time.Duration, retentionBytes int64) (int, error) {
+func (p *Partition) enforceRetention(now time.Time, retention time.Duration, retentionBytes, floor int64) (int, error) {
 	p.finalizeMu.Lock()
 	defer p.finalizeMu.Unlock()
 	p.mu.Lock()
@@ -710,7 +712,7 @@ func (p *Partition) enforceRetention(now time.Time, retention time.Duration, ret
 		if !ok || s == p.active || !s.finalized {
 			break
 		}
-		old := retention >= 0 && s.maxTime < now.Add(-retention).UnixMilli()
+		old := retention >= 0 && s.maxTime < now.Add(-retention).UnixMilli() && p.segmentEndLocked(s) <= floor
 		big := retentionBytes > 0 && total-s.size >= retentionBytes
 		if !old && !big {
 			break
@@ -733,6 +735,14 @@ func (p *Partition) enforceRetention(now time.Time, retention time.Duration, ret
 		errs = append(errs, p.fs.SyncDir(p.dir))
 	}
 	return len(doomed), errors.Join(errs...)
+}
+
+// segmentEndLocked returns the offset after a sealed segment's records:
+// the next segment's base.
+func (p *Partition) segmentEndLocked(s *segment) int64 {
+	end := p.leo
+	p.segs.AscendGreaterOrEqual(&segment{base: s.base + 1}, func(n *segment) bool { end = n.base; return false })
+	return end
 }
 
 // partitionStats is one partition's share of Stats.

@@ -198,6 +198,49 @@
 // consumer's ReadToEnd reads from its positions up to the high
 // watermarks of the moment and stops; Commit saves how far it got.
 //
+// # Share groups
+//
+// A ShareGroup (Stream.ShareGroup) reads the same logs as a queue, as
+// Kafka 4's share groups (KIP-932): any number of members (Join) over any
+// number of partitions, each record acquired by one member at a time
+// under a lock of ShareGroupConfig.AcquisitionLock (30s), and
+// acknowledged on its own:
+//
+//	g, err := s.ShareGroup("workers", stream.ShareGroupConfig{Topics: []string{"jobs"}})
+//	m, err := g.Join(ctx, stream.ShareMemberConfig{})
+//	defer m.Close()
+//	err = m.Run(ctx, func(ctx context.Context, a *stream.Acquired) error {
+//		return process(&a.Record) // nil: accepted; an error: released
+//	})
+//
+// Poll acquires records; Accept finishes them; Release gives them back,
+// to be delivered again after a backoff (ReleaseBackoff, doubling with
+// each delivery); Reject finishes them as unprocessable. After
+// MaxDeliveries deliveries a record released, or whose lock expired, is
+// rejected; rejected records are copied to the DeadLetterTopic, if set,
+// with the headers stream.dlt.topic, .partition, .offset, .error, .group
+// and .deliveries. Acknowledging a record the member no longer holds (its
+// lock expired: another member may have it) fails with a *ShareAckError
+// (ErrNotAcquired) and changes nothing, so a member that took too long
+// learns it instead of double-processing silently. OrderedByKey makes
+// each key a lane: a key's records are acquired in order, never two at
+// once. MaxInFlightPerMember bounds what a member holds.
+//
+// The group's state is, per partition, a start offset below which every
+// record is finished and a window of in-flight records with their states
+// and delivery counts (at most MaxPartitionLocks), kept in meta.db as runs
+// of offsets. One goroutine per group (started by Stream.ShareGroup,
+// stopped by Close) commits the changes of every member in one bbolt
+// transaction; Accept, Reject and Poll return once theirs is committed.
+// After a crash (kill -9: TestShareGroupCrashSIGKILL) accepted and
+// rejected records are never delivered again; records acquired and not
+// yet accepted are delivered again, their delivery counts going on
+// (at least once); released records keep their counts. Retention by age
+// does not delete a segment holding records a share group has not
+// finished, unless the group sets IgnoreRetention (retention by size
+// still does; the records lost are logged). Stats, Reset and
+// Stream.DeleteShareGroup administer groups; "stream groups" lists them.
+//
 // # Producers
 //
 // A Producer (Stream.NewProducer) is Kafka's KafkaProducer: it routes
@@ -455,7 +498,7 @@
 // moves, without polling.
 //
 // Lock order, outermost first: Consumer.pollMu; the groups registry;
-// ConsumerGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
+// ConsumerGroup.mu; the share groups registry; ShareGroup.mu; Stream.mu; replica.mu; replicaManager.mu;
 // Partition.finalizeMu; Partition.mu; fileCache.mu; segment.mu.
 // Consumer.mu is taken with no group lock held, before Partition locks.
 // The cluster's locks (raftNode.mu over the applied metadata,
@@ -507,6 +550,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -617,6 +661,10 @@ var (
 	// assigned (a group member whose group has no topic left), and by
 	// CommitOffsets naming a deleted topic.
 	ErrTopicDeleted = errors.New("stream: topic deleted")
+	// ErrNotAcquired is returned (in a *ShareAckError) by ShareMember's
+	// Accept, Release and Reject for a record the member does not hold:
+	// its acquisition lock expired, or it was acknowledged already.
+	ErrNotAcquired = errors.New("stream: record not acquired")
 )
 
 // Stream is an open directory of topics. Open one with Open; it is safe
@@ -648,6 +696,7 @@ type Stream struct {
 	flushWake chan struct{} // a partition rolled: finalize sealed segments
 
 	groups groupRegistry // consumer groups and consumers, closed by Close
+	shares shareRegistry // share groups, closed by Close
 
 	cluster *clusterNode // nil on a single node
 }
@@ -916,6 +965,7 @@ func (s *Stream) Close() error {
 		p.closeForStream() // before the partitions close: producers deliver what they hold
 	}
 	s.groups.closeAll() // consumers commit and leave while partitions and meta.db are open
+	s.shares.closeAll()
 	var err error
 	if s.cluster != nil {
 		err = s.cluster.close() // before the partitions: fetches and acknowledgements end first
@@ -1222,10 +1272,15 @@ func (s *Stream) enforceRetention(now time.Time) {
 		topics = append(topics, t)
 	}
 	s.mu.RUnlock()
+	floors := s.shareRetentionFloors() // read from meta.db at the first call
 	for _, t := range topics {
 		cfg := t.Config()
 		for _, p := range t.partitionList() {
-			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes)); err != nil {
+			floor := int64(math.MaxInt64)
+			if cfg.Retention >= 0 {
+				floor = floors(t.name, p.id)
+			}
+			if _, err := p.enforceRetention(now, cfg.Retention, int64(cfg.RetentionBytes), floor); err != nil {
 				s.log.Error("retention", "topic", t.name, "partition", p.id, "error", err)
 			}
 		}

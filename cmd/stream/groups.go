@@ -17,7 +17,7 @@ import (
 var groupsCommand = &command{
 	name:    "groups",
 	args:    "[GROUP]",
-	summary: "list consumer groups: members, generation, committed offsets and lag",
+	summary: "list consumer groups (members, generation, committed offsets, lag) and share groups",
 	help: `Groups lists every consumer group of the directory, or only GROUP: its
 generation and members, then a line per partition of each topic it has
 committed offsets in:
@@ -29,6 +29,12 @@ committed offsets in:
                 where nothing is committed (it depends on where a member
                 starts: everything kept, or nothing)
   committed at  when the offset was committed (UTC)
+
+Share groups follow, each with a line per partition: start (every record
+below is accepted or rejected), end (the high watermark), the records in
+flight (not finished in the group's window), acquired (held by a member
+now), the backlog (not finished, up to end), and how many were accepted,
+rejected and dead-lettered.
 
 Members live in the process that has the directory open, and a directory
 is open in one process at a time (a running one makes groups fail at once,
@@ -76,12 +82,27 @@ func runGroups(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	defer s.Close()
-	ids := s.Groups()
+	ids, shareIDs := s.Groups(), s.ShareGroups()
 	if len(names) == 1 {
-		if !slices.Contains(ids, names[0]) {
+		isGroup, isShare := slices.Contains(ids, names[0]), slices.Contains(shareIDs, names[0])
+		if !isGroup && !isShare {
 			return fmt.Errorf("group %s: %w in %s", names[0], stream.ErrUnknownGroup, dir)
 		}
-		ids = names
+		ids, shareIDs = nil, nil
+		if isGroup {
+			ids = names
+		}
+		if isShare {
+			shareIDs = names
+		}
+	}
+	shares := []*shareGroupInfo{}
+	for _, id := range shareIDs {
+		info, err := describeShareGroup(s, id)
+		if err != nil {
+			return err
+		}
+		shares = append(shares, info)
 	}
 	groups := []*groupInfo{}
 	for _, id := range ids {
@@ -96,11 +117,18 @@ func runGroups(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	if asJSON {
 		return writeJSON(stdout, struct {
-			Dir    string       `json:"dir"`
-			Groups []*groupInfo `json:"groups"`
-		}{dir, groups})
+			Dir         string            `json:"dir"`
+			Groups      []*groupInfo      `json:"groups"`
+			ShareGroups []*shareGroupInfo `json:"share_groups"`
+		}{dir, groups, shares})
 	}
-	return printGroups(stdout, dir, groups)
+	after := len(groups) > 0 || len(shares) == 0 || len(names) == 0
+	if after {
+		if err := printGroups(stdout, dir, groups); err != nil {
+			return err
+		}
+	}
+	return printShareGroups(stdout, shares, after)
 }
 
 // describeGroup reads a group's state through an admin handle (a

@@ -2,16 +2,21 @@
 //
 // A producer enqueues jobs on the topic "jobs" (4 partitions, keyed by job
 // ID) with Producer.Send under SyncAlways, the default: a job is
-// acknowledged once it is fsynced. Worker goroutines, members of the
-// consumer group "workers", process the jobs with Consumer.Run and record
-// each completion on the topic "done" before their handler returns, so Run
-// commits a job only once its completion is durable.
+// acknowledged once it is fsynced. Worker goroutines, members of the share
+// group "workers", acquire jobs one by one with ShareMember.Run and record
+// each completion on the topic "done" before their handler returns; Run
+// then accepts the job. A share group, unlike a consumer group, hands each
+// record to one worker at a time whatever its partition, so there can be
+// more workers than partitions and a slow job holds up no other: a job
+// whose handler fails is released and retried after a backoff, and after
+// five deliveries copied to "jobs-dead" instead.
 //
 // Killing the process at any moment loses no acknowledged job. On restart
 // the producer goes on after the jobs already in the log, and the workers
-// resume from the group's committed offsets. A job processed but not yet
-// committed when the process died is processed again: delivery is at least
-// once, and such duplicates show as two completions of one job on "done".
+// resume from the share group's state in meta.db: accepted jobs are never
+// handed out again; a job processed but not yet accepted when the process
+// died is processed again: delivery is at least once, and such duplicates
+// show as two completions of one job on "done".
 //
 // Run it, stop it (Ctrl-C, or kill -9 from another terminal) and run it
 // again: it picks up where it stopped, and exits once every job is done.
@@ -67,6 +72,7 @@ type Completion struct {
 const (
 	jobsTopic   = "jobs"
 	doneTopic   = "done"
+	deadTopic   = "jobs-dead"
 	workerGroup = "workers"
 )
 
@@ -84,7 +90,7 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.dir, "dir", "./jobqueue-data", "stream directory holding the queue")
 	flag.IntVar(&cfg.jobs, "jobs", 1000, "jobs to enqueue in all; a restart enqueues the rest")
-	flag.IntVar(&cfg.workers, "workers", 4, "worker goroutines")
+	flag.IntVar(&cfg.workers, "workers", 8, "worker goroutines (more than the 4 partitions: a share group allows it)")
 	flag.DurationVar(&cfg.work, "work", 2*time.Millisecond, "time each job takes")
 	flag.DurationVar(&cfg.interval, "interval", time.Millisecond, "pause between enqueued jobs")
 	flag.BoolVar(&cfg.progress, "progress", false, "print a line per job enqueued and done (used by -check)")
@@ -121,6 +127,9 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 	if _, err := ensureTopic(s, doneTopic, 1); err != nil {
 		return err
 	}
+	if _, err := ensureTopic(s, deadTopic, 1); err != nil {
+		return err
+	}
 
 	// Which jobs are in the log already: acknowledged ones, and maybe a
 	// few written but not yet acknowledged when the process died.
@@ -155,7 +164,7 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 	jobsOut := stream.NewTypedProducer(p, stream.String, stream.JSON[Job]())
 	doneOut := stream.NewTypedProducer(p, stream.String, stream.JSON[Completion]())
 
-	g, err := s.ConsumerGroup(workerGroup, stream.GroupConfig{Topics: []string{jobsTopic}, StartAt: stream.StartEarliest})
+	g, err := s.ShareGroup(workerGroup, shareConfig)
 	if err != nil {
 		return err
 	}
@@ -178,9 +187,9 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 	// The workers.
 	pid := os.Getpid()
 	for i := range cfg.workers {
-		// A small MaxPollRecords bounds what a crash makes the group
-		// redeliver: Run commits after each polled batch.
-		c, err := g.Join(ctx, stream.ConsumerConfig{MaxPollRecords: 8, FetchMaxWait: 200 * time.Millisecond})
+		// A small MaxPollRecords keeps the jobs a worker holds few, so
+		// that the others get the rest.
+		m, err := g.Join(ctx, stream.ShareMemberConfig{MaxPollRecords: 8, FetchMaxWait: 200 * time.Millisecond})
 		if err != nil {
 			fail(err)
 			break
@@ -189,15 +198,15 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := c.Run(ctx, func(ctx context.Context, r *stream.Record) error {
-				_, job, err := stream.Decode(r, stream.String, stream.JSON[Job]())
+			err := m.Run(ctx, func(ctx context.Context, a *stream.Acquired) error {
+				_, job, err := stream.Decode(&a.Record, stream.String, stream.JSON[Job]())
 				if err != nil {
 					return err
 				}
 				if err := process(ctx, job, cfg.work); err != nil {
 					return err
 				}
-				// Record the completion durably before Run commits the
+				// Record the completion durably before Run accepts the
 				// job, even when shutting down: the job is done.
 				if _, err := doneOut.Send(context.WithoutCancel(ctx), doneTopic, strconv.Itoa(job.ID), Completion{Job: job.ID, Worker: name, PID: pid}); err != nil {
 					return err
@@ -208,8 +217,8 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 			if errors.Is(err, context.Canceled) {
 				err = nil // shutting down
 			}
-			// Close commits what Run accepted and leaves the group.
-			if err := errors.Join(err, c.Close()); err != nil {
+			// Close gives back the jobs the worker holds and leaves.
+			if err := errors.Join(err, m.Close()); err != nil {
 				fail(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
@@ -262,6 +271,16 @@ func runQueue(ctx context.Context, cfg config) (err error) {
 		}
 	}
 	return nil
+}
+
+// shareConfig is the workers' share group: every job from the start of
+// the log, released jobs retried after 100ms, 200ms, 400ms..., and after
+// five deliveries dead-lettered.
+var shareConfig = stream.ShareGroupConfig{
+	Topics:          []string{jobsTopic},
+	StartAt:         stream.StartEarliest,
+	MaxDeliveries:   5,
+	DeadLetterTopic: deadTopic,
 }
 
 // process does a job's work.
@@ -487,6 +506,9 @@ func checkAcked(dir string, acked map[int]bool) (err error) {
 		inLog[job.ID] = true
 		return err
 	})
+	if errors.Is(err, stream.ErrUnknownTopic) && len(acked) == 0 {
+		return nil // killed before it created the topic
+	}
 	if err != nil {
 		return err
 	}
@@ -592,17 +614,18 @@ func verify(dir string, want int, acked map[int]bool) (err error) {
 	if err != nil {
 		return err
 	}
-	g, err := s.ConsumerGroup(workerGroup, stream.GroupConfig{Topics: []string{jobsTopic}, StartAt: stream.StartEarliest})
+	g, err := s.ShareGroup(workerGroup, shareConfig)
 	if err != nil {
 		return err
 	}
-	lag, err := g.Lag(ctx)
+	stats, err := g.Stats()
 	if err != nil {
 		return err
 	}
-	totalLag := int64(0)
-	for _, n := range lag {
-		totalLag += n
+	backlog, rejected := int64(0), int64(0)
+	for _, st := range stats {
+		backlog += st.Backlog
+		rejected += st.Rejected
 	}
 
 	var problems []string
@@ -633,8 +656,8 @@ func verify(dir string, want int, acked map[int]bool) (err error) {
 	if twice > 0 {
 		problems = append(problems, fmt.Sprintf("%d jobs were enqueued twice", twice))
 	}
-	if totalLag != 0 {
-		problems = append(problems, fmt.Sprintf("group %s has a lag of %d after the last run", workerGroup, totalLag))
+	if backlog != 0 || rejected != 0 {
+		problems = append(problems, fmt.Sprintf("share group %s has %d jobs not finished and %d rejected after the last run", workerGroup, backlog, rejected))
 	}
 	fmt.Printf("verified: %d jobs enqueued, %d acknowledged to the test, %d processed, %d lost, %d processed twice or more (%d redeliveries: at least once)\n",
 		len(enqueued), len(acked), len(done), lost, countDups(done), redelivered)
