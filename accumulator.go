@@ -267,6 +267,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 				a.nextSeq = lastSequence(a.nextSeq, n+1)
 			}
 			a.lastErr = nil
+			p.counters.delivered(n, attempts, b.created, nil)
 			return base, nil
 		}
 		a.lastErr = err
@@ -306,6 +307,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		// refused as a gap (Kafka's KIP-360 epoch bump).
 		a.bumpEpoch()
 	}
+	p.counters.delivered(n, attempts, b.created, err)
 	return -1, err
 }
 

@@ -650,6 +650,7 @@ type Stream struct {
 	groups groupRegistry // consumer groups and consumers, closed by Close
 
 	cluster *clusterNode // nil on a single node
+	hooks   *hookSet     // Options.Hooks (hooks.go); nil when none
 }
 
 var (
@@ -709,6 +710,9 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 		}
 	}()
 	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	if s.hooks, err = newHookSet(o.Hooks); err != nil {
 		return nil, err
 	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
@@ -880,6 +884,7 @@ func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 		maxRecordBytes: int64(s.opts.MaxRecordBytes),
 		cache:          s.cache,
 		cleanStart:     s.cleanStart,
+		hooks:          s.hooks,
 	}
 	if cfg.SegmentBytes != 0 {
 		pc.segmentBytes = int64(cfg.SegmentBytes)
@@ -922,6 +927,7 @@ func (s *Stream) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	cerr := s.closeTopics()
+	s.hooks.close()
 	if cerr == nil && err == nil && s.partitionsHealthy() {
 		// Every partition is synced and trimmed: the next Open need
 		// not validate the active segments. Without the marker it
