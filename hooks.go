@@ -251,11 +251,12 @@ func (h *hookSet) close() {
 // hook it is a nil check.
 func (h *hookSet) appended(p *Partition, base int64, records int, bytes int64, err error) {
 	if h != nil && len(h.append) > 0 {
-		h.fireAppend(AppendEvent{Topic: p.topic, Partition: p.id, BaseOffset: base, Records: records, Bytes: bytes, Err: err})
+		h.fireAppend(p, base, records, bytes, err)
 	}
 }
 
-func (h *hookSet) fireAppend(e AppendEvent) {
+func (h *hookSet) fireAppend(p *Partition, base int64, records int, bytes int64, err error) {
+	e := AppendEvent{Topic: p.topic, Partition: p.id, BaseOffset: base, Records: records, Bytes: bytes, Err: err}
 	for _, x := range h.append {
 		x.OnAppend(e)
 	}
