@@ -38,7 +38,7 @@ func TestRegister(t *testing.T) {
 	if err := g.ResetOffsets(ctx, map[stream.TopicPartition]int64{{Topic: "orders", Partition: 1}: 2}); err != nil {
 		t.Fatal(err)
 	}
-	pr, err := s.NewProducer(stream.ProducerConfig{})
+	pr, err := s.NewProducer(stream.ProducerConfig{Partitioner: stream.ManualPartitioner})
 	if err != nil {
 		t.Fatal(err)
 	}
