@@ -124,8 +124,9 @@ type ProducerMetrics struct {
 // committed offsets in meta.db, and every group open in this process.
 type GroupMetrics struct {
 	Group      string
-	Open       bool // a *ConsumerGroup is open in this process
-	Members    int  // members of an open group; 0 otherwise
+	Open       bool     // a *ConsumerGroup is open in this process
+	Members    int      // members of an open group; 0 otherwise
+	MemberIDs  []string `json:",omitempty"` // their IDs, sorted
 	Generation int64
 	Partitions []GroupPartitionMetrics // sorted by topic, then partition
 	Lag        int64                   // the sum of Partitions' Lag
@@ -141,6 +142,8 @@ type GroupPartitionMetrics struct {
 	Topic     string
 	Partition int32
 	Committed int64 // the next offset the group reads; -1: nothing committed
+	// CommittedAt is when Committed was committed; zero when nothing is.
+	CommittedAt time.Time
 	// Lag is the high watermark minus Committed. Where nothing usable is
 	// committed it counts from where a member would start, as
 	// ConsumerGroup.Lag does (from the log start for a group not open).
@@ -409,6 +412,10 @@ func (s *Stream) groupMetrics(parts []PartitionMetrics) []GroupMetrics {
 			g.mu.Lock()
 			gm.Open = !g.closed
 			gm.Members = len(g.members)
+			for id := range g.members {
+				gm.MemberIDs = append(gm.MemberIDs, id)
+			}
+			slices.Sort(gm.MemberIDs)
 			gm.Generation = g.generation
 			startAt = g.cfg.StartAt
 			g.mu.Unlock()
@@ -429,7 +436,7 @@ func (s *Stream) groupMetrics(parts []PartitionMetrics) []GroupMetrics {
 			gp := GroupPartitionMetrics{Topic: tp.Topic, Partition: tp.Partition, Committed: -1}
 			from := int64(-1)
 			if c, ok := committed[tp]; ok {
-				gp.Committed = c.Offset
+				gp.Committed, gp.CommittedAt = c.Offset, c.Time
 				from = c.Offset
 			}
 			if from < pm.StartOffset || from > pm.HighWatermark {

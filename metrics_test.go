@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -54,6 +55,12 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("Groups = %+v, want billing", m.Groups)
 	}
 	gm := m.Groups[0]
+	if len(gm.Partitions) == 2 {
+		if gm.Partitions[0].CommittedAt.IsZero() || !gm.Partitions[1].CommittedAt.IsZero() {
+			t.Errorf("CommittedAt %v and %v, want a time for the committed partition only", gm.Partitions[0].CommittedAt, gm.Partitions[1].CommittedAt)
+		}
+		gm.Partitions[0].CommittedAt = time.Time{}
+	}
 	want := []stream.GroupPartitionMetrics{
 		{Topic: "orders", Partition: 0, Committed: 3, Lag: 2},
 		{Topic: "orders", Partition: 1, Committed: -1, Lag: 0},
@@ -67,8 +74,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if gm := s.Metrics().Groups[0]; gm.Members != 1 || gm.Generation < 1 {
-		t.Errorf("after Join: %d members, generation %d; want 1 member, generation >= 1", gm.Members, gm.Generation)
+	if gm := s.Metrics().Groups[0]; gm.Members != 1 || gm.Generation < 1 || fmt.Sprint(gm.MemberIDs) != fmt.Sprint([]string{c.MemberID()}) {
+		t.Errorf("after Join: %d members %v, generation %d; want 1 member %s, generation >= 1", gm.Members, gm.MemberIDs, gm.Generation, c.MemberID())
 	}
 }
 

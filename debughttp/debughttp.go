@@ -7,7 +7,8 @@
 // counts and failures, and consumer groups with their members, committed
 // offsets and lag per partition (Stream.Metrics). Its record browser
 // (?view=records&topic=T&partition=P&offset=O, or &time=RFC3339 instead
-// of offset) shows records with keys and values as text, JSON or hex.
+// of offset) shows records with keys and values as text, JSON or hex
+// (&as=base64 gives programs the exact bytes).
 // Every view also answers ?format=json with the same data as JSON.
 //
 // The overview also charts throughput (records appended per second) and
@@ -26,6 +27,7 @@ package debughttp
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -249,8 +251,9 @@ type HeaderText struct {
 }
 
 // Bytes is a byte string rendered for a person: Text in the encoding
-// named by As (text, json or hex), Len the original length, Cut whether
-// Text shows only a prefix. A nil byte string has Null set.
+// named by As (text, json or hex; base64, asked for by programs, gives
+// the exact bytes), Len the original length, Cut whether Text shows only
+// a prefix (Options.MaxValueBytes). A nil byte string has Null set.
 type Bytes struct {
 	As   string
 	Text string
@@ -266,9 +269,9 @@ func (h *Page) records(topic, partition, offset, at, limit, as string) (*Records
 	switch as {
 	case "":
 		as = "auto"
-	case "auto", "text", "json", "hex":
+	case "auto", "text", "json", "hex", "base64":
 	default:
-		return nil, badRequest("records: as=%q: want auto, text, json or hex", as)
+		return nil, badRequest("records: as=%q: want auto, text, json, hex or base64", as)
 	}
 	t, err := h.s.Topic(topic)
 	if err != nil {
@@ -375,6 +378,8 @@ func (h *Page) render(b []byte, as string) Bytes {
 		out.Text = string(b) // not JSON (or cut): show it as it is
 	case "hex":
 		out.Text = hex.Dump(b)
+	case "base64":
+		out.Text = base64.StdEncoding.EncodeToString(b)
 	default:
 		out.Text = string(b) // html/template escapes it; invalid UTF-8 shows as U+FFFD
 	}
