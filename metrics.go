@@ -471,6 +471,15 @@ func groupOffsetsBucket(tx *bbolt.Tx, id string) *bbolt.Bucket {
 	return gb.Bucket(bucketOffsets)
 }
 
+// refusingWrites reports whether p failed and refuses writes until
+// reopened. failLocked logged the failure, with its cause, once: the
+// background jobs that meet the sticky error again log nothing.
+func (p *Partition) refusingWrites() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.err != nil
+}
+
 // observeFsync counts one fsync that took d.
 func (c *partitionCounters) observeFsync(d time.Duration) {
 	c.fsyncs.Add(1)

@@ -1255,14 +1255,14 @@ func (s *Stream) flushLoop() {
 		case <-s.flushWake:
 			parts, _ := s.partitions()
 			for _, p := range parts {
-				if err := p.finalizeSealed(); err != nil && !errors.Is(err, ErrClosed) {
+				if err := p.finalizeSealed(); err != nil && !errors.Is(err, ErrClosed) && !p.refusingWrites() {
 					s.log.Error("finalize segments", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}
 		case <-tick:
 			parts, _ := s.partitions()
 			for _, p := range parts {
-				if err := p.Sync(); err != nil && !errors.Is(err, ErrClosed) {
+				if err := p.Sync(); err != nil && !errors.Is(err, ErrClosed) && !p.refusingWrites() {
 					s.log.Error("periodic sync", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}
