@@ -267,6 +267,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 				a.nextSeq = lastSequence(a.nextSeq, n+1)
 			}
 			a.lastErr = nil
+			p.counters.delivered(n, attempts, b.created, nil)
 			return base, nil
 		}
 		a.lastErr = err
@@ -282,8 +283,10 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		if !retriable(err) || p.aborted() {
 			break
 		}
-		p.log.Warn("producer: append failed; retrying", "topic", a.topic, "partition", a.id,
-			"records", n, "attempt", attempts, "backoff", p.cfg.RetryBackoff, "error", err)
+		if attempts == 1 { // once per batch, not per retry: a failed partition refuses every one until DeliveryTimeout
+			p.log.Warn("producer: append failed; retrying", "topic", a.topic, "partition", a.id,
+				"records", n, "backoff", p.cfg.RetryBackoff, "delivery_timeout", p.cfg.DeliveryTimeout, "error", err)
+		}
 		wait := min(p.cfg.RetryBackoff, time.Until(deadline))
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -306,6 +309,7 @@ func (a *accumulator) deliver(b *producerBatch) (int64, error) {
 		// refused as a gap (Kafka's KIP-360 epoch bump).
 		a.bumpEpoch()
 	}
+	p.counters.delivered(n, attempts, b.created, err)
 	return -1, err
 }
 

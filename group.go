@@ -84,6 +84,8 @@ type ConsumerGroup struct {
 	wake chan struct{} // a deadline appeared: run re-arms its timer
 
 	commitFault func() // tests: called inside every commit's transaction
+
+	counters groupCounters // for Metrics (metrics.go); atomic
 }
 
 // member is one member of a group.
@@ -387,6 +389,7 @@ func (g *ConsumerGroup) rebalanceLocked(reason string) {
 		}
 	}
 	g.notifyLocked()
+	g.rebalanced(reason)
 	g.log.Info("rebalance", "reason", reason, "generation", g.generation, "members", len(g.members))
 }
 

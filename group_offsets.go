@@ -50,7 +50,9 @@ func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetad
 	gen, fault := g.generation, g.commitFault
 	g.mu.Unlock()
 
-	err := g.writeOffsets(offs, implicit, gen, time.Now().UTC(), fault)
+	began := time.Now()
+	err := g.writeOffsets(offs, implicit, gen, began.UTC(), fault)
+	g.committedBy(id, offs, began, err)
 
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -20,6 +20,7 @@ type Metrics struct {
 	Time       time.Time          // when the snapshot was taken
 	Partitions []PartitionMetrics // sorted by topic, then partition
 	Groups     []GroupMetrics     // sorted by group ID
+	Producers  []ProducerMetrics  // the producers open in this process, oldest first
 	Totals     TotalMetrics
 }
 
@@ -34,6 +35,16 @@ type TotalMetrics struct {
 	WriteErrors      uint64
 	FailedPartitions int // partitions refusing writes until reopened
 	Groups           int
+	Producers        int
+	// OpenFiles and Maps are the segment files and memory maps the
+	// partitions hold open (Options.MaxOpenFiles bounds the sealed
+	// segments' share).
+	OpenFiles int
+	Maps      int
+	// UnderReplicated counts the partitions this node leads whose ISR is
+	// smaller than their replica set (Kafka: UnderReplicatedPartitions).
+	UnderReplicated int
+	LeaderChanges   uint64
 }
 
 // PartitionMetrics is one partition's share of Metrics.
@@ -53,17 +64,77 @@ type PartitionMetrics struct {
 	// Failed is the error that made the partition refuse writes until
 	// reopened (see Durability in the package doc); "" while healthy.
 	Failed string
+
+	OpenFiles int // of its segments: .log, .index and .timeindex files open
+	Maps      int // memory maps of its segments
+
+	// Replication is nil on a single node.
+	Replication *ReplicationMetrics `json:",omitempty"`
+}
+
+// ReplicationMetrics is a replicated partition's state as this node sees
+// it.
+type ReplicationMetrics struct {
+	Leader      NodeID // 0 while none
+	LeaderEpoch int32
+	Replicas    []NodeID
+	ISR         []NodeID
+	Leading     bool // this node leads the partition
+	// UnderReplicated: this node leads and the ISR is smaller than the
+	// replica set.
+	UnderReplicated bool
+	// LeaderChanges counts the new leaders this node has seen since Open.
+	LeaderChanges uint64
+	// Followers, on the leader: each other replica's fetch position.
+	Followers []FollowerMetrics `json:",omitempty"`
+}
+
+// FollowerMetrics is what a partition's leader knows of one follower.
+type FollowerMetrics struct {
+	Node      NodeID
+	EndOffset int64 // its durable log end; -1 before its first fetch
+	// Lag is the leader's log end minus EndOffset, in records (Kafka's
+	// replica lag).
+	Lag int64
+	// CaughtUp is when it last fetched up to the leader's log end.
+	CaughtUp time.Time
+	InSync   bool
+}
+
+// ProducerMetrics is one Producer's share of Metrics.
+type ProducerMetrics struct {
+	// ID is the producer ID of an idempotent producer; -1 when
+	// idempotence is disabled.
+	ID      int64
+	Records uint64 // acknowledged
+	Batches uint64 // acknowledged
+	Retries uint64 // appends attempted again after a retriable failure
+	Errors  uint64 // batches that failed for good (their records got the error)
+	// BufferedBytes is the buffer reserved by records not yet
+	// delivered, of BufferBytes (ProducerConfig.BufferBytes).
+	BufferedBytes ByteSize
+	BufferBytes   ByteSize
+	// AckLatency is the time from a batch's first record sent to its
+	// acknowledgement (or failure): linger, queueing, retries and the
+	// append with its fsync.
+	AckLatency Histogram
 }
 
 // GroupMetrics is one consumer group's share of Metrics: every group with
 // committed offsets in meta.db, and every group open in this process.
 type GroupMetrics struct {
 	Group      string
-	Open       bool // a *ConsumerGroup is open in this process
-	Members    int  // members of an open group; 0 otherwise
+	Open       bool     // a *ConsumerGroup is open in this process
+	Members    int      // members of an open group; 0 otherwise
+	MemberIDs  []string `json:",omitempty"` // their IDs, sorted
 	Generation int64
 	Partitions []GroupPartitionMetrics // sorted by topic, then partition
 	Lag        int64                   // the sum of Partitions' Lag
+	// Rebalances, CommitLatency and CommitErrors count since the group
+	// was opened in this process (zero for a group not open).
+	Rebalances    uint64
+	CommitLatency Histogram // of the meta.db transactions of commits
+	CommitErrors  uint64
 }
 
 // GroupPartitionMetrics is a group's position on one partition.
@@ -71,6 +142,8 @@ type GroupPartitionMetrics struct {
 	Topic     string
 	Partition int32
 	Committed int64 // the next offset the group reads; -1: nothing committed
+	// CommittedAt is when Committed was committed; zero when nothing is.
+	CommittedAt time.Time
 	// Lag is the high watermark minus Committed. Where nothing usable is
 	// committed it counts from where a member would start, as
 	// ConsumerGroup.Lag does (from the log start for a group not open).
@@ -130,6 +203,17 @@ type partitionCounters struct {
 	fsyncs      atomic.Uint64
 	fsync       latencyHistogram
 	writeErrors atomic.Uint64
+	// leaderChanges counts new leaders of a replicated partition seen
+	// by this node (hooks.go, replica.reassigned).
+	leaderChanges atomic.Uint64
+}
+
+// groupCounters are a consumer group's counters since it was opened in
+// this process.
+type groupCounters struct {
+	rebalances   atomic.Uint64
+	commit       latencyHistogram // meta.db transactions of commits
+	commitErrors atomic.Uint64
 }
 
 // metrics returns the partition's share of Metrics.
@@ -151,7 +235,91 @@ func (p *Partition) metrics() PartitionMetrics {
 	m.Fsyncs = p.counters.fsyncs.Load()
 	m.FsyncLatency = p.counters.fsync.snapshot()
 	m.WriteErrors = p.counters.writeErrors.Load()
+	m.OpenFiles, m.Maps = p.openFiles()
+	m.Replication = p.replicationMetrics()
 	return m
+}
+
+// openFiles counts the files and memory maps of p's segments.
+func (p *Partition) openFiles() (files, maps int) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.segs.Ascend(func(s *segment) bool {
+		s.mu.RLock()
+		for _, f := range [...]vfsFile{s.f, s.idx, s.tidx} {
+			if f != nil {
+				files++
+			}
+		}
+		for _, m := range [...][]byte{s.m, s.idxMap, s.tidxMap} {
+			if m != nil {
+				maps++
+			}
+		}
+		s.mu.RUnlock()
+		return true
+	})
+	return files, maps
+}
+
+// replicationMetrics reads p's replica state; nil on a single node.
+func (p *Partition) replicationMetrics() *ReplicationMetrics {
+	g := p.gate.Load()
+	if g == nil || g.r == nil {
+		return nil
+	}
+	leo, _ := p.logEnds()
+	r := g.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm := &ReplicationMetrics{Leader: r.a.Leader, LeaderEpoch: r.a.LeaderEpoch,
+		Replicas: slices.Clone(r.a.Replicas), ISR: slices.Clone(r.a.ISR), Leading: r.leading(),
+		LeaderChanges: p.counters.leaderChanges.Load()}
+	rm.UnderReplicated = rm.Leading && len(rm.ISR) < len(rm.Replicas)
+	if rm.Leading {
+		for _, id := range rm.Replicas {
+			f := r.followers[id]
+			if id == r.m.self || f == nil {
+				continue
+			}
+			fm := FollowerMetrics{Node: id, EndOffset: f.end, CaughtUp: f.lastCaughtUp, InSync: slices.Contains(rm.ISR, id)}
+			fm.Lag = leo - max(f.end, 0)
+			rm.Followers = append(rm.Followers, fm)
+		}
+	}
+	return rm
+}
+
+// producerCounters are a producer's counters since NewProducer, updated
+// once per batch by its drain goroutines (accumulator.deliver).
+type producerCounters struct {
+	records, batches, retries, errors atomic.Uint64
+	ack                               latencyHistogram
+}
+
+// delivered counts a batch of n records delivered (err nil) or failed
+// after attempts appends, sent since created.
+func (c *producerCounters) delivered(n, attempts int, created time.Time, err error) {
+	if attempts > 1 {
+		c.retries.Add(uint64(attempts - 1))
+	}
+	c.ack.observe(time.Since(created))
+	if err != nil {
+		c.errors.Add(1)
+		return
+	}
+	c.batches.Add(1)
+	c.records.Add(uint64(n))
+}
+
+// metrics returns the producer's share of Metrics.
+func (p *Producer) metrics() ProducerMetrics {
+	return ProducerMetrics{
+		ID: p.id, Records: p.counters.records.Load(), Batches: p.counters.batches.Load(),
+		Retries: p.counters.retries.Load(), Errors: p.counters.errors.Load(),
+		BufferedBytes: ByteSize(p.buffered.Load()), BufferBytes: p.cfg.BufferBytes,
+		AckLatency: p.counters.ack.snapshot(),
+	}
 }
 
 // Metrics returns a snapshot of the stream's partitions, groups and
@@ -169,7 +337,12 @@ func (s *Stream) Metrics() Metrics {
 			m.Partitions = append(m.Partitions, p.metrics())
 		}
 	}
+	for p := range s.producers {
+		m.Producers = append(m.Producers, p.metrics())
+	}
 	s.mu.RUnlock()
+	slices.SortFunc(m.Producers, func(a, b ProducerMetrics) int { return cmp.Compare(a.ID, b.ID) })
+	m.Totals.Producers = len(m.Producers)
 	slices.SortFunc(m.Partitions, func(a, b PartitionMetrics) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
@@ -183,6 +356,14 @@ func (s *Stream) Metrics() Metrics {
 		t.WriteErrors += pm.WriteErrors
 		if pm.Failed != "" {
 			t.FailedPartitions++
+		}
+		t.OpenFiles += pm.OpenFiles
+		t.Maps += pm.Maps
+		if r := pm.Replication; r != nil {
+			if r.UnderReplicated {
+				t.UnderReplicated++
+			}
+			t.LeaderChanges += r.LeaderChanges
 		}
 	}
 	m.Groups = s.groupMetrics(m.Partitions)
@@ -231,9 +412,16 @@ func (s *Stream) groupMetrics(parts []PartitionMetrics) []GroupMetrics {
 			g.mu.Lock()
 			gm.Open = !g.closed
 			gm.Members = len(g.members)
+			for id := range g.members {
+				gm.MemberIDs = append(gm.MemberIDs, id)
+			}
+			slices.Sort(gm.MemberIDs)
 			gm.Generation = g.generation
 			startAt = g.cfg.StartAt
 			g.mu.Unlock()
+			gm.Rebalances = g.counters.rebalances.Load()
+			gm.CommitLatency = g.counters.commit.snapshot()
+			gm.CommitErrors = g.counters.commitErrors.Load()
 			for topic, n := range g.partitionCounts() {
 				for i := range n {
 					tps[TopicPartition{Topic: topic, Partition: i}] = true
@@ -248,7 +436,7 @@ func (s *Stream) groupMetrics(parts []PartitionMetrics) []GroupMetrics {
 			gp := GroupPartitionMetrics{Topic: tp.Topic, Partition: tp.Partition, Committed: -1}
 			from := int64(-1)
 			if c, ok := committed[tp]; ok {
-				gp.Committed = c.Offset
+				gp.Committed, gp.CommittedAt = c.Offset, c.Time
 				from = c.Offset
 			}
 			if from < pm.StartOffset || from > pm.HighWatermark {
@@ -281,6 +469,15 @@ func groupOffsetsBucket(tx *bbolt.Tx, id string) *bbolt.Bucket {
 		return nil
 	}
 	return gb.Bucket(bucketOffsets)
+}
+
+// refusingWrites reports whether p failed and refuses writes until
+// reopened. failLocked logged the failure, with its cause, once: the
+// background jobs that meet the sticky error again log nothing.
+func (p *Partition) refusingWrites() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.err != nil
 }
 
 // observeFsync counts one fsync that took d.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/instream/stream"
 )
@@ -54,6 +55,12 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("Groups = %+v, want billing", m.Groups)
 	}
 	gm := m.Groups[0]
+	if len(gm.Partitions) == 2 {
+		if gm.Partitions[0].CommittedAt.IsZero() || !gm.Partitions[1].CommittedAt.IsZero() {
+			t.Errorf("CommittedAt %v and %v, want a time for the committed partition only", gm.Partitions[0].CommittedAt, gm.Partitions[1].CommittedAt)
+		}
+		gm.Partitions[0].CommittedAt = time.Time{}
+	}
 	want := []stream.GroupPartitionMetrics{
 		{Topic: "orders", Partition: 0, Committed: 3, Lag: 2},
 		{Topic: "orders", Partition: 1, Committed: -1, Lag: 0},
@@ -67,8 +74,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if gm := s.Metrics().Groups[0]; gm.Members != 1 || gm.Generation < 1 {
-		t.Errorf("after Join: %d members, generation %d; want 1 member, generation >= 1", gm.Members, gm.Generation)
+	if gm := s.Metrics().Groups[0]; gm.Members != 1 || gm.Generation < 1 || fmt.Sprint(gm.MemberIDs) != fmt.Sprint([]string{c.MemberID()}) {
+		t.Errorf("after Join: %d members %v, generation %d; want 1 member %s, generation >= 1", gm.Members, gm.MemberIDs, gm.Generation, c.MemberID())
 	}
 }
 
@@ -121,31 +128,44 @@ func TestMetricsAfterClose(t *testing.T) {
 
 // BenchmarkMetrics builds a snapshot of 100 partitions and two groups: the
 // cost of a scraper calling Metrics every second.
+// BenchmarkMetrics measures a snapshot over N partitions with two
+// groups committed on all of them and a producer: what a scraper pays
+// each second.
 func BenchmarkMetrics(b *testing.B) {
-	s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, 100)
-	for i := range int32(100) {
-		p, _ := t.Partition(i)
-		appendBatches(b, p, 100, payload(100))
-	}
-	ctx := context.Background()
-	for _, id := range []string{"a", "b"} {
-		g, err := s.ConsumerGroup(id, stream.GroupConfig{Topics: []string{"bench"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		offs := map[stream.TopicPartition]int64{}
-		for i := range int32(100) {
-			offs[stream.TopicPartition{Topic: "bench", Partition: i}] = 50
-		}
-		if err := g.ResetOffsets(ctx, offs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if m := s.Metrics(); len(m.Partitions) != 100 {
-			b.Fatal(len(m.Partitions))
-		}
+	for _, n := range []int32{10, 100, 1000} {
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
+			s, t := openBench(b, &stream.Options{Sync: stream.SyncNever}, int(n))
+			for i := range n {
+				p, _ := t.Partition(i)
+				appendBatches(b, p, 10, payload(100))
+			}
+			ctx := context.Background()
+			for _, id := range []string{"a", "b"} {
+				g, err := s.ConsumerGroup(id, stream.GroupConfig{Topics: []string{"bench"}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				offs := map[stream.TopicPartition]int64{}
+				for i := range n {
+					offs[stream.TopicPartition{Topic: "bench", Partition: i}] = 5
+				}
+				if err := g.ResetOffsets(ctx, offs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pr, err := s.NewProducer(stream.ProducerConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pr.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if m := s.Metrics(); len(m.Partitions) != int(n) {
+					b.Fatal(len(m.Partitions))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/partition")
+		})
 	}
 }

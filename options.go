@@ -136,6 +136,10 @@ type Options struct {
 	// are replicated between nodes (see the package doc, Replication).
 	// Nil: a single node, as without it.
 	Cluster *ClusterConfig
+	// Hooks are called on engine events (appends, fsyncs, rolls,
+	// retention, rebalances, commits, ISR changes); see Hook. Default
+	// none: the hot path then pays nothing but a nil check.
+	Hooks []Hook
 }
 
 // Defaults, named so documentation and tests can refer to them.

@@ -100,6 +100,7 @@ type partitionConfig struct {
 	// cleanStart trusts the active segment as a clean Close left it
 	// (clean_shutdown.go): set only for the partitions Open finds.
 	cleanStart bool
+	hooks      *hookSet // Options.Hooks (hooks.go); nil when none
 }
 
 const recoveryPointFile = "recovery-point"
@@ -234,6 +235,7 @@ func (p *Partition) AppendBatch(b *Batch) (baseOffset int64, err error) {
 	if err == nil && fault != nil {
 		err = fault()
 	}
+	p.cfg.hooks.appended(p, base, b.count, n, err)
 	return base, err
 }
 
@@ -305,7 +307,9 @@ func (p *Partition) Append(recs ...*Record) (baseOffset int64, err error) {
 			r.Timestamp = time.UnixMilli(now)
 		}
 	}
-	return p.commitLocked(seg, dst, pos, &h)
+	base, err = p.commitLocked(seg, dst, pos, &h)
+	p.cfg.hooks.appended(p, base, len(recs), n, err)
+	return base, err
 }
 
 func (p *Partition) emptyAppend() (int64, error) {
@@ -440,6 +444,7 @@ func (p *Partition) syncTo(end int64) error {
 		err = fault()
 	}
 	p.counters.observeFsync(time.Since(began))
+	p.cfg.hooks.fsynced(p, time.Since(began), err)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -593,6 +598,7 @@ func (p *Partition) finalizeSealed() error {
 			p.advanceLocked(s.next)
 		}
 		p.mu.Unlock()
+		p.cfg.hooks.rolled(p, s)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -734,6 +740,7 @@ func (p *Partition) enforceRetention(now time.Time, retention time.Duration, ret
 	if len(doomed) > 0 {
 		errs = append(errs, p.fs.SyncDir(p.dir))
 	}
+	p.cfg.hooks.retained(p, doomed, errors.Join(errs...))
 	return len(doomed), errors.Join(errs...)
 }
 

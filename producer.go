@@ -48,6 +48,8 @@ type Producer struct {
 
 	waiters chan *sendWaiter // idle waiters of Send kept for reuse
 
+	counters producerCounters // for Metrics (metrics.go); atomic
+
 	// freeMu guards free: delivered batches kept for reuse, most recent
 	// last (newBatch, recycle), at most freeMax of them.
 	freeMu  sync.Mutex

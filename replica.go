@@ -306,6 +306,7 @@ func (r *replica) update(a replicaAssignment) {
 		return
 	}
 	newEpoch := a.LeaderEpoch != r.a.LeaderEpoch || a.Leader != r.a.Leader
+	r.reassigned(r.a, a)
 	r.a = a
 	close(r.changed)
 	r.changed = make(chan struct{})

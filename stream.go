@@ -699,6 +699,7 @@ type Stream struct {
 	shares shareRegistry // share groups, closed by Close
 
 	cluster *clusterNode // nil on a single node
+	hooks   *hookSet     // Options.Hooks (hooks.go); nil when none
 }
 
 var (
@@ -758,6 +759,9 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 		}
 	}()
 	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	if s.hooks, err = newHookSet(o.Hooks); err != nil {
 		return nil, err
 	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
@@ -930,6 +934,7 @@ func (s *Stream) partitionConfigFor(cfg TopicConfig) partitionConfig {
 		producerExpiry: max(s.opts.ProducerIDExpiration, 0),
 		cache:          s.cache,
 		cleanStart:     s.cleanStart,
+		hooks:          s.hooks,
 	}
 	if cfg.SegmentBytes != 0 {
 		pc.segmentBytes = int64(cfg.SegmentBytes)
@@ -973,6 +978,7 @@ func (s *Stream) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	cerr := s.closeTopics()
+	s.hooks.close()
 	if cerr == nil && err == nil && s.partitionsHealthy() {
 		// Every partition is synced and trimmed: the next Open need
 		// not validate the active segments. Without the marker it
@@ -1305,14 +1311,14 @@ func (s *Stream) flushLoop() {
 		case <-s.flushWake:
 			parts, _ := s.partitions()
 			for _, p := range parts {
-				if err := p.finalizeSealed(); err != nil && !errors.Is(err, ErrClosed) {
+				if err := p.finalizeSealed(); err != nil && !errors.Is(err, ErrClosed) && !p.refusingWrites() {
 					s.log.Error("finalize segments", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}
 		case <-tick:
 			parts, _ := s.partitions()
 			for _, p := range parts {
-				if err := p.Sync(); err != nil && !errors.Is(err, ErrClosed) {
+				if err := p.Sync(); err != nil && !errors.Is(err, ErrClosed) && !p.refusingWrites() {
 					s.log.Error("periodic sync", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -235,7 +236,7 @@ func TestOptionsValidation(t *testing.T) {
 			if !errors.Is(err, stream.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.field) {
 				t.Fatalf("Open: %v, want ErrInvalidConfig naming %s", err, tt.field)
 			}
-			if opts != tt.opts {
+			if !reflect.DeepEqual(opts, tt.opts) {
 				t.Errorf("Open wrote to the caller's Options")
 			}
 		})

@@ -7,17 +7,27 @@
 // counts and failures, and consumer groups with their members, committed
 // offsets and lag per partition (Stream.Metrics). Its record browser
 // (?view=records&topic=T&partition=P&offset=O, or &time=RFC3339 instead
-// of offset) shows records with keys and values as text, JSON or hex.
+// of offset) shows records with keys and values as text, JSON or hex
+// (&as=base64 gives programs the exact bytes).
 // Every view also answers ?format=json with the same data as JSON.
 //
-// The page is plain server-rendered HTML with no script; links are
-// relative query strings, so it works under any mount path. It never
-// writes to the stream. It has no authentication: serve it on a loopback
-// or otherwise protected address, as pprof.
+// The overview also charts throughput (records appended per second) and
+// each group's lag over the last minutes, from a ring of Metrics samples
+// the page keeps: New samples every Options.SampleInterval on a goroutine
+// of its own until Close; Handler, which has no Close, samples only when
+// the overview is asked for. With replication, it shows each partition's
+// leader, ISR and followers' lag, and the cluster's nodes.
+//
+// The page is plain server-rendered HTML with inline SVG and one line of
+// script (an optional auto-refresh); links are relative query strings,
+// so it works under any mount path. It never writes to the stream. It
+// has no authentication: serve it on a loopback or otherwise protected
+// address, as pprof.
 package debughttp
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,6 +35,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +49,11 @@ type Options struct {
 	// MaxValueBytes caps the bytes of a key, value or header shown per
 	// record; the rest is cut and marked. Default 4096.
 	MaxValueBytes int
+	// SampleInterval is how often New's page samples Metrics for its
+	// charts. Default 5s.
+	SampleInterval time.Duration
+	// History is how far back the charts go. Default 10 minutes.
+	History time.Duration
 }
 
 func (o *Options) withDefaults() Options {
@@ -51,17 +67,59 @@ func (o *Options) withDefaults() Options {
 	if c.MaxValueBytes <= 0 {
 		c.MaxValueBytes = 4096
 	}
+	if c.SampleInterval <= 0 {
+		c.SampleInterval = 5 * time.Second
+	}
+	if c.History <= 0 {
+		c.History = 10 * time.Minute
+	}
 	return c
 }
 
 // Handler returns the debug page of s. Only GET and HEAD are answered.
+// It starts no goroutine: its charts get a sample each time the overview
+// is shown. New's page samples on its own.
 func Handler(s *stream.Stream, opts *Options) http.Handler {
-	return &handler{s: s, opts: opts.withDefaults()}
+	return newPage(s, opts)
 }
 
-type handler struct {
+// New returns the debug page of s, sampling s.Metrics every
+// Options.SampleInterval for its charts until Close. Close it before
+// closing s.
+func New(s *stream.Stream, opts *Options) *Page {
+	p := newPage(s, opts)
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	p.hist.add(s.Metrics())
+	go p.sampler(p.opts.SampleInterval)
+	return p
+}
+
+func newPage(s *stream.Stream, opts *Options) *Page {
+	o := opts.withDefaults()
+	n := max(2, int(o.History/o.SampleInterval)+1)
+	return &Page{s: s, opts: o, hist: &history{max: n}}
+}
+
+// Page is the debug page of a Stream, an http.Handler.
+type Page struct {
 	s    *stream.Stream
 	opts Options
+	hist *history
+
+	stop, done chan struct{} // New's sampler; nil for Handler's page
+	closeOnce  sync.Once
+}
+
+// Close stops the page's sampling; it keeps answering requests. It
+// returns nil, also when called again.
+func (h *Page) Close() error {
+	if h.stop != nil {
+		h.closeOnce.Do(func() {
+			close(h.stop)
+			<-h.done
+		})
+	}
+	return nil
 }
 
 // httpError is a failure shown to the client with its status.
@@ -76,7 +134,7 @@ func badRequest(format string, args ...any) error {
 	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "debughttp: read-only: only GET and HEAD", http.StatusMethodNotAllowed)
@@ -95,8 +153,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "records":
 		data, err = h.records(q.Get("topic"), q.Get("partition"), q.Get("offset"), q.Get("time"), q.Get("limit"), q.Get("as"))
 		tmpl = recordsPage
+	case "history":
+		data, tmpl = History{Samples: h.hist.list()}, historyPage
 	default:
-		err = badRequest("unknown view %q: want overview or records", view)
+		err = badRequest("unknown view %q: want overview, records or history", view)
 	}
 	if err != nil {
 		status := http.StatusInternalServerError
@@ -133,10 +193,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Overview is the data of the main view, and its JSON.
 type Overview struct {
 	Metrics stream.Metrics
+	Cluster *Cluster `json:",omitempty"` // nil on a single node
+	Charts  Charts   `json:"-"`
 }
 
-func (h *handler) overview() Overview {
-	return Overview{Metrics: h.s.Metrics()}
+// Cluster is the cluster as this node sees it.
+type Cluster struct {
+	NodeID     stream.NodeID
+	Controller stream.NodeID // 0 while none is known
+	Nodes      []stream.NodeState
+}
+
+// History is the data of the history view: the samples behind the
+// charts, oldest first.
+type History struct {
+	Samples []Sample
+}
+
+func (h *Page) overview() Overview {
+	o := Overview{Metrics: h.s.Metrics()}
+	if h.stop == nil {
+		h.hist.add(o.Metrics)
+	}
+	o.Charts = charts(h.hist.list())
+	if c := h.s.Cluster(); c != nil {
+		o.Cluster = &Cluster{NodeID: c.NodeID(), Controller: c.Controller(), Nodes: c.Nodes()}
+	}
+	return o
 }
 
 // Records is the data of the record browser, and its JSON.
@@ -168,8 +251,9 @@ type HeaderText struct {
 }
 
 // Bytes is a byte string rendered for a person: Text in the encoding
-// named by As (text, json or hex), Len the original length, Cut whether
-// Text shows only a prefix. A nil byte string has Null set.
+// named by As (text, json or hex; base64, asked for by programs, gives
+// the exact bytes), Len the original length, Cut whether Text shows only
+// a prefix (Options.MaxValueBytes). A nil byte string has Null set.
 type Bytes struct {
 	As   string
 	Text string
@@ -178,16 +262,16 @@ type Bytes struct {
 	Null bool
 }
 
-func (h *handler) records(topic, partition, offset, at, limit, as string) (*Records, error) {
+func (h *Page) records(topic, partition, offset, at, limit, as string) (*Records, error) {
 	if topic == "" {
 		return nil, badRequest("records: the topic parameter is missing")
 	}
 	switch as {
 	case "":
 		as = "auto"
-	case "auto", "text", "json", "hex":
+	case "auto", "text", "json", "hex", "base64":
 	default:
-		return nil, badRequest("records: as=%q: want auto, text, json or hex", as)
+		return nil, badRequest("records: as=%q: want auto, text, json, hex or base64", as)
 	}
 	t, err := h.s.Topic(topic)
 	if err != nil {
@@ -264,7 +348,7 @@ func (h *handler) records(topic, partition, offset, at, limit, as string) (*Reco
 
 // render shows b as asked: auto picks JSON when b is valid JSON, text when
 // it is valid UTF-8 without control characters, hex otherwise.
-func (h *handler) render(b []byte, as string) Bytes {
+func (h *Page) render(b []byte, as string) Bytes {
 	out := Bytes{Len: len(b), Null: b == nil}
 	if b == nil {
 		return out
@@ -294,6 +378,8 @@ func (h *handler) render(b []byte, as string) Bytes {
 		out.Text = string(b) // not JSON (or cut): show it as it is
 	case "hex":
 		out.Text = hex.Dump(b)
+	case "base64":
+		out.Text = base64.StdEncoding.EncodeToString(b)
 	default:
 		out.Text = string(b) // html/template escapes it; invalid UTF-8 shows as U+FFFD
 	}

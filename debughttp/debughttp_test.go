@@ -2,12 +2,15 @@ package debughttp_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/instream/stream"
 	"github.com/instream/stream/debughttp"
@@ -192,4 +195,74 @@ func TestClosedStream(t *testing.T) {
 	if code, body := get(t, srv, "?view=records&topic=orders&partition=1"); code < 400 || code >= 600 {
 		t.Errorf("records of a closed stream = %d %s, want an error", code, body)
 	}
+}
+
+// TestPageSamplesHistory runs New's sampler on synctest's clock: the
+// ring keeps the last History of samples, the overview charts them, and
+// Close stops the sampler (the bubble fails on a goroutine left behind).
+func TestPageSamplesHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := stream.Open(t.TempDir(), &stream.Options{Sync: stream.SyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		tp, err := s.CreateTopic("orders", stream.TopicConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := tp.Partition(0)
+		if _, err := s.ConsumerGroup("billing", stream.GroupConfig{Topics: []string{"orders"}, StartAt: stream.StartEarliest}); err != nil {
+			t.Fatal(err)
+		}
+		page := debughttp.New(s, &debughttp.Options{SampleInterval: time.Second, History: 3 * time.Second})
+		defer page.Close()
+		for i := range 6 {
+			for range i {
+				if _, err := p.Append(&stream.Record{Value: []byte("x")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		var h debughttp.History
+		if code, body := serve(page, "?view=history&format=json"); code != 200 || json.Unmarshal([]byte(body), &h) != nil {
+			t.Fatalf("history: %d %s", code, body)
+		}
+		// 4 samples kept (3s / 1s + 1): records after the sleeps 2..5
+		// appended 0+1+…+i.
+		var got []int64
+		for _, s := range h.Samples {
+			got = append(got, s.Records)
+		}
+		if want := []int64{3, 6, 10, 15}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("sampled records %v, want %v (the last 4 samples, oldest first)", got, want)
+		}
+		if last := h.Samples[len(h.Samples)-1]; last.Lag["billing"] != 15 {
+			t.Errorf("last sample's lag %v, want billing: 15", last.Lag)
+		}
+		code, body := serve(page, "")
+		if code != 200 || strings.Count(body, `<svg class="chart"`) != 2 || !strings.Contains(body, "billing") {
+			t.Errorf("overview: %d, want two charts naming billing:\n%s", code, body)
+		}
+		if err := page.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Append(&stream.Record{Value: []byte("after")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if code, body := serve(page, "?view=history&format=json"); code != 200 || json.Unmarshal([]byte(body), &h) != nil || len(h.Samples) != 4 || h.Samples[3].Records != 15 {
+			t.Errorf("after Close the page still sampled: %s", body)
+		}
+	})
+}
+
+// serve answers a GET of query on h without a network.
+func serve(h http.Handler, query string) (int, string) {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/debug/stream"+query, nil))
+	return w.Code, w.Body.String()
 }

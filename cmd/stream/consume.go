@@ -50,7 +50,12 @@ allows only for a group without members. -partition cannot be used with
 
 -json prints one JSON object a line: topic, partition, offset, timestamp,
 key and value as strings (key_base64, value_base64 instead for bytes that
-are not UTF-8), and headers. Flags may follow the topic name.`,
+are not UTF-8), and headers. Flags may follow the topic name.
+
+-url reads a running process instead, from its debug page (package
+debughttp; "stream serve -http"), as a group-less consumer: -from,
+-partition, -n and -follow (asking the page twice a second) work as
+above; -group does not (the page is read-only).`,
 }
 
 func init() { consumeCommand.run = runConsume }
@@ -64,6 +69,7 @@ type consumeConfig struct {
 	n         int64
 	partition int
 	json      bool
+	url       string // -url: a running process's debug page
 }
 
 // startFrom is a parsed -from.
@@ -100,6 +106,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.Int64Var(&cfg.n, "n", 0, "stop after `N` records (0: no limit)")
 	fs.IntVar(&cfg.partition, "partition", -1, "read only partition `N` (not with -group)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object a record")
+	fs.StringVar(&cfg.url, "url", "", urlFlagUsage)
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -118,6 +125,11 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return usageError(fs, "-partition %d: must be 0 or more", cfg.partition)
 	case cfg.partition >= 0 && cfg.group != "":
 		return usageError(fs, "-partition cannot be used with -group: the group assigns the partitions")
+	case cfg.url != "" && cfg.group != "":
+		return usageError(fs, "-group cannot be used with -url: the debug page is read-only")
+	}
+	if cfg.url != "" {
+		return consumeURL(ctx, cfg, names[0], from, stdout)
 	}
 	s, err := openExisting(cfg.dir)
 	if err != nil {

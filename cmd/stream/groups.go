@@ -39,7 +39,11 @@ rejected and dead-lettered.
 Members live in the process that has the directory open, and a directory
 is open in one process at a time (a running one makes groups fail at once,
 naming the directory), so the members listed are those of static members
-still within their session, normally none. -json prints the same as JSON.`,
+still within their session, normally none. -json prints the same as JSON.
+
+-url reads a running process instead, from its debug page (package
+debughttp; "stream serve -http"): its groups, members and lag as it sees
+them now.`,
 }
 
 func init() { groupsCommand.run = runGroups }
@@ -66,16 +70,20 @@ type groupPartitionInfo struct {
 }
 
 func runGroups(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	var dir string
+	var dir, remoteURL string
 	var asJSON bool
 	fs := groupsCommand.newFlagSet(stderr, &dir)
 	fs.BoolVar(&asJSON, "json", false, "print the groups as JSON")
+	fs.StringVar(&remoteURL, "url", "", urlFlagUsage)
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) > 1 {
 		return usageError(fs, "want at most one group name, got %d arguments", len(names))
+	}
+	if remoteURL != "" {
+		return groupsRemote(ctx, remoteURL, names, asJSON, stdout)
 	}
 	s, err := openExisting(dir)
 	if err != nil {

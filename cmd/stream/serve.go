@@ -45,7 +45,9 @@ listening address).
 
 With -http (for instance -http 127.0.0.1:8080) it also serves the
 read-only debug page of package debughttp at /debug/stream (partitions,
-consumer groups and their lag, a record browser; ?format=json for JSON),
+consumer groups and their lag, charts of throughput and lag over the
+last minutes, producers, a record browser; ?format=json for JSON, which
+"stream topics|groups|consume -url" read),
 with no authentication: keep it on a loopback address. -kafka "" turns
 the Kafka listener off, to serve only the page.`,
 }
@@ -158,8 +160,9 @@ func serveDebugPage(addr string, s *stream.Stream, logger *slog.Logger) (stop fu
 	if err != nil {
 		return nil, err
 	}
+	page := debughttp.New(s, nil) // samples for its charts until stop
 	mux := http.NewServeMux()
-	mux.Handle("/debug/stream", debughttp.Handler(s, nil))
+	mux.Handle("/debug/stream", page)
 	mux.Handle("/{$}", http.RedirectHandler("/debug/stream", http.StatusFound))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
@@ -172,6 +175,7 @@ func serveDebugPage(addr string, s *stream.Stream, logger *slog.Logger) (stop fu
 		if serr := <-done; serr != http.ErrServerClosed && err == nil {
 			err = serr
 		}
+		page.Close()
 		return err
 	}, nil
 }

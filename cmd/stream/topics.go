@@ -29,6 +29,10 @@ Sizes are measured after the stream is closed, when every segment holds
 exactly its batches (an open active segment is preallocated). -json adds
 each topic's configuration and the exact byte counts.
 
+-url reads a running process instead, from its debug page (package
+debughttp; "stream serve -http"): sizes are then the record batches'
+only, and configurations other than the partition count are unknown.
+
 -alter TOPIC -partitions N first grows TOPIC to N partitions, as Kafka's
 kafka-topics --alter --partitions (Stream.CreatePartitions): partitions
 are only ever added, and keys may map to other partitions afterwards.
@@ -76,15 +80,19 @@ type partitionInfo struct {
 }
 
 func runTopics(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	var dir, alter string
+	var dir, alter, remoteURL string
 	var asJSON bool
 	var partitions int
 	fs := topicsCommand.newFlagSet(stderr, &dir)
 	fs.BoolVar(&asJSON, "json", false, "print the topics as JSON")
 	fs.StringVar(&alter, "alter", "", "grow this topic to -partitions partitions first")
 	fs.IntVar(&partitions, "partitions", 0, "with -alter: the topic's new partition count")
+	fs.StringVar(&remoteURL, "url", "", urlFlagUsage)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if remoteURL != "" {
+		return topicsRemote(ctx, fs, remoteURL, alter, asJSON, stdout)
 	}
 	if fs.NArg() > 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
