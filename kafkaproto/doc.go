@@ -1,5 +1,5 @@
 // Package kafkaproto serves a stream.Stream to Kafka clients over
-// Kafka's wire protocol: kcat, franz-go, librdkafka-based clients,
+// Kafka's wire protocol: kcat, franz-go, KafkaJS, librdkafka-based clients,
 // Kafka's own tools and UIs point at it as at a one-broker cluster, with
 // no broker to run.
 //
