@@ -44,8 +44,9 @@
 //     with session ID 0, which clients take as sessions off.
 //   - ListOffsets v1–v5: earliest (-2), latest (-1, the high
 //     watermark), and the first offset at or after a timestamp.
-//   - Metadata v1–v8: one broker, this node, leading every partition.
-//     A missing topic is created when the Stream was opened with
+//   - Metadata v1–v8: on a single node, one broker, this node, leading
+//     every partition; on a cluster node, see Clusters below. A missing
+//     topic is created when the Stream was opened with
 //     Options.AutoCreateTopics (with Options.DefaultTopic) and the
 //     client allows it, as Kafka's auto.create.topics.enable.
 //   - CreateTopics v0–v4 (configs retention.ms, retention.bytes,
@@ -54,7 +55,8 @@
 //     DeleteTopics v0–v3, DescribeConfigs v0–v3 (a topic's settings;
 //     read-only), CreatePartitions v0–v1 (grow only, no manual
 //     replica assignment).
-//   - Consumer groups: FindCoordinator v0–v2 (this node), JoinGroup
+//   - Consumer groups: FindCoordinator v0–v2 (this node; on a cluster,
+//     see below), JoinGroup
 //     v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v3,
 //     OffsetCommit v2–v7, OffsetFetch v1–v5, DescribeGroups v0–v4,
 //     ListGroups v0–v2.
@@ -89,6 +91,26 @@
 // the Stream's naming rule (1–249 of [a-zA-Z0-9._-]); another gets
 // INVALID_GROUP_ID.
 //
+// # Clusters
+//
+// On a clustered Stream (Options.Cluster) each node's listener is one
+// broker, its ID the node's, and Kafka clients see a multi-broker
+// cluster: Metadata lists every live node whose advertised address
+// Config.Brokers gives (this node's is AdvertisedAddr), the metadata raft
+// leader as the controller, and each partition's leader, leader epoch,
+// replicas, ISR and offline replicas as Cluster.PartitionState has them
+// (LEADER_NOT_AVAILABLE while none leads). Produce, Fetch and ListOffsets
+// for a partition this node does not lead get NOT_LEADER_OR_FOLLOWER, so
+// clients refresh their metadata and follow failover; a produce is
+// answered once the high watermark passes it, whatever its acks (the
+// cluster's AcksAll). CreateTopics takes a replication factor up to the
+// number of nodes. Groups are coordinated by one node, the live one
+// with the smallest ID, which FindCoordinator names and which alone
+// answers group requests (the others answer NOT_COORDINATOR), keeping
+// membership in memory and committed offsets in its Stream's group of
+// that name: when that node changes, members rejoin at the next one,
+// and find there the offsets its Stream has for the group.
+//
 // # Connections
 //
 // Each connection's requests are answered one at a time, in order, as
@@ -116,9 +138,7 @@
 // limited to 512 KiB until then, and a failed authentication is answered
 // SASL_AUTHENTICATION_FAILED and closes the connection; PLAIN sends the
 // password as it is, so pair it with TLS. There is no authorization: an
-// authenticated user may do everything. One node only: with
-// replication, each node's listener is meant to become one broker of a
-// multi-broker Metadata; today Metadata lists this node alone. Topic IDs
+// authenticated user may do everything. Topic IDs
 // (Metadata v10+, Fetch v13+) are not served, so clients use topic
 // names. ListOffsets' max-timestamp query (v7), KIP-848's consumer
 // group protocol and share groups are not served.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,13 @@ type Config struct {
 	// AdvertisedAddr is the host:port clients are told to connect to.
 	// Default: the listener's address. Kafka: advertised.listeners.
 	AdvertisedAddr string
+	// Brokers gives, on a clustered Stream (Options.Cluster), the
+	// advertised host:port of the other nodes' listeners by node ID, so
+	// that Metadata lists each live node as one broker; this node's is
+	// AdvertisedAddr. A node missing here is left out of Metadata.
+	// There NodeID defaults to the cluster's node ID and must be it.
+	// Must be empty on a single node.
+	Brokers map[stream.NodeID]string
 	// ClusterID is reported by Metadata. Default "stream".
 	ClusterID string
 	// MaxRequestBytes bounds one request frame; a client announcing a
@@ -98,6 +104,9 @@ type server struct {
 	log  *slog.Logger
 	host string
 	port int32
+	// addrs holds the brokers' advertised addresses by node ID on a
+	// cluster node (cluster.go); empty on a single node.
+	addrs map[int32]address
 
 	groups *coordinator
 
@@ -120,16 +129,16 @@ func Serve(ctx context.Context, ln net.Listener, s *stream.Stream, cfg Config) e
 		return fmt.Errorf("kafkaproto: Serve needs a context: %w", stream.ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults(ln)
-	host, portStr, err := net.SplitHostPort(cfg.AdvertisedAddr)
+	self, err := parseAddress(cfg.AdvertisedAddr)
 	if err != nil {
 		return fmt.Errorf("kafkaproto: advertised address %q: %v: %w", cfg.AdvertisedAddr, err, stream.ErrInvalidConfig)
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
+	addrs, err := clusterConfig(&cfg, s, self)
 	if err != nil {
-		return fmt.Errorf("kafkaproto: advertised port %q: %v: %w", portStr, err, stream.ErrInvalidConfig)
+		return err
 	}
 	srv := &server{
-		s: s, cfg: cfg, log: cfg.Logger, host: host, port: int32(port),
+		s: s, cfg: cfg, log: cfg.Logger, host: self.host, port: self.port, addrs: addrs,
 		conns: map[net.Conn]struct{}{},
 	}
 	ctx, cancel := context.WithCancel(ctx)
