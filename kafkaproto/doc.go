@@ -13,16 +13,16 @@
 //
 // # What is served
 //
-// ApiVersions (v0–v2) advertises exactly the versions below; a client
+// ApiVersions (v0–v3) advertises exactly the versions below; a client
 // that asks for ApiVersions at a newer version is answered with
 // UNSUPPORTED_VERSION and the list, as Kafka does (KIP-511), and
-// retries at one listed. No "flexible" version (KIP-482) is served: the
-// kmsg release this module can use (v1.14.0, for Go 1.25) lets a small
-// malformed flexible request spin for seconds; the older versions carry
-// everything this server implements, and every Kafka client speaks
-// them.
+// retries at one listed. Each API is served up to its first "flexible"
+// version (KIP-482, tagged fields), which franz-go and Kafka's Java
+// clients use, and down to the versions older clients speak (KafkaJS
+// and librdkafka negotiate non-flexible ones). Tagged fields a client
+// sends are read past.
 //
-//   - Produce v3–v8: each partition's RecordBatch v2 is appended as the
+//   - Produce v3–v9: each partition's RecordBatch v2 is appended as the
 //     client sent it (Partition.AppendRaw), after its CRC and every
 //     record's framing are checked; the partition assigns the offsets.
 //     Compression (gzip, snappy, lz4, zstd) is kept as sent. acks=0 gets
@@ -35,31 +35,32 @@
 //     (OUT_OF_ORDER_SEQUENCE_NUMBER) as for the Go API's producers.
 //     Transactions are not supported: a transactional produce or
 //     InitProducerId gets INVALID_REQUEST.
-//   - Fetch v4–v11: the stored batches are served byte for byte as they
+//   - Fetch v4–v12: the stored batches are served byte for byte as they
 //     lie in the segments (Partition.ReadRaw), never re-encoded; the
 //     first batch may start before the offset asked for, as in Kafka. A
 //     fetch long-polls: while fewer than MinBytes are ready it waits up
 //     to MaxWaitMillis (at most 30s) for any of its partitions to grow.
 //     Fetch sessions (KIP-227) are not kept: every answer is a full one
 //     with session ID 0, which clients take as sessions off.
-//   - ListOffsets v1–v5: earliest (-2), latest (-1, the high
+//   - ListOffsets v1–v6: earliest (-2), latest (-1, the high
 //     watermark), and the first offset at or after a timestamp.
-//   - Metadata v1–v8: on a single node, one broker, this node, leading
+//   - Metadata v1–v9: on a single node, one broker, this node, leading
 //     every partition; on a cluster node, see Clusters below. A missing
 //     topic is created when the Stream was opened with
 //     Options.AutoCreateTopics (with Options.DefaultTopic) and the
 //     client allows it, as Kafka's auto.create.topics.enable.
-//   - CreateTopics v0–v4 (configs retention.ms, retention.bytes,
+//   - CreateTopics v0–v5 (configs retention.ms, retention.bytes,
 //     segment.bytes, min.insync.replicas and cleanup.policy=delete; a
-//     replication factor above 1 gets INVALID_REPLICATION_FACTOR),
-//     DeleteTopics v0–v3, DescribeConfigs v0–v3 (a topic's settings;
-//     read-only), CreatePartitions v0–v1 (grow only, no manual
+//     replication factor above the number of nodes gets
+//     INVALID_REPLICATION_FACTOR),
+//     DeleteTopics v0–v4, DescribeConfigs v0–v4 (a topic's settings;
+//     read-only), CreatePartitions v0–v2 (grow only, no manual
 //     replica assignment).
-//   - Consumer groups: FindCoordinator v0–v2 (this node; on a cluster,
+//   - Consumer groups: FindCoordinator v0–v3 (this node; on a cluster,
 //     see below), JoinGroup
-//     v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v3,
-//     OffsetCommit v2–v7, OffsetFetch v1–v5, DescribeGroups v0–v4,
-//     ListGroups v0–v2.
+//     v0–v6, SyncGroup v0–v4, Heartbeat v0–v4, LeaveGroup v0–v4,
+//     OffsetCommit v2–v8, OffsetFetch v1–v7, DescribeGroups v0–v5,
+//     ListGroups v0–v3.
 //
 // Any other API (transactions, ACLs, quotas, SASL/SCRAM, KRaft and inter-broker
 // APIs, DescribeCluster, DeleteRecords, OffsetDelete, ...) is not
@@ -133,7 +134,7 @@
 // command's default) or a trusted network. For TLS (Kafka's SSL
 // listener), pass Serve a tls.NewListener; "stream serve" does with
 // -tls-cert and -tls-key. Config.Authenticate turns on SASL/PLAIN
-// (SaslHandshake v0–v1, SaslAuthenticate v0–v1): a connection must
+// (SaslHandshake v0–v1, SaslAuthenticate v0–v2): a connection must
 // authenticate before any request but ApiVersions, its requests are
 // limited to 512 KiB until then, and a failed authentication is answered
 // SASL_AUTHENTICATION_FAILED and closes the connection; PLAIN sends the

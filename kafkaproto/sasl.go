@@ -33,7 +33,7 @@ const (
 // the connection.
 var saslVersions = []struct{ key, min, max int16 }{
 	{saslHandshakeKey, 0, 1},
-	{saslAuthenticateKey, 0, 1},
+	{saslAuthenticateKey, 0, 2}, // v2 flexible
 }
 
 // mayServe reports whether a request of key may be answered on c now.

@@ -411,11 +411,43 @@ func decodeRequest(frame []byte) (req *request, err error) {
 		return nil, fmt.Errorf("%s version %d outside the supported %d..%d", kmsg.NameForKey(req.key), req.version, lo, hi)
 	}
 	k.SetVersion(req.version)
+	if k.IsFlexible() {
+		// Request header v2 (KIP-482): tagged fields after the client ID.
+		if rest, err = skipTags(rest); err != nil {
+			return nil, fmt.Errorf("%s v%d header: %w", kmsg.NameForKey(req.key), req.version, err)
+		}
+	}
 	if err := k.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
 	}
 	req.req = k
 	return req, nil
+}
+
+// skipTags returns b past a tagged-field section: a count, then each
+// field's tag, size and bytes, as unsigned varints.
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return nil, errors.New("bad tagged-field count")
+	}
+	b = b[w:]
+	for range n {
+		if len(b) == 0 {
+			return nil, errors.New("tagged fields past the end")
+		}
+		_, w := binary.Uvarint(b) // tag
+		if w <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || size > uint64(len(b)-w) {
+			return nil, errors.New("bad tagged-field size")
+		}
+		b = b[w+int(size):]
+	}
+	return b, nil
 }
 
 // handle answers one request; a nil response sends nothing. An error
