@@ -62,7 +62,7 @@
 //     OffsetCommit v2–v8, OffsetFetch v1–v7, DescribeGroups v0–v5,
 //     ListGroups v0–v3.
 //
-// Any other API (transactions, ACLs, quotas, SASL/SCRAM, KRaft and inter-broker
+// Any other API (transactions, ACLs, quotas, KRaft and inter-broker
 // APIs, DescribeCluster, DeleteRecords, OffsetDelete, ...) is not
 // advertised; a request for one, or for a version outside the ranges
 // above, is logged and the connection closed, as Kafka closes a
@@ -138,7 +138,10 @@
 // authenticate before any request but ApiVersions, its requests are
 // limited to 512 KiB until then, and a failed authentication is answered
 // SASL_AUTHENTICATION_FAILED and closes the connection; PLAIN sends the
-// password as it is, so pair it with TLS. There is no authorization: an
+// password as it is, so pair it with TLS. Config.SCRAMPassword turns on
+// SASL/SCRAM-SHA-256 and SCRAM-SHA-512 the same way (RFC 5802, KIP-84;
+// 4096 PBKDF2 iterations, no channel binding), which never sends the
+// password. There is no authorization: an
 // authenticated user may do everything. Topic IDs
 // (Metadata v10+, Fetch v13+) are not served, so clients use topic
 // names. ListOffsets' max-timestamp query (v7), KIP-848's consumer

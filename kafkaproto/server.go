@@ -62,6 +62,11 @@ type Config struct {
 	// goroutines, concurrently. PLAIN sends passwords in the clear: serve
 	// it over TLS (a tls.Listener). nil: no authentication.
 	Authenticate func(user, password string) bool
+	// SCRAMPassword, when set, turns on SASL/SCRAM-SHA-256 and
+	// SCRAM-SHA-512 (alongside PLAIN if Authenticate is set too): it
+	// returns a user's password, ok false for an unknown user. SCRAM
+	// never sends the password. Called concurrently.
+	SCRAMPassword func(user string) (password string, ok bool)
 	// Logger receives connection and request errors. nil: discard.
 	Logger *slog.Logger
 }
@@ -228,9 +233,10 @@ type conn struct {
 
 	// SASL state, used by the answering goroutine only, but authed,
 	// which the reader reads too.
-	saslStarted bool        // a SaslHandshake for PLAIN was answered
-	authed      atomic.Bool // SaslAuthenticate succeeded
-	closeAfter  bool        // close once the response is written (a failed authentication)
+	saslMech   string      // the mechanism a SaslHandshake accepted
+	scram      *scramState // between SCRAM's two rounds
+	authed     atomic.Bool // SaslAuthenticate succeeded
+	closeAfter bool        // close once the response is written (a failed authentication)
 }
 
 func newConn(srv *server, nc net.Conn) *conn {
@@ -343,7 +349,7 @@ func (c *conn) readRequest(ctx context.Context, r *bufio.Reader) (*request, erro
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	limit := c.srv.cfg.MaxRequestBytes
-	if c.srv.cfg.Authenticate != nil && !c.authed.Load() {
+	if c.srv.cfg.sasl() && !c.authed.Load() {
 		limit = min(limit, maxUnauthenticatedBytes)
 	}
 	if n < 8 || n > limit {

@@ -93,7 +93,7 @@ func (h *handler) apiVersions(_ context.Context, version int16, req *kmsg.ApiVer
 		resp.ErrorCode = errUnsupportedVersion
 	}
 	served := versions
-	if h.srv.cfg.Authenticate != nil {
+	if h.srv.cfg.sasl() {
 		served = append(slices.Clip(versions), saslVersions...)
 	}
 	for _, v := range served {
