@@ -64,7 +64,7 @@ func startKafkaCluster(t *testing.T) *kafkaCluster {
 		s, err := stream.Open(dirs[id], &stream.Options{
 			Logger: logger,
 			Cluster: &stream.ClusterConfig{NodeID: id, Peers: peers, Transport: net3.Transport(id),
-				SessionTimeout: time.Second, ReplicaLagTime: 2 * time.Second},
+				SessionTimeout: 3 * time.Second, ReplicaLagTime: 5 * time.Second},
 		})
 		if err != nil {
 			lns[id].Close()
