@@ -1,6 +1,6 @@
 module github.com/instream/stream
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/dustin/go-humanize v1.1.0
@@ -18,4 +18,4 @@ require (
 	google.golang.org/protobuf v1.33.0 // indirect
 )
 
-require github.com/twmb/franz-go/pkg/kmsg v1.14.0
+require github.com/twmb/franz-go/pkg/kmsg v1.15.1

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"time"
 )
@@ -16,10 +17,13 @@ import (
 // coordinator that fences its members itself.
 
 // AppendRaw appends batch, one Kafka RecordBatch v2 as a producer sends it
-// (magic 2, a valid CRC-32C, records at offset deltas 0..count-1, a
-// max timestamp that is its newest record's), as it
+// (magic 2, a valid CRC-32C, records at offset deltas 0..count-1), as it
 // is: the partition assigns its base offset (which the CRC does not
-// cover) and keeps the rest, compression and timestamps included. An
+// cover) and keeps the rest, compression and timestamps included. A
+// header's max timestamp that is not its newest record's is set to it,
+// and the CRC with it, as Kafka's broker does (KafkaJS sends the newest
+// of the timestamps the application gave, ignoring records stamped with
+// the time of sending); the time index relies on it. An
 // idempotent batch (producer ID >= 0) is checked as the engine's own
 // producers' are: a retry of a batch the log holds returns the offset it
 // has, a gap gets ErrOutOfOrderSequence, an older epoch ErrFenced.
@@ -27,7 +31,7 @@ import (
 // a malformed one with ErrCorrupt, one larger than Options.MaxRecordBytes
 // with ErrRecordTooLarge; nothing is written then. batch is not retained.
 func (p *Partition) AppendRaw(batch []byte) (baseOffset int64, err error) {
-	h, err := p.checkRaw(batch)
+	h, fixTime, err := p.checkRaw(batch)
 	if err != nil {
 		return 0, err
 	}
@@ -58,60 +62,68 @@ func (p *Partition) AppendRaw(batch []byte) (baseOffset int64, err error) {
 	// engine's own batches carry 0.
 	binary.BigEndian.PutUint32(dst[offLeaderEpoch:], 0)
 	h.LeaderEpoch = 0
+	if fixTime {
+		binary.BigEndian.PutUint64(dst[offMaxTimestamp:], uint64(h.MaxTimestamp))
+		h.CRC = crc32.Checksum(dst[offAttributes:], crcTable)
+		binary.BigEndian.PutUint32(dst[offCRC:], h.CRC)
+	}
 	return p.commitLocked(seg, dst, pos, &h)
 }
 
 // checkRaw validates a client's batch for AppendRaw: header, CRC, and
 // every record's framing, so that no batch a read would later report as
-// corrupt gets into the log.
-func (p *Partition) checkRaw(batch []byte) (batchHeader, error) {
+// corrupt gets into the log. A header's max timestamp other than its
+// records' newest (under CreateTime) is returned corrected, with fixTime
+// set: the caller writes it into the stored copy.
+func (p *Partition) checkRaw(batch []byte) (h batchHeader, fixTime bool, err error) {
 	if len(batch) < batchHeaderSize {
-		return batchHeader{}, p.errorf("raw batch of %d bytes is shorter than a header: %w", len(batch), ErrCorrupt)
+		return batchHeader{}, false, p.errorf("raw batch of %d bytes is shorter than a header: %w", len(batch), ErrCorrupt)
 	}
-	h, err := parseBatchHeader(batch)
+	h, err = parseBatchHeader(batch)
 	if err != nil {
-		return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+		return h, false, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 	}
 	if h.Size() != int64(len(batch)) {
-		return h, p.errorf("raw batch: length field says %d bytes, got %d: %w", h.Size(), len(batch), ErrCorrupt)
+		return h, false, p.errorf("raw batch: length field says %d bytes, got %d: %w", h.Size(), len(batch), ErrCorrupt)
 	}
 	if int64(len(batch)) > p.cfg.maxRecordBytes {
-		return h, p.errorf("batch of %d bytes exceeds %d: %w", len(batch), p.cfg.maxRecordBytes, ErrRecordTooLarge)
+		return h, false, p.errorf("batch of %d bytes exceeds %d: %w", len(batch), p.cfg.maxRecordBytes, ErrRecordTooLarge)
 	}
 	if h.Attributes&(attrTransactional|attrControl) != 0 {
-		return h, p.errorf("raw batch: transactional and control batches are not supported: %w", ErrInvalidConfig)
+		return h, false, p.errorf("raw batch: transactional and control batches are not supported: %w", ErrInvalidConfig)
 	}
 	if h.Count == 0 {
-		return h, p.errorf("raw batch holds no records: %w", ErrCorrupt)
+		return h, false, p.errorf("raw batch holds no records: %w", ErrCorrupt)
 	}
 	if err := checkBatch(batch, &h); err != nil {
-		return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+		return h, false, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 	}
 	if !h.Compression().valid() {
-		return h, p.errorf("raw batch: unknown compression codec %d: %w", h.Compression(), ErrCorrupt)
+		return h, false, p.errorf("raw batch: unknown compression codec %d: %w", h.Compression(), ErrCorrupt)
 	}
 	body, _, err := batchBody(batch, &h, nil)
 	if err != nil {
-		return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+		return h, false, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 	}
 	d := recordDecoder{b: body, reuseHeaders: true}
 	var r Record
 	maxTime := int64(math.MinInt64)
 	for i := range int64(h.Count) {
 		if err := d.record(&r, &h, i); err != nil {
-			return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+			return h, false, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 		}
 		maxTime = max(maxTime, r.Timestamp.UnixMilli())
 	}
 	if err := d.end(); err != nil {
-		return h, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
+		return h, false, p.errorf("raw batch: %v: %w", err, ErrCorrupt)
 	}
 	// The time index and OffsetForTime trust the header's max timestamp:
 	// it must be the records' own.
 	if h.Attributes&attrTimestampType == 0 && maxTime != h.MaxTimestamp {
-		return h, p.errorf("raw batch: max timestamp %d, but its records' newest is %d: %w", h.MaxTimestamp, maxTime, ErrCorrupt)
+		h.MaxTimestamp = maxTime
+		return h, true, nil
 	}
-	return h, nil
+	return h, false, nil
 }
 
 // ReadRaw appends to dst the stored batches from the one holding offset

@@ -128,9 +128,6 @@ func TestAppendRawRefuses(t *testing.T) {
 	badRecord := bytes.Clone(good)
 	badRecord[61] = 0x7e // the first record's length: 63 bytes, past the end
 	reCRC(badRecord)
-	badTime := bytes.Clone(good)
-	binary.BigEndian.PutUint64(badTime[35:], 1<<62) // a max timestamp no record has
-	reCRC(badTime)
 	for name, c := range map[string]struct {
 		b    []byte
 		want error
@@ -140,7 +137,6 @@ func TestAppendRawRefuses(t *testing.T) {
 		"length":        {good[:len(good)-1], stream.ErrCorrupt},
 		"short":         {good[:30], stream.ErrCorrupt},
 		"record":        {badRecord, stream.ErrCorrupt},
-		"max timestamp": {badTime, stream.ErrCorrupt},
 		"transactional": {txn, stream.ErrInvalidConfig},
 		"too large":     {rawBatch(t, 100, "big", -1, -1, -1), stream.ErrRecordTooLarge},
 	} {
@@ -150,6 +146,41 @@ func TestAppendRawRefuses(t *testing.T) {
 	}
 	if hw := p.HighWatermark(); hw != 0 {
 		t.Fatalf("refused batches wrote %d records", hw)
+	}
+}
+
+// TestAppendRawFixesMaxTimestamp: a batch whose header's max timestamp
+// is not its newest record's (KafkaJS sends the newest of the
+// timestamps its caller gave, so older ones when others are stamped
+// with the time of sending) is appended with the records' newest and a
+// CRC to match, as Kafka's broker does, and found by time.
+func TestAppendRawFixesMaxTimestamp(t *testing.T) {
+	_, p := openWirePartition(t, nil)
+	good := rawBatch(t, 3, "x", -1, -1, -1) // records at 1_700_000_000_000 + 0..2
+	for i, maxTime := range []int64{1 << 62, 1_700_000_000_000} {
+		b := bytes.Clone(good)
+		binary.BigEndian.PutUint64(b[35:], uint64(maxTime))
+		reCRC(b)
+		base, err := p.AppendRaw(b)
+		if err != nil || base != int64(3*i) {
+			t.Fatalf("max timestamp %d: AppendRaw: %d, %v", maxTime, base, err)
+		}
+	}
+	stored, _, err := p.ReadRaw(0, 1<<20, nil) // CRC-checked
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 2*len(good) {
+		t.Fatalf("read %d bytes, want %d", len(stored), 2*len(good))
+	}
+	for i := range 2 {
+		b := stored[i*len(good):]
+		if got := int64(binary.BigEndian.Uint64(b[35:])); got != 1_700_000_000_002 {
+			t.Errorf("batch %d stored with max timestamp %d, want its newest record's", i, got)
+		}
+	}
+	if off, err := p.OffsetForTime(time.UnixMilli(1_700_000_000_002)); err != nil || off != 2 {
+		t.Fatalf("OffsetForTime: %d, %v; want 2", off, err)
 	}
 }
 

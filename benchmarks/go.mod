@@ -1,6 +1,6 @@
 module github.com/instream/stream/benchmarks
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/instream/stream v0.0.0-00010101000000-000000000000
@@ -9,7 +9,7 @@ require (
 	github.com/tidwall/wal v1.2.1
 	github.com/twmb/franz-go v1.21.7
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260804154521-adb3a18abe14
-	github.com/twmb/franz-go/pkg/kmsg v1.14.0
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 	go.etcd.io/bbolt v1.5.0
 )
 

@@ -30,6 +30,9 @@ func (h *handler) dispatch(ctx context.Context, req *request) (kmsg.Response, er
 		h.conn.log.Warn("kafka connection closed: a request before authentication", "api", kmsg.NameForKey(req.key))
 		return nil, errDisconnect
 	}
+	if resp := notCoordinator(req.req); resp != nil && !h.srv.isCoordinator() {
+		return resp, nil
+	}
 	switch r := req.req.(type) {
 	case *kmsg.SASLHandshakeRequest:
 		return h.saslHandshake(r), nil
@@ -75,18 +78,11 @@ func (h *handler) dispatch(ctx context.Context, req *request) (kmsg.Response, er
 	return nil, fmt.Errorf("no handler for %s", kmsg.NameForKey(req.key))
 }
 
-// broker is this node as Metadata lists it.
-func (h *handler) broker() kmsg.MetadataResponseBroker {
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = h.srv.cfg.NodeID, h.srv.host, h.srv.port
-	return b
-}
-
 func (h *handler) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = []kmsg.MetadataResponseBroker{h.broker()}
+	resp.Brokers = h.srv.brokers()
 	resp.ClusterID = &h.srv.cfg.ClusterID
-	resp.ControllerID = h.srv.cfg.NodeID
+	resp.ControllerID = h.srv.controllerID()
 	var names []string
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
@@ -117,10 +113,7 @@ func (h *handler) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			continue
 		}
 		for i := range int32(t.NumPartitions()) {
-			rp := kmsg.NewMetadataResponseTopicPartition()
-			rp.Partition, rp.Leader = i, h.srv.cfg.NodeID
-			rp.Replicas, rp.ISR = []int32{h.srv.cfg.NodeID}, []int32{h.srv.cfg.NodeID}
-			rt.Partitions = append(rt.Partitions, rp)
+			rt.Partitions = append(rt.Partitions, h.srv.partitionMetadata(name, i))
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
@@ -135,7 +128,13 @@ func (h *handler) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Respons
 		resp.NodeID = -1
 		return resp
 	}
-	resp.NodeID, resp.Host, resp.Port = h.srv.cfg.NodeID, h.srv.host, h.srv.port
+	id, a, ok := h.srv.coordinator()
+	if !ok {
+		resp.ErrorCode = errCoordinatorNotAvailable
+		resp.NodeID = -1
+		return resp
+	}
+	resp.NodeID, resp.Host, resp.Port = id, a.host, a.port
 	return resp
 }
 
@@ -230,7 +229,7 @@ func (h *handler) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if err == nil && len(rt.ReplicaAssignment) > 0 {
 			code, err = errInvalidReplicaAssignment, errors.New("manual replica assignment is not supported")
 		}
-		if err == nil && cfg.ReplicationFactor > 1 {
+		if err == nil && cfg.ReplicationFactor > 1 && h.srv.s.Cluster() == nil {
 			code, err = errInvalidReplicationFactor, fmt.Errorf("replication factor %d is larger than the 1 broker", cfg.ReplicationFactor)
 		}
 		if err == nil && req.ValidateOnly {
@@ -243,6 +242,9 @@ func (h *handler) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 				code = errorCode(err)
 				if code == errInvalidConfig && rt.NumPartitions > 0 {
 					code = errInvalidPartitions
+				}
+				if code == errNotEnoughReplicas { // a factor above the cluster's nodes
+					code = errInvalidReplicationFactor
 				}
 			} else {
 				cfg = t.Config()

@@ -1,5 +1,5 @@
 // Package kafkaproto serves a stream.Stream to Kafka clients over
-// Kafka's wire protocol: kcat, franz-go, librdkafka-based clients,
+// Kafka's wire protocol: kcat, franz-go, KafkaJS, librdkafka-based clients,
 // Kafka's own tools and UIs point at it as at a one-broker cluster, with
 // no broker to run.
 //
@@ -13,16 +13,16 @@
 //
 // # What is served
 //
-// ApiVersions (v0–v2) advertises exactly the versions below; a client
+// ApiVersions (v0–v3) advertises exactly the versions below; a client
 // that asks for ApiVersions at a newer version is answered with
 // UNSUPPORTED_VERSION and the list, as Kafka does (KIP-511), and
-// retries at one listed. No "flexible" version (KIP-482) is served: the
-// kmsg release this module can use (v1.14.0, for Go 1.25) lets a small
-// malformed flexible request spin for seconds; the older versions carry
-// everything this server implements, and every Kafka client speaks
-// them.
+// retries at one listed. Each API is served up to its first "flexible"
+// version (KIP-482, tagged fields), which franz-go and Kafka's Java
+// clients use, and down to the versions older clients speak (KafkaJS
+// and librdkafka negotiate non-flexible ones). Tagged fields a client
+// sends are read past.
 //
-//   - Produce v3–v8: each partition's RecordBatch v2 is appended as the
+//   - Produce v3–v9: each partition's RecordBatch v2 is appended as the
 //     client sent it (Partition.AppendRaw), after its CRC and every
 //     record's framing are checked; the partition assigns the offsets.
 //     Compression (gzip, snappy, lz4, zstd) is kept as sent. acks=0 gets
@@ -35,31 +35,34 @@
 //     (OUT_OF_ORDER_SEQUENCE_NUMBER) as for the Go API's producers.
 //     Transactions are not supported: a transactional produce or
 //     InitProducerId gets INVALID_REQUEST.
-//   - Fetch v4–v11: the stored batches are served byte for byte as they
+//   - Fetch v4–v12: the stored batches are served byte for byte as they
 //     lie in the segments (Partition.ReadRaw), never re-encoded; the
 //     first batch may start before the offset asked for, as in Kafka. A
 //     fetch long-polls: while fewer than MinBytes are ready it waits up
 //     to MaxWaitMillis (at most 30s) for any of its partitions to grow.
 //     Fetch sessions (KIP-227) are not kept: every answer is a full one
 //     with session ID 0, which clients take as sessions off.
-//   - ListOffsets v1–v5: earliest (-2), latest (-1, the high
+//   - ListOffsets v1–v6: earliest (-2), latest (-1, the high
 //     watermark), and the first offset at or after a timestamp.
-//   - Metadata v1–v8: one broker, this node, leading every partition.
-//     A missing topic is created when the Stream was opened with
+//   - Metadata v1–v9: on a single node, one broker, this node, leading
+//     every partition; on a cluster node, see Clusters below. A missing
+//     topic is created when the Stream was opened with
 //     Options.AutoCreateTopics (with Options.DefaultTopic) and the
 //     client allows it, as Kafka's auto.create.topics.enable.
-//   - CreateTopics v0–v4 (configs retention.ms, retention.bytes,
+//   - CreateTopics v0–v5 (configs retention.ms, retention.bytes,
 //     segment.bytes, min.insync.replicas and cleanup.policy=delete; a
-//     replication factor above 1 gets INVALID_REPLICATION_FACTOR),
-//     DeleteTopics v0–v3, DescribeConfigs v0–v3 (a topic's settings;
-//     read-only), CreatePartitions v0–v1 (grow only, no manual
+//     replication factor above the number of nodes gets
+//     INVALID_REPLICATION_FACTOR),
+//     DeleteTopics v0–v4, DescribeConfigs v0–v4 (a topic's settings;
+//     read-only), CreatePartitions v0–v2 (grow only, no manual
 //     replica assignment).
-//   - Consumer groups: FindCoordinator v0–v2 (this node), JoinGroup
-//     v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v3,
-//     OffsetCommit v2–v7, OffsetFetch v1–v5, DescribeGroups v0–v4,
-//     ListGroups v0–v2.
+//   - Consumer groups: FindCoordinator v0–v3 (this node; on a cluster,
+//     see below), JoinGroup
+//     v0–v6, SyncGroup v0–v4, Heartbeat v0–v4, LeaveGroup v0–v4,
+//     OffsetCommit v2–v8, OffsetFetch v1–v7, DescribeGroups v0–v5,
+//     ListGroups v0–v3.
 //
-// Any other API (transactions, ACLs, quotas, SASL/SCRAM, KRaft and inter-broker
+// Any other API (transactions, ACLs, quotas, KRaft and inter-broker
 // APIs, DescribeCluster, DeleteRecords, OffsetDelete, ...) is not
 // advertised; a request for one, or for a version outside the ranges
 // above, is logged and the connection closed, as Kafka closes a
@@ -89,6 +92,26 @@
 // the Stream's naming rule (1–249 of [a-zA-Z0-9._-]); another gets
 // INVALID_GROUP_ID.
 //
+// # Clusters
+//
+// On a clustered Stream (Options.Cluster) each node's listener is one
+// broker, its ID the node's, and Kafka clients see a multi-broker
+// cluster: Metadata lists every live node whose advertised address
+// Config.Brokers gives (this node's is AdvertisedAddr), the metadata raft
+// leader as the controller, and each partition's leader, leader epoch,
+// replicas, ISR and offline replicas as Cluster.PartitionState has them
+// (LEADER_NOT_AVAILABLE while none leads). Produce, Fetch and ListOffsets
+// for a partition this node does not lead get NOT_LEADER_OR_FOLLOWER, so
+// clients refresh their metadata and follow failover; a produce is
+// answered once the high watermark passes it, whatever its acks (the
+// cluster's AcksAll). CreateTopics takes a replication factor up to the
+// number of nodes. Groups are coordinated by one node, the live one
+// with the smallest ID, which FindCoordinator names and which alone
+// answers group requests (the others answer NOT_COORDINATOR), keeping
+// membership in memory and committed offsets in its Stream's group of
+// that name: when that node changes, members rejoin at the next one,
+// and find there the offsets its Stream has for the group.
+//
 // # Connections
 //
 // Each connection's requests are answered one at a time, in order, as
@@ -111,14 +134,15 @@
 // command's default) or a trusted network. For TLS (Kafka's SSL
 // listener), pass Serve a tls.NewListener; "stream serve" does with
 // -tls-cert and -tls-key. Config.Authenticate turns on SASL/PLAIN
-// (SaslHandshake v0–v1, SaslAuthenticate v0–v1): a connection must
+// (SaslHandshake v0–v1, SaslAuthenticate v0–v2): a connection must
 // authenticate before any request but ApiVersions, its requests are
 // limited to 512 KiB until then, and a failed authentication is answered
 // SASL_AUTHENTICATION_FAILED and closes the connection; PLAIN sends the
-// password as it is, so pair it with TLS. There is no authorization: an
-// authenticated user may do everything. One node only: with
-// replication, each node's listener is meant to become one broker of a
-// multi-broker Metadata; today Metadata lists this node alone. Topic IDs
+// password as it is, so pair it with TLS. Config.SCRAMPassword turns on
+// SASL/SCRAM-SHA-256 and SCRAM-SHA-512 the same way (RFC 5802, KIP-84;
+// 4096 PBKDF2 iterations, no channel binding), which never sends the
+// password. There is no authorization: an
+// authenticated user may do everything. Topic IDs
 // (Metadata v10+, Fetch v13+) are not served, so clients use topic
 // names. ListOffsets' max-timestamp query (v7), KIP-848's consumer
 // group protocol and share groups are not served.

@@ -13,10 +13,12 @@ const (
 	errOffsetOutOfRange         int16 = 1
 	errCorruptMessage           int16 = 2
 	errUnknownTopicOrPartition  int16 = 3
+	errLeaderNotAvailable       int16 = 5
 	errNotLeaderForPartition    int16 = 6
 	errRequestTimedOut          int16 = 7
 	errMessageTooLarge          int16 = 10
 	errCoordinatorNotAvailable  int16 = 15
+	errNotCoordinator           int16 = 16
 	errInvalidTopic             int16 = 17
 	errNotEnoughReplicas        int16 = 19
 	errIllegalGeneration        int16 = 22

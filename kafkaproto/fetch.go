@@ -98,6 +98,9 @@ func (h *handler) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, ma
 					err = stream.ErrUnknownTopic
 				}
 			}
+			if err == nil && h.srv.notLeader(rt.Topic, rp.Partition) {
+				err = stream.ErrNotLeader
+			}
 			if err == nil {
 				po.HighWatermark, po.LogStartOffset = p.HighWatermark(), p.StartOffset()
 				po.LastStableOffset = po.HighWatermark
@@ -116,7 +119,7 @@ func (h *handler) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, ma
 			if err != nil {
 				failed = true
 				po.ErrorCode = errorCode(err)
-				if !errors.Is(err, stream.ErrOffsetOutOfRange) && !errors.Is(err, stream.ErrUnknownTopic) {
+				if !errors.Is(err, stream.ErrOffsetOutOfRange) && !errors.Is(err, stream.ErrUnknownTopic) && !errors.Is(err, stream.ErrNotLeader) {
 					h.srv.log.Warn("kafka fetch failed", "topic", rt.Topic, "partition", rp.Partition, "offset", rp.FetchOffset, "error", err)
 				}
 			}
@@ -146,6 +149,9 @@ func (h *handler) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				if p, err = t.Partition(rp.Partition); err != nil {
 					err = stream.ErrUnknownTopic
 				}
+			}
+			if err == nil && h.srv.notLeader(rt.Topic, rp.Partition) {
+				err = stream.ErrNotLeader
 			}
 			if err == nil {
 				po.Offset, po.Timestamp, err = offsetFor(p, rp.Timestamp)

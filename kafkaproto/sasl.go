@@ -3,15 +3,18 @@ package kafkaproto
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// SASL/PLAIN (KIP-43, KIP-152): with Config.Authenticate set, a
-// connection must authenticate — SaslHandshake v1 naming PLAIN, then
-// SaslAuthenticate with the user and password — before any request but
-// ApiVersions; anything else first is logged and the connection closed,
-// as Kafka does. PLAIN sends the password in the clear: use it over TLS.
+// SASL (KIP-43, KIP-152): with Config.Authenticate (PLAIN) or
+// Config.SCRAMPassword (SCRAM-SHA-256/512, scram.go) set, a connection
+// must authenticate — SaslHandshake v1 naming a mechanism turned on,
+// then SaslAuthenticate, once for PLAIN's user and password, twice for
+// SCRAM — before any request but ApiVersions; anything else first is
+// logged and the connection closed, as Kafka does. PLAIN sends the
+// password in the clear: use it over TLS.
 
 const (
 	saslHandshakeKey    = 17
@@ -33,37 +36,81 @@ const (
 // the connection.
 var saslVersions = []struct{ key, min, max int16 }{
 	{saslHandshakeKey, 0, 1},
-	{saslAuthenticateKey, 0, 1},
+	{saslAuthenticateKey, 0, 2}, // v2 flexible
+}
+
+// sasl reports whether connections must authenticate.
+func (c Config) sasl() bool { return c.Authenticate != nil || c.SCRAMPassword != nil }
+
+// mechanisms lists the SASL mechanisms c turns on.
+func (c Config) mechanisms() []string {
+	var out []string
+	if c.Authenticate != nil {
+		out = append(out, "PLAIN")
+	}
+	if c.SCRAMPassword != nil {
+		for _, m := range scramMechanisms {
+			out = append(out, m.name)
+		}
+	}
+	return out
 }
 
 // mayServe reports whether a request of key may be answered on c now.
 func (c *conn) mayServe(key int16) bool {
-	return c.srv.cfg.Authenticate == nil || c.authed.Load() ||
+	return !c.srv.cfg.sasl() || c.authed.Load() ||
 		key == apiVersionsKey || key == saslHandshakeKey || key == saslAuthenticateKey
 }
 
 func (h *handler) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
-	resp.SupportedMechanisms = []string{"PLAIN"}
+	resp.SupportedMechanisms = h.srv.cfg.mechanisms()
 	switch {
-	case h.srv.cfg.Authenticate == nil:
+	case !h.srv.cfg.sasl():
 		resp.ErrorCode, resp.SupportedMechanisms = errUnsupportedSASLMechanism, nil
-	case req.Mechanism != "PLAIN":
+	case !slices.Contains(resp.SupportedMechanisms, req.Mechanism):
 		resp.ErrorCode = errUnsupportedSASLMechanism
-	case h.conn.authed.Load():
+	case h.conn.authed.Load() || h.conn.saslMech != "":
 		resp.ErrorCode = errIllegalSASLState
 	default:
-		h.conn.saslStarted = true
+		h.conn.saslMech = req.Mechanism
 	}
 	return resp
 }
 
 func (h *handler) saslAuthenticate(_ context.Context, req *kmsg.SASLAuthenticateRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
-	if !h.conn.saslStarted || h.conn.authed.Load() {
+	if h.conn.saslMech == "" || h.conn.authed.Load() {
 		resp.ErrorCode = errIllegalSASLState
-		resp.ErrorMessage = kmsg.StringPtr("SaslAuthenticate without a SaslHandshake for PLAIN first")
+		resp.ErrorMessage = kmsg.StringPtr("SaslAuthenticate without a SaslHandshake first")
 		h.conn.closeAfter = true
+		return resp
+	}
+	fail := func(user string, err error) kmsg.Response {
+		h.conn.log.Warn("kafka authentication failed; closing the connection", "mechanism", h.conn.saslMech, "user", user, "error", err)
+		resp.ErrorCode = errSASLAuthenticationFailed
+		resp.ErrorMessage = kmsg.StringPtr("authentication failed: " + err.Error())
+		h.conn.closeAfter = true
+		return resp
+	}
+	if mech, ok := findSCRAM(h.conn.saslMech); ok {
+		if h.conn.scram == nil {
+			st, out, err := h.srv.scramFirst(mech, req.SASLAuthBytes)
+			if err != nil {
+				return fail("", err)
+			}
+			h.conn.scram, resp.SASLAuthBytes = st, out
+			return resp
+		}
+		st := h.conn.scram
+		out, err := st.final(req.SASLAuthBytes)
+		if err != nil {
+			return fail(st.user, err)
+		}
+		h.conn.scram = nil
+		h.conn.authed.Store(true)
+		h.conn.log = h.conn.log.With("user", st.user)
+		resp.SASLAuthBytes = out
 		return resp
 	}
 	// PLAIN's message: authzid NUL authcid NUL password (RFC 4616).
@@ -76,11 +123,7 @@ func (h *handler) saslAuthenticate(_ context.Context, req *kmsg.SASLAuthenticate
 		if len(parts) == 3 {
 			user = string(parts[1])
 		}
-		h.conn.log.Warn("kafka authentication failed; closing the connection", "user", user)
-		resp.ErrorCode = errSASLAuthenticationFailed
-		resp.ErrorMessage = kmsg.StringPtr("authentication failed: bad user name or password")
-		h.conn.closeAfter = true
-		return resp
+		return fail(user, errAuthFailed)
 	}
 	h.conn.authed.Store(true)
 	h.conn.log = h.conn.log.With("user", string(parts[1]))

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,13 @@ type Config struct {
 	// AdvertisedAddr is the host:port clients are told to connect to.
 	// Default: the listener's address. Kafka: advertised.listeners.
 	AdvertisedAddr string
+	// Brokers gives, on a clustered Stream (Options.Cluster), the
+	// advertised host:port of the other nodes' listeners by node ID, so
+	// that Metadata lists each live node as one broker; this node's is
+	// AdvertisedAddr. A node missing here is left out of Metadata.
+	// There NodeID defaults to the cluster's node ID and must be it.
+	// Must be empty on a single node.
+	Brokers map[stream.NodeID]string
 	// ClusterID is reported by Metadata. Default "stream".
 	ClusterID string
 	// MaxRequestBytes bounds one request frame; a client announcing a
@@ -56,6 +62,11 @@ type Config struct {
 	// goroutines, concurrently. PLAIN sends passwords in the clear: serve
 	// it over TLS (a tls.Listener). nil: no authentication.
 	Authenticate func(user, password string) bool
+	// SCRAMPassword, when set, turns on SASL/SCRAM-SHA-256 and
+	// SCRAM-SHA-512 (alongside PLAIN if Authenticate is set too): it
+	// returns a user's password, ok false for an unknown user. SCRAM
+	// never sends the password. Called concurrently.
+	SCRAMPassword func(user string) (password string, ok bool)
 	// Logger receives connection and request errors. nil: discard.
 	Logger *slog.Logger
 }
@@ -98,6 +109,9 @@ type server struct {
 	log  *slog.Logger
 	host string
 	port int32
+	// addrs holds the brokers' advertised addresses by node ID on a
+	// cluster node (cluster.go); empty on a single node.
+	addrs map[int32]address
 
 	groups *coordinator
 
@@ -120,16 +134,16 @@ func Serve(ctx context.Context, ln net.Listener, s *stream.Stream, cfg Config) e
 		return fmt.Errorf("kafkaproto: Serve needs a context: %w", stream.ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults(ln)
-	host, portStr, err := net.SplitHostPort(cfg.AdvertisedAddr)
+	self, err := parseAddress(cfg.AdvertisedAddr)
 	if err != nil {
 		return fmt.Errorf("kafkaproto: advertised address %q: %v: %w", cfg.AdvertisedAddr, err, stream.ErrInvalidConfig)
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
+	addrs, err := clusterConfig(&cfg, s, self)
 	if err != nil {
-		return fmt.Errorf("kafkaproto: advertised port %q: %v: %w", portStr, err, stream.ErrInvalidConfig)
+		return err
 	}
 	srv := &server{
-		s: s, cfg: cfg, log: cfg.Logger, host: host, port: int32(port),
+		s: s, cfg: cfg, log: cfg.Logger, host: self.host, port: self.port, addrs: addrs,
 		conns: map[net.Conn]struct{}{},
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -219,9 +233,10 @@ type conn struct {
 
 	// SASL state, used by the answering goroutine only, but authed,
 	// which the reader reads too.
-	saslStarted bool        // a SaslHandshake for PLAIN was answered
-	authed      atomic.Bool // SaslAuthenticate succeeded
-	closeAfter  bool        // close once the response is written (a failed authentication)
+	saslMech   string      // the mechanism a SaslHandshake accepted
+	scram      *scramState // between SCRAM's two rounds
+	authed     atomic.Bool // SaslAuthenticate succeeded
+	closeAfter bool        // close once the response is written (a failed authentication)
 }
 
 func newConn(srv *server, nc net.Conn) *conn {
@@ -334,7 +349,7 @@ func (c *conn) readRequest(ctx context.Context, r *bufio.Reader) (*request, erro
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	limit := c.srv.cfg.MaxRequestBytes
-	if c.srv.cfg.Authenticate != nil && !c.authed.Load() {
+	if c.srv.cfg.sasl() && !c.authed.Load() {
 		limit = min(limit, maxUnauthenticatedBytes)
 	}
 	if n < 8 || n > limit {
@@ -402,11 +417,43 @@ func decodeRequest(frame []byte) (req *request, err error) {
 		return nil, fmt.Errorf("%s version %d outside the supported %d..%d", kmsg.NameForKey(req.key), req.version, lo, hi)
 	}
 	k.SetVersion(req.version)
+	if k.IsFlexible() {
+		// Request header v2 (KIP-482): tagged fields after the client ID.
+		if rest, err = skipTags(rest); err != nil {
+			return nil, fmt.Errorf("%s v%d header: %w", kmsg.NameForKey(req.key), req.version, err)
+		}
+	}
 	if err := k.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
 	}
 	req.req = k
 	return req, nil
+}
+
+// skipTags returns b past a tagged-field section: a count, then each
+// field's tag, size and bytes, as unsigned varints.
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return nil, errors.New("bad tagged-field count")
+	}
+	b = b[w:]
+	for range n {
+		if len(b) == 0 {
+			return nil, errors.New("tagged fields past the end")
+		}
+		_, w := binary.Uvarint(b) // tag
+		if w <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || size > uint64(len(b)-w) {
+			return nil, errors.New("bad tagged-field size")
+		}
+		b = b[w+int(size):]
+	}
+	return b, nil
 }
 
 // handle answers one request; a nil response sends nothing. An error

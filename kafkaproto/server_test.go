@@ -156,6 +156,41 @@ func TestApiVersions(t *testing.T) {
 	}
 }
 
+// TestFlexibleVersions: flexible requests (KIP-482) are decoded and
+// answered with their response header's tagged fields, ApiVersions v3's
+// excepted; a request header carrying a tagged field is read past.
+func TestFlexibleVersions(t *testing.T) {
+	s, addr := startServer(t, Config{})
+	if _, err := s.CreateTopic("t", stream.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	rc := dial(t, addr)
+	if resp := rc.apiVersions(3); resp.ErrorCode != 0 || len(resp.ApiKeys) != len(versions) {
+		t.Fatalf("ApiVersions v3: error %d, %d keys", resp.ErrorCode, len(resp.ApiKeys))
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(9)
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("t")
+	req.Topics = append(req.Topics, rt)
+	b := rc.frame(req)
+	// The header's tagged fields (after the 4-byte client ID "test"):
+	// one field, tag 0, of 3 bytes.
+	at := 4 + 10 + 4
+	if b[at] != 0 {
+		t.Fatalf("frame has %d header tags", b[at])
+	}
+	b = append(b[:at:at], append([]byte{1, 0, 3, 'a', 'b', 'c'}, b[at+1:]...)...)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	rc.send(b)
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.SetVersion(9)
+	rc.read(resp)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != 2 || len(resp.Brokers) != 1 {
+		t.Fatalf("Metadata v9: %+v", resp)
+	}
+}
+
 // TestPipelinedInOrder: requests sent back to back, a long-polling fetch
 // first, are answered in the order sent.
 func TestPipelinedInOrder(t *testing.T) {

@@ -31,36 +31,35 @@ const (
 	createPartitionsKey = 37
 )
 
-// versions lists, per API key, the versions this server implements.
-//
-// Each range stops at the last version before the protocol's "flexible"
-// encoding (KIP-482, tagged fields): kmsg v1.14.0, the last release that
-// builds with Go 1.25, decodes a tagged-field count from the input and
-// loops that many times even after the input ran out, so a 40-byte
-// flexible frame can hold a connection's goroutine for seconds of CPU
-// (fixed in kmsg v1.15.1, which needs Go 1.26). Kafka's clients all
-// speak these versions. The ranges also stop before fields this server
-// does not implement (topic IDs, batched coordinators and groups).
+// versions lists, per API key, the versions this server implements:
+// each range runs through the first "flexible" version (KIP-482: tagged
+// fields, compact strings), which Kafka 2.4+ clients prefer, and stops
+// before fields this server does not implement (topic IDs, batched
+// coordinators and groups, KIP-848, transactions' KIP-890). Flexible
+// versions need kmsg v1.15.1 or later: v1.14.0 looped over a
+// tagged-field count read from the input even past its end, so that a
+// 40-byte frame held a goroutine for seconds (FuzzDecodeRequest's seed
+// corpus holds one).
 var versions = []struct{ key, min, max int16 }{
-	{produceKey, 3, 8},     // v3: RecordBatch v2 only
-	{fetchKey, 4, 11},      // v4: RecordBatch v2; v7 sessions answered "none"
-	{listOffsetsKey, 1, 5}, // v1: one offset per partition
-	{metadataKey, 1, 8},
-	{offsetCommitKey, 2, 7}, // v2: retention time, ignored
-	{offsetFetchKey, 1, 5},
-	{findCoordinatorKey, 0, 2},
-	{joinGroupKey, 0, 5},
-	{heartbeatKey, 0, 3},
-	{leaveGroupKey, 0, 3},
-	{syncGroupKey, 0, 3},
-	{describeGroupsKey, 0, 4},
-	{listGroupsKey, 0, 2},
-	{apiVersionsKey, 0, 2},
-	{createTopicsKey, 0, 4},
-	{deleteTopicsKey, 0, 3},
-	{initProducerIDKey, 0, 1},
-	{describeConfigsKey, 0, 3},
-	{createPartitionsKey, 0, 1},
+	{produceKey, 3, 9},         // v3: RecordBatch v2 only; v9 flexible
+	{fetchKey, 4, 12},          // v4: RecordBatch v2; v7 sessions answered "none"; v12 flexible; v13 topic IDs
+	{listOffsetsKey, 1, 6},     // v1: one offset per partition; v6 flexible; v7 max timestamp
+	{metadataKey, 1, 9},        // v9 flexible; v10 topic IDs
+	{offsetCommitKey, 2, 8},    // v2: retention time, ignored; v8 flexible
+	{offsetFetchKey, 1, 7},     // v6 flexible; v7 require stable (no transactions: all stable); v8 batched groups
+	{findCoordinatorKey, 0, 3}, // v3 flexible; v4 batched keys
+	{joinGroupKey, 0, 6},       // v6 flexible
+	{heartbeatKey, 0, 4},
+	{leaveGroupKey, 0, 4},
+	{syncGroupKey, 0, 4},
+	{describeGroupsKey, 0, 5},
+	{listGroupsKey, 0, 3},
+	{apiVersionsKey, 0, 3},
+	{createTopicsKey, 0, 5},
+	{deleteTopicsKey, 0, 4},
+	{initProducerIDKey, 0, 2},
+	{describeConfigsKey, 0, 4},
+	{createPartitionsKey, 0, 2},
 }
 
 // supported returns the versions of key this server can decode; the
@@ -75,15 +74,10 @@ func supported(key int16) (lo, hi int16, ok bool) {
 }
 
 func init() {
-	// Every served version must be one kmsg can encode, and none
-	// flexible (see versions).
+	// Every served version must be one kmsg can encode.
 	for _, v := range append(slices.Clip(versions), saslVersions...) {
-		r := kmsg.RequestForKey(v.key)
-		if r == nil || r.MaxVersion() < v.max {
+		if r := kmsg.RequestForKey(v.key); r == nil || r.MaxVersion() < v.max {
 			panic(fmt.Sprintf("kafkaproto: kmsg cannot encode %s v%d", kmsg.NameForKey(v.key), v.max))
-		}
-		if r.SetVersion(v.max); r.IsFlexible() {
-			panic(fmt.Sprintf("kafkaproto: %s v%d is flexible", kmsg.NameForKey(v.key), v.max))
 		}
 	}
 }
@@ -99,7 +93,7 @@ func (h *handler) apiVersions(_ context.Context, version int16, req *kmsg.ApiVer
 		resp.ErrorCode = errUnsupportedVersion
 	}
 	served := versions
-	if h.srv.cfg.Authenticate != nil {
+	if h.srv.cfg.sasl() {
 		served = append(slices.Clip(versions), saslVersions...)
 	}
 	for _, v := range served {

@@ -1,6 +1,6 @@
 module github.com/instream/stream/exporters/prometheus
 
-go 1.25.0
+go 1.26.0
 
 require github.com/instream/stream v0.0.0
 

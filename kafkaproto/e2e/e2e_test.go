@@ -1,6 +1,7 @@
 // Package e2e tests package kafkaproto against Kafka clients nobody here
-// wrote: franz-go's kgo and kadm. It is a module of its own so the
-// library's go.mod keeps only kmsg.
+// wrote: franz-go's kgo and kadm, kcat, and KafkaJS (kafkajs/, run
+// with node). It is a module of its own so the library's go.mod keeps
+// only kmsg.
 package e2e
 
 import (
