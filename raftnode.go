@@ -333,7 +333,7 @@ func (n *raftNode) tick() {
 		n.proposeInternal(&command{Tick: &cmdTick{}})
 	}
 	if n.ticks >= n.nextBeat && n.leader.Load() != 0 {
-		hb := &command{Heartbeat: &cmdHeartbeat{Node: n.cfg.ID, Session: n.cfg.SessionTicks, Time: time.Now().UnixNano()}}
+		hb := &command{Heartbeat: &cmdHeartbeat{Node: n.cfg.ID, Session: n.cfg.SessionTicks, Time: time.Now().UnixNano(), Boot: n.storage.boot}}
 		if n.proposeInternal(hb) {
 			every := max(1, int(n.cfg.SessionTicks)/3) * n.cfg.MetaTickTicks
 			if !n.sm.alive(n.cfg.ID) {
