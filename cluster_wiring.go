@@ -36,11 +36,12 @@ import (
 
 // clusterNode is a clustered Stream's cluster side.
 type clusterNode struct {
-	s       *Stream
-	cfg     ClusterConfig // defaults filled in
-	msg     *messenger
-	cluster *Cluster
-	rm      *replicaManager
+	s                 *Stream
+	cfg               ClusterConfig // defaults filled in
+	msg               *messenger
+	cluster           *Cluster
+	rm                *replicaManager
+	clusterGroupState // consumer groups' change notifications (cluster_group.go)
 
 	wake  chan struct{} // buffered(1): metadata changed, reconcile
 	stopc chan struct{}
@@ -157,6 +158,7 @@ func (n *clusterNode) close() error {
 
 // onApply runs on the raft driver's goroutine: it only wakes the applier.
 func (n *clusterNode) onApply(_ uint64, effects []effect) {
+	n.notifyGroups(effects)
 	for _, e := range effects {
 		switch e.Kind {
 		case effectPartition, effectTopicDeleted, effectReset:

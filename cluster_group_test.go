@@ -1,0 +1,203 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// Consumer groups spanning nodes (cluster_group.go), end to end over a
+// seeded MemNetwork under testing/synctest.
+
+// groupWorker is a member that commits after every Poll and counts a
+// record as done only once its commit succeeded.
+type groupWorker struct {
+	t    *testing.T
+	node NodeID
+	c    *Consumer
+}
+
+// poll polls once and commits; it returns the records done.
+func (w *groupWorker) poll(ctx context.Context) []*Record {
+	w.t.Helper()
+	recs, err := w.c.Poll(ctx)
+	if err != nil {
+		w.t.Fatalf("node %d: poll: %v", w.node, err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := w.c.Commit(ctx); err != nil {
+		if errors.Is(err, ErrFenced) {
+			return nil // rebalanced away: the next owner reads them again
+		}
+		w.t.Fatalf("node %d: commit: %v", w.node, err)
+	}
+	return recs
+}
+
+func newGroupWorker(t *testing.T, s *Stream, node NodeID, group string) *groupWorker {
+	t.Helper()
+	g, err := s.ConsumerGroup(group, GroupConfig{Topics: []string{"t"}, StartAt: StartEarliest, CommitInterval: -1})
+	if err != nil {
+		t.Fatalf("node %d: %v", node, err)
+	}
+	c, err := g.Join(t.Context(), ConsumerConfig{FetchMaxWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("node %d: join: %v", node, err)
+	}
+	return &groupWorker{t: t, node: node, c: c}
+}
+
+// produce sends n records round robin over the topic's partitions from
+// node on and returns their values.
+func (c *e2eCluster) produce(on NodeID, prefix string, n, partitions int) []string {
+	c.t.Helper()
+	pr, err := c.nodes[on].NewProducer(ProducerConfig{DeliveryTimeout: 20 * time.Second, RetryBackoff: 50 * time.Millisecond, Partitioner: ManualPartitioner})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer pr.Close()
+	var sent []string
+	for i := range n {
+		v := fmt.Sprint(prefix, i)
+		if err := pr.Send(c.t.Context(), &Record{Topic: "t", Partition: int32(i % partitions), Value: []byte(v)}); err != nil {
+			c.t.Fatalf("send %s from node %d: %v", v, on, err)
+		}
+		sent = append(sent, v)
+	}
+	return sent
+}
+
+func TestClusterGroupSpansNodes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 11)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		const parts = 4
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{Partitions: parts, ReplicationFactor: 3, MinInSyncReplicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+		sent := c.produce(1, "a", 40, parts)
+
+		w2, w3 := newGroupWorker(t, c.nodes[2], 2, "g"), newGroupWorker(t, c.nodes[3], 3, "g")
+		done := map[string]NodeID{}
+		take := func(w *groupWorker) {
+			for _, r := range w.poll(t.Context()) {
+				if by, ok := done[string(r.Value)]; ok {
+					t.Fatalf("record %s done by node %d and again by node %d", r.Value, by, w.node)
+				}
+				done[string(r.Value)] = w.node
+			}
+		}
+		c.waitFor("both members done with every record", func() bool {
+			take(w2)
+			take(w3)
+			return len(done) == len(sent)
+		})
+		a2, a3 := w2.c.Assignment(), w3.c.Assignment()
+		if len(a2) == 0 || len(a3) == 0 || len(a2)+len(a3) != parts {
+			t.Fatalf("assignments %v and %v: want the %d partitions split between the members", a2, a3, parts)
+		}
+		for _, tp := range a2 {
+			if slices.Contains(a3, tp) {
+				t.Fatalf("%v assigned to both members", tp)
+			}
+		}
+		// Every node answers the group's committed offsets, node 1 (no
+		// member there) included.
+		want := map[TopicPartition]int64{}
+		for p := range int32(parts) {
+			want[TopicPartition{Topic: "t", Partition: p}] = int64(len(sent) / parts)
+		}
+		g1, err := c.nodes[1].ConsumerGroup("g", GroupConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("node 1 sees the commits", func() bool {
+			got, err := g1.Committed(t.Context())
+			return err == nil && maps.Equal(got, want)
+		})
+		if m := g1.Members(); len(m) != 2 {
+			t.Fatalf("node 1 sees members %v", m)
+		}
+
+		// Node 3 dies (cut off; its lease runs out): node 2's member takes
+		// its partitions from their committed offsets.
+		c.net.Isolate(3)
+		more := c.produce(1, "b", 40, parts)
+		c.waitFor("node 2 done with every record", func() bool {
+			take(w2)
+			return len(done) == len(sent)+len(more)
+		})
+		if a := w2.c.Assignment(); len(a) != parts {
+			t.Fatalf("node 2's member holds %v after node 3 died", a)
+		}
+		for _, v := range more {
+			if done[v] != 2 {
+				t.Fatalf("record %s done by node %d", v, done[v])
+			}
+		}
+		if err := w2.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.net.Heal()
+		w3.c.Close()
+	})
+}
+
+// The controller's node goes away: the group's committed offsets are in
+// raft, so the new controller has them, and a member joining on another
+// node starts from them.
+func TestClusterGroupOffsetsSurviveControllerFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 12)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInSyncReplicas: 1}); err != nil {
+			t.Fatal(err)
+		}
+		sent := c.produce(1, "a", 10, 1)
+		ctrl := c.nodes[1].Cluster().Controller()
+		on := c.peers[(slices.Index(c.peers, ctrl)+1)%3]
+		w := newGroupWorker(t, c.nodes[on], on, "g")
+		var got []string
+		c.waitFor("the first 10 records", func() bool {
+			for _, r := range w.poll(t.Context()) {
+				got = append(got, string(r.Value))
+			}
+			return len(got) == 10
+		})
+		if err := w.c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.close(ctrl)
+		other := c.peers[(slices.Index(c.peers, ctrl)+2)%3]
+		c.waitFor("a new controller", func() bool {
+			n := c.nodes[on].Cluster().Controller()
+			return n != 0 && n != ctrl
+		})
+		sent = append(sent, c.produce(on, "b", 5, 1)...)
+		g, err := c.nodes[other].ConsumerGroup("g", GroupConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off, err := g.Committed(t.Context()); err != nil || off[TopicPartition{Topic: "t"}] != 10 {
+			t.Fatalf("committed offsets on node %d after the controller left: %v, %v", other, off, err)
+		}
+		w = newGroupWorker(t, c.nodes[other], other, "g")
+		c.waitFor("the 5 new records", func() bool {
+			for _, r := range w.poll(t.Context()) {
+				got = append(got, string(r.Value))
+			}
+			return len(got) == 15
+		})
+		if !slices.Equal(got, sent) {
+			t.Fatalf("read %v, want %v, each once", got, sent)
+		}
+		w.c.Close()
+	})
+}
