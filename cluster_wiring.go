@@ -36,12 +36,11 @@ import (
 
 // clusterNode is a clustered Stream's cluster side.
 type clusterNode struct {
-	s                 *Stream
-	cfg               ClusterConfig // defaults filled in
-	msg               *messenger
-	cluster           *Cluster
-	rm                *replicaManager
-	clusterGroupState // consumer groups' change notifications (cluster_group.go)
+	s       *Stream
+	cfg     ClusterConfig // defaults filled in
+	msg     *messenger
+	cluster *Cluster
+	rm      *replicaManager
 
 	wake  chan struct{} // buffered(1): metadata changed, reconcile
 	stopc chan struct{}
@@ -51,6 +50,8 @@ type clusterNode struct {
 	// so that operations can wait for this node to have acted.
 	mu     sync.Mutex
 	passed chan struct{}
+
+	clusterGroupState // consumer groups' change notifications (cluster_group.go)
 }
 
 // validate fills a ClusterConfig's defaults and checks it.
