@@ -201,3 +201,73 @@ func TestClusterGroupOffsetsSurviveControllerFailover(t *testing.T) {
 		w.c.Close()
 	})
 }
+
+// A partition with no replica on the consumer's node is read from its
+// leader, below the leader's high watermark: a group-less consumer and a
+// group split over two nodes read a topic whose partitions have one
+// replica each, spread over the three nodes.
+func TestClusterConsumerReadsFromLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 13)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		const parts = 3
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{Partitions: parts, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+		sent := c.produce(1, "a", 30, parts)
+		var tps []TopicPartition
+		for p := range int32(parts) {
+			tps = append(tps, TopicPartition{Topic: "t", Partition: p})
+			ps, err := c.nodes[2].Cluster().PartitionState("t", p)
+			if err != nil || len(ps.Replicas) != 1 {
+				t.Fatalf("partition %d: %+v, %v", p, ps, err)
+			}
+		}
+		for _, on := range c.peers {
+			cons, err := c.nodes[on].NewConsumer(ConsumerConfig{FetchMaxWait: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cons.Assign(tps...); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			c.waitFor(fmt.Sprint("node ", on, " reads everything"), func() bool {
+				recs, err := cons.Poll(t.Context())
+				if err != nil {
+					t.Fatalf("node %d: poll: %v", on, err)
+				}
+				for _, r := range recs {
+					got = append(got, string(r.Value))
+				}
+				return len(got) >= len(sent)
+			})
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(sent))
+			if !slices.Equal(got, want) {
+				t.Fatalf("node %d read %v, want %v", on, got, want)
+			}
+			cons.Close()
+		}
+
+		w2, w3 := newGroupWorker(t, c.nodes[2], 2, "g"), newGroupWorker(t, c.nodes[3], 3, "g")
+		more := c.produce(1, "b", 30, parts)
+		done := map[string]NodeID{}
+		c.waitFor("the group reads everything", func() bool {
+			for _, w := range []*groupWorker{w2, w3} {
+				for _, r := range w.poll(t.Context()) {
+					if by, ok := done[string(r.Value)]; ok {
+						t.Fatalf("record %s done by node %d and again by node %d", r.Value, by, w.node)
+					}
+					done[string(r.Value)] = w.node
+				}
+			}
+			return len(done) == len(sent)+len(more)
+		})
+		if a2, a3 := w2.c.Assignment(), w3.c.Assignment(); len(a2)+len(a3) != parts || len(a2) == 0 || len(a3) == 0 {
+			t.Fatalf("assignments %v and %v", a2, a3)
+		}
+		w2.c.Close()
+		w3.c.Close()
+	})
+}

@@ -694,6 +694,9 @@ func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos map[TopicParti
 // otherwise where StartAt says, logging a committed offset out of range.
 func (g *ConsumerGroup) resolve(tp TopicPartition, p *Partition, committed int64, ok bool) int64 {
 	start, hw := p.StartOffset(), p.HighWatermark()
+	if rs, rh, remote := g.s.remoteBounds(p); remote {
+		start, hw = rs, rh
+	}
 	if ok && committed >= start && (committed <= hw || g.cl != nil) {
 		// On a cluster the local high watermark may be behind the one
 		// the offset was committed against: wait for it, do not reset.
