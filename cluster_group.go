@@ -191,7 +191,7 @@ func (cg *clusterGroup) join(c *Consumer) error {
 	c.mu.Unlock()
 	g.mu.Unlock()
 	if closed {
-		cg.propose("leave", &command{LeaveGroup: &cmdLeaveGroup{Group: g.id, Member: id}})
+		cg.leaveGroup(id)
 		return errorf("stream: join group %s: consumer: %w", g.id, ErrClosed)
 	}
 	g.log.Info("member joined", "member", id, "node", cg.n.cfg.NodeID)
@@ -210,6 +210,18 @@ func (cg *clusterGroup) propose(what string, cmd *command) error {
 	return err
 }
 
+// leaveGroup proposes member id's leave, waiting a SessionTimeout at
+// most: without a quorum, this node's lease runs out meanwhile and its
+// members leave with it.
+func (cg *clusterGroup) leaveGroup(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cg.n.cfg.SessionTimeout)
+	defer cancel()
+	_, err := cg.n.cluster.propose(ctx, &command{LeaveGroup: &cmdLeaveGroup{Group: cg.g.id, Member: id}})
+	if err != nil && !errors.Is(err, ErrUnknownGroup) {
+		cg.g.log.Warn("group leave failed; the member leaves when this node's lease runs out", "member", id, "error", oneLine(err))
+	}
+}
+
 // leave handles Close: the member leaves the group.
 func (cg *clusterGroup) leave(id string) {
 	g := cg.g
@@ -218,7 +230,7 @@ func (cg *clusterGroup) leave(id string) {
 	delete(cg.local, id)
 	g.mu.Unlock()
 	if ok {
-		cg.propose("leave", &command{LeaveGroup: &cmdLeaveGroup{Group: g.id, Member: id}})
+		cg.leaveGroup(id)
 	}
 }
 
@@ -437,7 +449,7 @@ func (cg *clusterGroup) expire(now time.Time) time.Time {
 	if len(evicted) > 0 {
 		g.mu.Unlock()
 		for _, id := range evicted {
-			cg.propose("leave", &command{LeaveGroup: &cmdLeaveGroup{Group: g.id, Member: id}})
+			cg.leaveGroup(id)
 		}
 		g.mu.Lock()
 	}

@@ -271,3 +271,54 @@ func TestClusterConsumerReadsFromLeader(t *testing.T) {
 		w3.c.Close()
 	})
 }
+
+// Consumer fetches the leader cannot serve get an error, never a panic:
+// truncated or malformed requests, a node that does not lead, an unknown
+// topic; a fetch past the high watermark gets the bounds and no records.
+func TestClusterConsumerFetchBadRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newE2ECluster(t, 14)
+		c.waitFor("three live nodes", func() bool { return c.allAlive(1, 3) && c.nodes[1].Cluster().Controller() != 0 })
+		if _, err := c.nodes[1].CreateTopic("t", TopicConfig{ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		var leader NodeID
+		c.waitFor("leader", func() (ok bool) { leader, ok = c.leaderReady(1, "t", 3); return ok })
+		c.produce(leader, "a", 3, 1)
+		n := c.nodes[leader].cluster
+		good := consumerFetchRequest{topic: "t", offset: 1, maxBytes: 1 << 20}
+		enc := good.encode()
+		for i := range len(enc) {
+			if _, err := n.handleConsumerFetch(t.Context(), envelope{Payload: enc[:i]}); !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("truncated to %d bytes: %v, want ErrBadRequest", i, err)
+			}
+		}
+		if _, err := n.handleConsumerFetch(t.Context(), envelope{Payload: append(enc, 0)}); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("a trailing byte: %v, want ErrBadRequest", err)
+		}
+		bad := good
+		bad.maxBytes = -1
+		if _, err := n.handleConsumerFetch(t.Context(), envelope{Payload: bad.encode()}); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("negative max bytes: %v, want ErrBadRequest", err)
+		}
+		bad = good
+		bad.topic = "nope"
+		if _, err := n.handleConsumerFetch(t.Context(), envelope{Payload: bad.encode()}); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("unknown topic: %v, want ErrUnknownTopic", err)
+		}
+		follower := c.peers[(slices.Index(c.peers, leader)+1)%3]
+		if _, err := c.nodes[follower].cluster.handleConsumerFetch(t.Context(), envelope{Payload: enc}); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("fetch from a follower: %v, want ErrNotLeader", err)
+		}
+		reply, err := n.handleConsumerFetch(t.Context(), envelope{Payload: enc})
+		if err != nil || len(reply) <= 16 {
+			t.Fatalf("good request: %d bytes, %v", len(reply), err)
+		}
+		past := good
+		past.offset = 99
+		reply, err = n.handleConsumerFetch(t.Context(), envelope{Payload: past.encode()})
+		if err != nil || len(reply) != 16 {
+			t.Fatalf("fetch past the high watermark: %d bytes, %v; want the bounds alone", len(reply), err)
+		}
+	})
+}
