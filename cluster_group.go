@@ -247,7 +247,7 @@ func (cg *clusterGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 		return res, errorf("stream: group %s: %w", g.id, ErrClosed)
 	}
 	lm := cg.local[id]
-	if lm == nil || v.member == nil {
+	if lm == nil || v.member == nil || cg.n.metadataStale() {
 		if lm != nil {
 			delete(cg.local, id)
 		}
@@ -480,6 +480,21 @@ type clusterGroupState struct {
 	// change.
 	groupMu sync.Mutex
 	groupCh map[string]chan struct{}
+}
+
+// metadataStale reports whether this node has applied nothing for a
+// third of a SessionTimeout, although the controller commits a tick
+// every ninth: it is cut off from the majority. The others declare it
+// dead, and hand its members' partitions on, once its lease of nine
+// ticks runs out, at least six ticks after its last applied heartbeat;
+// its members count themselves lost at three (Kafka's consumer, its
+// coordinator unreachable, does the same).
+func (n *clusterNode) metadataStale() bool {
+	rn := n.cluster.node
+	rn.mu.Lock()
+	at := rn.movedAt
+	rn.mu.Unlock()
+	return !at.IsZero() && time.Since(at) > n.cfg.SessionTimeout/3
 }
 
 // deleteClusterGroup is DeleteGroup on a cluster: the controller refuses

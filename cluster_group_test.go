@@ -142,6 +142,16 @@ func TestClusterGroupSpansNodes(t *testing.T) {
 				t.Fatalf("record %s done by node %d", v, done[v])
 			}
 		}
+		// Node 3's member, cut off, reads none of its old partitions now
+		// that node 2's member holds them: it counts them lost and cannot
+		// rejoin without a quorum.
+		recs, err := w3.c.Poll(t.Context())
+		if len(recs) != 0 || !errors.Is(err, ErrTimeout) {
+			t.Fatalf("cut-off member's poll: %d records, %v; want none and ErrTimeout", len(recs), err)
+		}
+		if a := w3.c.Assignment(); len(a) != 0 {
+			t.Fatalf("cut-off member still holds %v", a)
+		}
 		if err := w2.c.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -52,6 +52,7 @@ type raftNode struct {
 	mu      sync.Mutex
 	sm      *controller
 	applied uint64        // the raft index sm reflects
+	movedAt time.Time     // when applied last moved (cluster_group.go's staleness check)
 	notify  chan struct{} // closed and replaced whenever applied moves
 	waiters map[uint64]chan applied
 	err     error // why run stopped, sticky; ErrClosed after close
@@ -440,7 +441,7 @@ func (n *raftNode) reset() {
 }
 
 func (n *raftNode) setAppliedLocked(i uint64) {
-	n.applied = i
+	n.applied, n.movedAt = i, time.Now()
 	close(n.notify)
 	n.notify = make(chan struct{})
 }
