@@ -187,7 +187,7 @@ func (c *Consumer) hwChangedLocked(st *fetchState) (<-chan struct{}, error) {
 	ch := make(chan struct{})
 	r.polled, r.at, r.reply, r.err = ch, st.end, nil, nil
 	req := c.fetchRequest(st, st.end, readAhead, c.cfg.FetchMaxWait)
-	leader := st.p.gate.Load().leader
+	leader := leaderOf(st.p)
 	ctx := c.remoteCtx
 	c.remoteWG.Add(1)
 	go func() {
@@ -221,6 +221,14 @@ func (c *Consumer) fetchRequest(st *fetchState, offset int64, maxBytes int, wait
 		maxBytes: int32(min(maxBytes, math.MaxInt32)), maxWaitMs: int32(wait.Milliseconds())}
 }
 
+// leaderOf returns the leader of p as its replica knows it; 0: none.
+func leaderOf(p *Partition) NodeID {
+	if g := p.gate.Load(); g != nil {
+		return g.leader
+	}
+	return 0
+}
+
 // fetchFrom sends a consumer fetch to leader.
 func (n *clusterNode) fetchFrom(ctx context.Context, leader NodeID, q *consumerFetchRequest) ([]byte, error) {
 	if leader == 0 {
@@ -247,13 +255,13 @@ func (c *Consumer) refillRemoteLocked(tp TopicPartition, st *fetchState, n int) 
 		}
 	}
 	if !got {
-		leader := st.p.gate.Load().leader
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cluster.cfg.RequestTimeout)
-		reply, err = c.s.cluster.fetchFrom(ctx, leader, c.fetchRequest(st, st.end, n, 0))
+		// Bounded well below RequestTimeout: it runs under c.mu.
+		ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.FetchMaxWait, time.Second))
+		reply, err = c.s.cluster.fetchFrom(ctx, leaderOf(st.p), c.fetchRequest(st, st.end, n, 0))
 		cancel()
 	}
 	if err != nil {
-		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrTimeout) {
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			// Leadership moves or the leader is away: read again later.
 			c.log.Debug("consumer fetch from the leader", "topic", tp.Topic, "partition", tp.Partition, "error", oneLine(err))
 			r.hw = st.end
@@ -317,6 +325,16 @@ func (c *Consumer) refillRemoteLocked(tp TopicPartition, st *fetchState, n int) 
 	return nil
 }
 
+// bounds returns p's log start and high watermark where this node reads
+// it: its replica, or its leader (falling back to the replica's when the
+// leader does not answer).
+func (s *Stream) bounds(p *Partition) (start, hw int64) {
+	if start, hw, ok := s.remoteBounds(p); ok {
+		return start, hw
+	}
+	return p.StartOffset(), p.HighWatermark()
+}
+
 // remoteBounds returns the log start and high watermark of p as its
 // leader has them, when this node reads p from the leader.
 func (s *Stream) remoteBounds(p *Partition) (start, hw int64, ok bool) {
@@ -331,7 +349,7 @@ func (s *Stream) remoteBounds(p *Partition) (start, hw int64, ok bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	defer cancel()
-	reply, err := n.fetchFrom(ctx, p.gate.Load().leader, c.fetchRequest(st, 0, 0, 0))
+	reply, err := n.fetchFrom(ctx, leaderOf(p), c.fetchRequest(st, 0, 0, 0))
 	if err != nil || len(reply) < 16 {
 		return 0, 0, false
 	}

@@ -239,11 +239,7 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 	if st == nil {
 		return errorf("stream: seek %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
 	}
-	start, hw := st.p.StartOffset(), st.p.HighWatermark()
-	if rs, rh, ok := c.s.remoteBounds(st.p); ok {
-		start, hw = rs, rh
-	}
-	if offset < start || offset > hw {
+	if start, hw := c.s.bounds(st.p); offset < start || offset > hw {
 		return errorf("stream: seek %s-%d to %d outside [%d, %d]: %w", tp.Topic, tp.Partition, offset, start, hw, ErrOffsetOutOfRange)
 	}
 	st.seek(offset)

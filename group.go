@@ -693,10 +693,7 @@ func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos map[TopicParti
 // resolve returns the committed offset if it is inside p's log, and
 // otherwise where StartAt says, logging a committed offset out of range.
 func (g *ConsumerGroup) resolve(tp TopicPartition, p *Partition, committed int64, ok bool) int64 {
-	start, hw := p.StartOffset(), p.HighWatermark()
-	if rs, rh, remote := g.s.remoteBounds(p); remote {
-		start, hw = rs, rh
-	}
+	start, hw := g.s.bounds(p)
 	if ok && committed >= start && (committed <= hw || g.cl != nil) {
 		// On a cluster the local high watermark may be behind the one
 		// the offset was committed against: wait for it, do not reset.
@@ -839,7 +836,7 @@ func (g *ConsumerGroup) Lag(ctx context.Context) (map[TopicPartition]int64, erro
 			continue // a deleted topic: no lag to report
 		}
 		c, ok := all[tp]
-		start, hw := p.StartOffset(), p.HighWatermark()
+		start, hw := g.s.bounds(p)
 		from := c.Offset
 		if !ok || from < start || from > hw {
 			from = hw
@@ -872,7 +869,7 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 		if err != nil {
 			return errorf("stream: group %s: reset offsets: %w", g.id, err)
 		}
-		if start, hw := p.StartOffset(), p.HighWatermark(); off < start || off > hw {
+		if start, hw := g.s.bounds(p); off < start || off > hw {
 			return errorf("stream: group %s: reset %s-%d to %d outside [%d, %d]: %w", g.id, tp.Topic, tp.Partition, off, start, hw, ErrOffsetOutOfRange)
 		}
 		offs[tp] = OffsetAndMetadata{Offset: off}
