@@ -50,6 +50,8 @@ type clusterNode struct {
 	// so that operations can wait for this node to have acted.
 	mu     sync.Mutex
 	passed chan struct{}
+
+	clusterGroupState // consumer groups' change notifications (cluster_group.go)
 }
 
 // validate fills a ClusterConfig's defaults and checks it.
@@ -134,6 +136,7 @@ func (s *Stream) startCluster(cfg ClusterConfig) (err error) {
 	}
 	n.cluster.localHW = s.localHW
 	n.msg.handle(kindProduce, n.handleProduce)
+	n.msg.handle(kindConsumerFetch, n.handleConsumerFetch)
 	if err := n.msg.serve(); err != nil {
 		n.cluster.close()
 		return errorf("stream: open %s: serve the cluster transport: %w", s.dir, err)
@@ -157,6 +160,7 @@ func (n *clusterNode) close() error {
 
 // onApply runs on the raft driver's goroutine: it only wakes the applier.
 func (n *clusterNode) onApply(_ uint64, effects []effect) {
+	n.notifyGroups(effects)
 	for _, e := range effects {
 		switch e.Kind {
 		case effectPartition, effectTopicDeleted, effectReset:

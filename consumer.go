@@ -71,6 +71,11 @@ type Consumer struct {
 	// fenced is set when another consumer took the member's InstanceID:
 	// every later call fails with it.
 	fenced error
+	// Long polls on partition leaders (cluster_fetch.go): cancelled by
+	// remoteStop and waited for by Close.
+	remoteCtx  context.Context
+	remoteStop context.CancelFunc
+	remoteWG   sync.WaitGroup
 }
 
 // fence marks the consumer fenced for good by err.
@@ -102,6 +107,7 @@ type fetchState struct {
 	// committed is the offset this consumer last knew committed, -1 if
 	// none; Commit skips partitions at it.
 	committed int64
+	remote    *remoteFetch // read from the leader (cluster_fetch.go); nil: from p
 }
 
 func (st *fetchState) seek(off int64) {
@@ -234,7 +240,7 @@ func (c *Consumer) Seek(tp TopicPartition, offset int64) error {
 	if st == nil {
 		return errorf("stream: seek %s-%d: not assigned to this consumer", tp.Topic, tp.Partition)
 	}
-	if start, hw := st.p.StartOffset(), st.p.HighWatermark(); offset < start || offset > hw {
+	if start, hw := c.s.bounds(st.p); offset < start || offset > hw {
 		return errorf("stream: seek %s-%d to %d outside [%d, %d]: %w", tp.Topic, tp.Partition, offset, start, hw, ErrOffsetOutOfRange)
 	}
 	st.seek(offset)
@@ -372,7 +378,7 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 		st := c.parts[tp]
 		// Read ahead when the buffer runs low, and whenever the whole is
 		// short of FetchMinBytes (so the wait below is for new data).
-		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && st.p.HighWatermark() > st.end {
+		if (st.bufBytes < want/2 || buffered < c.cfg.FetchMinBytes) && c.hwLocked(st) > st.end {
 			if err := c.refillLocked(tp, st, want-st.bufBytes); err != nil {
 				if c.goneLocked(tp, st, err) {
 					return nil, nil, true, nil
@@ -395,14 +401,14 @@ func (c *Consumer) fetch(final, forRun bool) (out []*Record, wait []<-chan struc
 	}
 	for _, tp := range c.order {
 		st := c.parts[tp]
-		ch, err := st.p.hwChanged()
+		ch, err := c.hwChangedLocked(st)
 		if err != nil {
 			if c.goneLocked(tp, st, err) {
 				return nil, nil, true, nil
 			}
 			return nil, nil, false, err
 		}
-		if st.p.HighWatermark() > st.end {
+		if c.hwLocked(st) > st.end {
 			return nil, nil, true, nil // arrived meanwhile
 		}
 		wait = append(wait, ch)
@@ -932,7 +938,11 @@ func (c *Consumer) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	c.left = true
 	c.parts, c.order = map[TopicPartition]*fetchState{}, nil
+	if c.remoteStop != nil {
+		c.remoteStop()
+	}
 	c.mu.Unlock()
+	c.remoteWG.Wait()
 	c.s.groups.removeConsumer(c)
 	if c.hbDone != nil {
 		<-c.hbDone

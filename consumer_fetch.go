@@ -41,6 +41,9 @@ func (c *Consumer) refillLocked(tp TopicPartition, st *fetchState, n int) error 
 		clear(full[k:])
 		st.buf = full[:k]
 	}
+	if c.remoteLocked(st) {
+		return c.refillRemoteLocked(tp, st, n)
+	}
 	before := len(st.buf)
 	buf, next, err := st.p.readSlab(st.end, n, st.buf, &st.slab)
 	if errors.Is(err, ErrOffsetOutOfRange) && len(st.buf) == 0 {

@@ -64,8 +64,9 @@ var errDuplicateProposal = errors.New("stream: metadata proposal already applied
 type nodeMeta struct {
 	ID        NodeID `json:"id"`
 	Alive     bool   `json:"alive"`
-	Expires   int64  `json:"expires"`    // the tick at which the lease runs out
-	LastHeard int64  `json:"last_heard"` // the heartbeat's wall time, Unix ns, as its sender stamped it
+	Expires   int64  `json:"expires"`        // the tick at which the lease runs out
+	LastHeard int64  `json:"last_heard"`     // the heartbeat's wall time, Unix ns, as its sender stamped it
+	Boot      uint64 `json:"boot,omitempty"` // the latest incarnation heard from
 }
 
 // topicMeta is a topic and the replication state of its partitions.
@@ -96,6 +97,10 @@ type groupMeta struct {
 	Leader     string                             `json:"leader,omitempty"`
 	Members    map[string]*groupMemberMeta        `json:"members"`
 	Offsets    map[string]map[int32]committedMeta `json:"offsets"`
+	// Synced is the generation the leader's assignment is for; Assigned
+	// the generation handed out (controller_group.go).
+	Synced   int64 `json:"synced,omitempty"`
+	Assigned int64 `json:"assigned,omitempty"`
 }
 
 type groupMemberMeta struct {
@@ -103,6 +108,10 @@ type groupMemberMeta struct {
 	Node       NodeID           `json:"node"` // the member lives on this node; it leaves when the node dies
 	Topics     []string         `json:"topics"`
 	Assignment []TopicPartition `json:"assignment,omitempty"`
+	// Owned is what the member holds (controller_group.go); Boot the
+	// incarnation of its node it joined in.
+	Owned []TopicPartition `json:"owned,omitempty"`
+	Boot  uint64           `json:"boot,omitempty"`
 }
 
 type committedMeta struct {
@@ -133,6 +142,7 @@ type command struct {
 	SyncGroup        *cmdSyncGroup        `json:"sync_group,omitempty"`
 	CommitOffsets    *cmdCommitOffsets    `json:"commit_offsets,omitempty"`
 	DeleteGroup      *cmdDeleteGroup      `json:"delete_group,omitempty"`
+	ReleaseGroup     *cmdReleaseGroup     `json:"release_group,omitempty"`
 }
 
 // cmdTick advances logical time by one; nodes whose lease ran out die.
@@ -145,6 +155,9 @@ type cmdHeartbeat struct {
 	Node    NodeID `json:"node"`
 	Session int64  `json:"session"` // lease length in ticks, > 0
 	Time    int64  `json:"time"`    // the sender's wall clock, Unix ns; informational
+	// Boot is the sender's incarnation; a higher one than last heard
+	// drops the group members of its earlier ones (controller_group.go).
+	Boot uint64 `json:"boot,omitempty"`
 }
 
 // cmdNodeDown declares a node dead at once: a controlled shutdown.
@@ -192,6 +205,7 @@ type cmdJoinGroup struct {
 	Member string   `json:"member"`
 	Node   NodeID   `json:"node"`
 	Topics []string `json:"topics"`
+	Boot   uint64   `json:"boot,omitempty"` // the node's incarnation
 }
 
 type cmdLeaveGroup struct {
@@ -215,6 +229,11 @@ type cmdCommitOffsets struct {
 	Member     string                             `json:"member,omitempty"`
 	Generation int64                              `json:"generation,omitempty"`
 	Offsets    map[string]map[int32]committedMeta `json:"offsets"`
+	// ByOwner fences the commit by ownership instead of generation: the
+	// member must own every partition named (controller_group.go).
+	// Implicit skips offsets at or below the committed ones.
+	ByOwner  bool `json:"by_owner,omitempty"`
+	Implicit bool `json:"implicit,omitempty"`
 }
 
 type cmdDeleteGroup struct {
@@ -328,6 +347,8 @@ func (c *controller) apply(cmd *command) applied {
 		return c.commitOffsets(cmd.CommitOffsets)
 	case cmd.DeleteGroup != nil:
 		return c.deleteGroup(cmd.DeleteGroup)
+	case cmd.ReleaseGroup != nil:
+		return c.releaseGroup(cmd.ReleaseGroup)
 	}
 	return applied{err: errorf("stream: metadata command with no known operation: %w", ErrInvalidConfig)}
 }
@@ -425,11 +446,16 @@ func (c *controller) heartbeat(h *cmdHeartbeat) applied {
 	}
 	n.Expires = c.st.Tick + h.Session
 	n.LastHeard = h.Time
+	var out applied
+	if h.Boot > n.Boot {
+		n.Boot = h.Boot
+		out.effects = c.dropStaleMembers(n.ID, h.Boot)
+	}
 	if n.Alive {
-		return applied{}
+		return out
 	}
 	n.Alive = true
-	out := applied{effects: []effect{{Kind: effectNodeAlive, Node: n.ID}}}
+	out.effects = append(out.effects, effect{Kind: effectNodeAlive, Node: n.ID})
 	// Partitions left leaderless wait for an in-sync replica to come back
 	// (or, when unclean election is allowed, any replica).
 	c.eachPartition(func(t *topicMeta, i int32, p *partitionMeta) {
@@ -596,7 +622,7 @@ func (c *controller) createTopic(ct *cmdCreateTopic) applied {
 	c.st.NextTopicID++
 	t := &topicMeta{ID: c.st.NextTopicID, Name: ct.Name, Config: cfg, Unclean: ct.Unclean}
 	c.st.Topics[ct.Name] = t
-	return applied{effects: c.addPartitions(t, cfg.Partitions, live)}
+	return applied{effects: append(c.addPartitions(t, cfg.Partitions, live), c.topicChanged(ct.Name, false)...)}
 }
 
 // addPartitions grows t to count partitions over the live nodes: replica
@@ -626,7 +652,7 @@ func (c *controller) deleteTopic(dt *cmdDeleteTopic) applied {
 		return rejectf(ErrUnknownTopic, "delete topic %s", dt.Name)
 	}
 	delete(c.st.Topics, dt.Name)
-	return applied{effects: []effect{{Kind: effectTopicDeleted, Topic: t.Name, TopicID: t.ID}}}
+	return applied{effects: append([]effect{{Kind: effectTopicDeleted, Topic: t.Name, TopicID: t.ID}}, c.topicChanged(dt.Name, true)...)}
 }
 
 func (c *controller) createPartitions(cp *cmdCreatePartitions) applied {
@@ -642,7 +668,7 @@ func (c *controller) createPartitions(cp *cmdCreatePartitions) applied {
 		return rejectf(ErrNotEnoughReplicas, "create partitions of %s: replication factor %d with %d live nodes", cp.Topic, t.Config.ReplicationFactor, len(live))
 	}
 	t.Config.Partitions = cp.Count
-	return applied{effects: c.addPartitions(t, cp.Count, live)}
+	return applied{effects: append(c.addPartitions(t, cp.Count, live), c.topicChanged(cp.Topic, false)...)}
 }
 
 // partition finds a partition or says why not.
@@ -747,6 +773,9 @@ func (c *controller) joinGroup(j *cmdJoinGroup) applied {
 	if !c.alive(j.Node) {
 		return rejectf(ErrInvalidConfig, "join group %s: node %d is not alive", j.Group, j.Node)
 	}
+	if j.Boot != 0 && j.Boot < c.st.Nodes[j.Node].Boot {
+		return rejectf(ErrFenced, "join group %s: node %d incarnation %d was restarted", j.Group, j.Node, j.Boot)
+	}
 	topics := slices.Clone(j.Topics)
 	sort.Strings(topics)
 	topics = slices.Compact(topics)
@@ -754,7 +783,7 @@ func (c *controller) joinGroup(j *cmdJoinGroup) applied {
 	if m, ok := g.Members[j.Member]; ok && m.Node == j.Node && slices.Equal(m.Topics, topics) {
 		return applied{generation: g.Generation} // a rejoin that changes nothing
 	}
-	g.Members[j.Member] = &groupMemberMeta{ID: j.Member, Node: j.Node, Topics: topics}
+	g.Members[j.Member] = &groupMemberMeta{ID: j.Member, Node: j.Node, Topics: topics, Boot: j.Boot}
 	e := c.rebalance(j.Group, g)
 	return applied{effects: []effect{e}, generation: g.Generation}
 }
@@ -783,6 +812,9 @@ func (c *controller) syncGroup(s *cmdSyncGroup) applied {
 	if s.Member != g.Leader {
 		return rejectf(ErrFenced, "sync group %s: member %q is not the group leader %q", s.Group, s.Member, g.Leader)
 	}
+	if g.Synced >= s.Generation {
+		return rejectf(ErrFenced, "sync group %s: generation %d is synced already", s.Group, s.Generation)
+	}
 	for _, id := range orderedKeys(s.Assignments) {
 		if _, ok := g.Members[id]; !ok {
 			return rejectf(ErrInvalidConfig, "sync group %s: assignment for unknown member %q", s.Group, id)
@@ -791,6 +823,8 @@ func (c *controller) syncGroup(s *cmdSyncGroup) applied {
 	for _, id := range orderedKeys(g.Members) {
 		g.Members[id].Assignment = slices.Clone(s.Assignments[id])
 	}
+	g.Synced = g.Generation
+	c.handOut(g)
 	return applied{effects: []effect{{Kind: effectGroup, Group: s.Group, Generation: g.Generation}}, generation: g.Generation}
 }
 
@@ -817,7 +851,11 @@ func (c *controller) commitOffsets(co *cmdCommitOffsets) applied {
 		if _, ok := g.Members[co.Member]; !ok {
 			return rejectf(ErrFenced, "commit group %s: member %q is not in the group", co.Group, co.Member)
 		}
-		if co.Generation != g.Generation {
+		if co.ByOwner {
+			if err := ownsAll(co, g.Members[co.Member]); err != nil {
+				return applied{err: err}
+			}
+		} else if co.Generation != g.Generation {
 			return rejectf(ErrFenced, "commit group %s: generation %d, current %d", co.Group, co.Generation, g.Generation)
 		}
 	}
@@ -827,6 +865,9 @@ func (c *controller) commitOffsets(co *cmdCommitOffsets) applied {
 			g.Offsets[topic] = map[int32]committedMeta{}
 		}
 		for p, o := range co.Offsets[topic] {
+			if old, ok := g.Offsets[topic][p]; co.Implicit && ok && old.Offset >= o.Offset {
+				continue
+			}
 			g.Offsets[topic][p] = o
 		}
 	}

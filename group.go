@@ -86,6 +86,8 @@ type ConsumerGroup struct {
 	commitFault func() // tests: called inside every commit's transaction
 
 	counters groupCounters // for Metrics (metrics.go); atomic
+
+	cl *clusterGroup // nil on a single node; else the group spans the cluster (cluster_group.go)
 }
 
 // member is one member of a group.
@@ -191,9 +193,11 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 		return nil, errorf("stream: group %s is open with another configuration (topics %v, assignor %s): %w",
 			id, g.cfg.Topics, g.cfg.Assignor.Name(), ErrInvalidConfig)
 	}
-	gen, err := s.createGroupRecord(id)
-	if err != nil {
-		return nil, err
+	var gen int64
+	if s.cluster == nil {
+		if gen, err = s.createGroupRecord(id); err != nil {
+			return nil, err
+		}
 	}
 	g := &ConsumerGroup{
 		s: s, id: id, cfg: c, generation: gen,
@@ -206,6 +210,9 @@ func (s *Stream) ConsumerGroup(id string, cfg GroupConfig) (*ConsumerGroup, erro
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		wake:       make(chan struct{}, 1),
+	}
+	if s.cluster != nil {
+		g.cl = newClusterGroup(g, s.cluster)
 	}
 	if r.groups == nil {
 		r.groups = map[string]*ConsumerGroup{}
@@ -278,6 +285,11 @@ func (s *Stream) Groups() []string {
 		set[id] = true
 	}
 	s.groups.mu.Unlock()
+	if s.cluster != nil {
+		for _, id := range s.cluster.cluster.groups() {
+			set[id] = true
+		}
+	}
 	s.db.View(func(tx *bbolt.Tx) error {
 		if b := tx.Bucket(bucketGroups); b != nil {
 			b.ForEachBucket(func(k []byte) error { set[string(k)] = true; return nil })
@@ -293,6 +305,9 @@ func (s *Stream) Groups() []string {
 // ErrUnknownGroup for a group that does not exist. An open
 // *ConsumerGroup of a deleted group returns ErrClosed.
 func (s *Stream) DeleteGroup(id string) error {
+	if s.cluster != nil {
+		return s.deleteClusterGroup(id)
+	}
 	r := &s.groups
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -442,6 +457,9 @@ func (g *ConsumerGroup) cooperative() bool {
 // Close began: c.mu is held across, so Close either sees the member ID
 // and leaves, or join sees Close and adds nothing.
 func (g *ConsumerGroup) join(c *Consumer) error {
+	if g.cl != nil {
+		return g.cl.join(c)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -516,6 +534,10 @@ func (g *ConsumerGroup) join(c *Consumer) error {
 // a static member keeps its slot, with nothing owned, until its session
 // timeout.
 func (g *ConsumerGroup) leave(id string) {
+	if g.cl != nil {
+		g.cl.leave(id)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
@@ -548,6 +570,9 @@ type heartbeatResult struct {
 
 // heartbeat marks member id as polling and says what it must revoke.
 func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, error) {
+	if g.cl != nil {
+		return g.cl.heartbeat(c, id)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	res := heartbeatResult{changed: g.changed, gen: g.generation}
@@ -588,6 +613,10 @@ func (g *ConsumerGroup) heartbeat(c *Consumer, id string) (heartbeatResult, erro
 // release frees partitions member id has revoked; gen is the generation
 // the revocation was for (0: not a revocation).
 func (g *ConsumerGroup) release(id string, tps []TopicPartition, gen int64) {
+	if g.cl != nil {
+		g.cl.release(id, tps, gen)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
@@ -609,6 +638,9 @@ func (g *ConsumerGroup) release(id string, tps []TopicPartition, gen int64) {
 
 // acquire hands member id the partitions of its target that nobody owns.
 func (g *ConsumerGroup) acquire(id string) []TopicPartition {
+	if g.cl != nil {
+		return g.cl.acquire(id)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
@@ -664,8 +696,10 @@ func (g *ConsumerGroup) startPositions(tps []TopicPartition) (pos map[TopicParti
 // resolve returns the committed offset if it is inside p's log, and
 // otherwise where StartAt says, logging a committed offset out of range.
 func (g *ConsumerGroup) resolve(tp TopicPartition, p *Partition, committed int64, ok bool) int64 {
-	start, hw := p.StartOffset(), p.HighWatermark()
-	if ok && committed >= start && committed <= hw {
+	start, hw := g.s.bounds(p)
+	if ok && committed >= start && (committed <= hw || g.cl != nil) {
+		// On a cluster the local high watermark may be behind the one
+		// the offset was committed against: wait for it, do not reset.
 		return committed
 	}
 	to := hw
@@ -725,6 +759,9 @@ func (g *ConsumerGroup) Join(ctx context.Context, cfg ConsumerConfig) (*Consumer
 // Members returns the member IDs of the group, sorted, including static
 // members that closed less than SessionTimeout ago.
 func (g *ConsumerGroup) Members() []string {
+	if g.cl != nil {
+		return g.cl.n.cluster.groupView(g.id, "", false).memberIDs
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Sorted(maps.Keys(g.members))
@@ -733,6 +770,9 @@ func (g *ConsumerGroup) Members() []string {
 // Generation returns the group's generation: it grows by one at every
 // rebalance and continues from the committed offsets after a restart.
 func (g *ConsumerGroup) Generation() int64 {
+	if g.cl != nil {
+		return g.cl.n.cluster.groupView(g.id, "", false).generation
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.generation
@@ -799,7 +839,7 @@ func (g *ConsumerGroup) Lag(ctx context.Context) (map[TopicPartition]int64, erro
 			continue // a deleted topic: no lag to report
 		}
 		c, ok := all[tp]
-		start, hw := p.StartOffset(), p.HighWatermark()
+		start, hw := g.s.bounds(p)
 		from := c.Offset
 		if !ok || from < start || from > hw {
 			from = hw
@@ -832,7 +872,7 @@ func (g *ConsumerGroup) ResetOffsets(ctx context.Context, to map[TopicPartition]
 		if err != nil {
 			return errorf("stream: group %s: reset offsets: %w", g.id, err)
 		}
-		if start, hw := p.StartOffset(), p.HighWatermark(); off < start || off > hw {
+		if start, hw := g.s.bounds(p); off < start || off > hw {
 			return errorf("stream: group %s: reset %s-%d to %d outside [%d, %d]: %w", g.id, tp.Topic, tp.Partition, off, start, hw, ErrOffsetOutOfRange)
 		}
 		offs[tp] = OffsetAndMetadata{Offset: off}

@@ -39,6 +39,9 @@ func (g *ConsumerGroup) run() {
 func (g *ConsumerGroup) expire(now time.Time) time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cl != nil {
+		return g.cl.expire(now)
+	}
 	var next time.Time
 	earliest := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -144,6 +147,10 @@ func (g *ConsumerGroup) needsRevokeLocked(m *member) bool {
 func (g *ConsumerGroup) beat(c *Consumer, id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cl != nil {
+		g.cl.beat(c, id)
+		return
+	}
 	if m := g.members[id]; m != nil && m.consumer == c {
 		m.deadline = time.Now().Add(g.cfg.SessionTimeout)
 	}
@@ -155,6 +162,9 @@ func (g *ConsumerGroup) beat(c *Consumer, id string) {
 func (g *ConsumerGroup) touch(id string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cl != nil {
+		return g.cl.touch(id)
+	}
 	m := g.members[id]
 	if m == nil {
 		return false
@@ -168,6 +178,10 @@ func (g *ConsumerGroup) touch(id string) bool {
 func (g *ConsumerGroup) pollDone(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cl != nil {
+		g.cl.pollDone(id)
+		return
+	}
 	if m := g.members[id]; m != nil {
 		now := time.Now()
 		m.polling = false

@@ -23,6 +23,9 @@ import (
 // acquire hands none of them to a new owner before that, so a new owner
 // never reads a committed offset that an old owner's write then changes.
 func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetadata, implicit bool) error {
+	if g.cl != nil {
+		return g.cl.commit(id, offs, implicit)
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -76,6 +79,9 @@ func (g *ConsumerGroup) commit(id string, offs map[TopicPartition]OffsetAndMetad
 // transaction, so a commit racing DeleteTopic never brings the deleted
 // topic's offsets back.
 func (g *ConsumerGroup) writeOffsets(offs map[TopicPartition]OffsetAndMetadata, implicit bool, gen int64, now time.Time, fault func()) error {
+	if g.cl != nil {
+		return g.cl.writeOffsets(offs)
+	}
 	err := g.s.db.Update(func(tx *bbolt.Tx) error {
 		if fault != nil {
 			fault()
@@ -160,6 +166,9 @@ func deleteTopicOffsetsTx(tx *bbolt.Tx, topic string) error {
 
 // committed reads the group's committed offsets.
 func (g *ConsumerGroup) committed() (map[TopicPartition]OffsetAndMetadata, error) {
+	if g.cl != nil {
+		return g.cl.committed()
+	}
 	out := map[TopicPartition]OffsetAndMetadata{}
 	err := g.s.db.View(func(tx *bbolt.Tx) error {
 		groups := tx.Bucket(bucketGroups)

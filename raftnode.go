@@ -52,6 +52,7 @@ type raftNode struct {
 	mu      sync.Mutex
 	sm      *controller
 	applied uint64        // the raft index sm reflects
+	movedAt time.Time     // when applied last moved (cluster_group.go's staleness check)
 	notify  chan struct{} // closed and replaced whenever applied moves
 	waiters map[uint64]chan applied
 	err     error // why run stopped, sticky; ErrClosed after close
@@ -333,7 +334,7 @@ func (n *raftNode) tick() {
 		n.proposeInternal(&command{Tick: &cmdTick{}})
 	}
 	if n.ticks >= n.nextBeat && n.leader.Load() != 0 {
-		hb := &command{Heartbeat: &cmdHeartbeat{Node: n.cfg.ID, Session: n.cfg.SessionTicks, Time: time.Now().UnixNano()}}
+		hb := &command{Heartbeat: &cmdHeartbeat{Node: n.cfg.ID, Session: n.cfg.SessionTicks, Time: time.Now().UnixNano(), Boot: n.storage.boot}}
 		if n.proposeInternal(hb) {
 			every := max(1, int(n.cfg.SessionTicks)/3) * n.cfg.MetaTickTicks
 			if !n.sm.alive(n.cfg.ID) {
@@ -440,7 +441,7 @@ func (n *raftNode) reset() {
 }
 
 func (n *raftNode) setAppliedLocked(i uint64) {
-	n.applied = i
+	n.applied, n.movedAt = i, time.Now()
 	close(n.notify)
 	n.notify = make(chan struct{})
 }

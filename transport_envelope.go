@@ -64,6 +64,12 @@ const (
 	// kindProduce is a producer's batch forwarded to the partition leader
 	// (cluster_produce.go); the reply is its base offset.
 	kindProduce msgKind = 5
+	// kindConsumerFetch is a consumer's fetch from a partition leader
+	// (cluster_fetch.go): the payload is topic, partition, topic ID,
+	// offset, max bytes and max wait in milliseconds; the reply is the
+	// leader's log start and high watermark, then whole batches from the
+	// one holding offset, below the high watermark.
+	kindConsumerFetch msgKind = 6
 	// The engine's other kinds (metadata queries) are added here.
 )
 
