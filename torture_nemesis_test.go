@@ -233,6 +233,7 @@ func tortureDiskCycle(t *testing.T, h *tortureHistory, s *stream.Stream, fsys *s
 	var clock atomic.Int64
 	var faultAt atomic.Int64 // 0: no fault yet
 	var faultDir atomic.Value
+	var fired atomic.Bool
 	ackedAfterFault := func(tp stream.TopicPartition, start int64, v string) {
 		at := faultAt.Load()
 		if at == 0 || start <= at {
@@ -378,15 +379,23 @@ func tortureDiskCycle(t *testing.T, h *tortureHistory, s *stream.Stream, fsys *s
 			if !ok || !strings.HasPrefix(rel, tortureTopic+"-") {
 				return nil // only a partition's files
 			}
-			if n++; n == k {
-				failed = op + " " + path
+			if n++; n != k {
+				return nil
+			}
+			failed = op + " " + path
+			fired.Store(true)
+			// A partition's data, its segments and indexes, stops
+			// the partition. A failed write or fsync of its recovery
+			// point need not: the new point is renamed into place
+			// only once synced, and a stale one only costs Open more
+			// validation.
+			if strings.HasSuffix(path, ".log") || strings.HasSuffix(path, "index") {
 				faultDir.Store(strings.SplitN(rel, "/", 2)[0])
 				faultAt.Store(clock.Add(1))
-				return errno
 			}
-			return nil
+			return errno
 		})
-		waitUntil(10*time.Second, func() bool { return faultAt.Load() != 0 })
+		waitUntil(10*time.Second, fired.Load)
 		time.Sleep(time.Duration(5+rng.IntN(20)) * time.Millisecond) // let the workload meet it
 		desc = fmt.Sprintf("%v on the %dth write or fsync of a partition (%s), then Close", errno, k, failed)
 	default:
