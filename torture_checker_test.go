@@ -39,6 +39,18 @@ type tortureWrite struct {
 	idempotent bool // from an idempotent producer: never duplicated
 }
 
+func (w *tortureWrite) outcomeString() string {
+	switch w.outcome {
+	case outcomeAcked:
+		return fmt.Sprintf("acknowledged at %s-%d@%d", w.tp.Topic, w.tp.Partition, w.offset)
+	case outcomeFailed:
+		return "failed"
+	case outcomeAmbiguous:
+		return "failed, ambiguous"
+	}
+	return "no answer"
+}
+
 // tortureObs is one observation of a value at an offset.
 type tortureObs struct {
 	tp     stream.TopicPartition
@@ -293,7 +305,12 @@ func (h *tortureHistory) Check() tortureResult {
 			r.Duplicate++
 			if w.idempotent {
 				r.DupIdem++
-				r.note("duplicate: %q (idempotent) at %d offsets", v, n)
+				var at []string
+				for k := range byValue[v] {
+					at = append(at, fmt.Sprintf("%s-%d@%d", k.tp.Topic, k.tp.Partition, k.off))
+				}
+				slices.Sort(at)
+				r.note("duplicate: %q (idempotent; %s) at %s", v, w.outcomeString(), strings.Join(at, ", "))
 			}
 		}
 		if w.outcome == outcomeFailed {

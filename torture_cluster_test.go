@@ -113,7 +113,7 @@ func tortureClusterRun(t *testing.T, seed uint64, long bool) (int, tortureResult
 		c.startWriter(id)
 	}
 
-	steps := 3
+	steps := 2
 	if long {
 		steps = 6 + rng.IntN(7)
 	}
