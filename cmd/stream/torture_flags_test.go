@@ -10,4 +10,5 @@ func init() {
 	flag.Duration("torture.time", 0, "the root package's torture suite's; ignored here")
 	flag.Uint64("torture.seed", 0, "the root package's torture suite's; ignored here")
 	flag.String("torture.mode", "", "the root package's torture suite's; ignored here")
+	flag.Bool("torture.known", false, "the root package's torture suite's; ignored here")
 }
