@@ -88,6 +88,7 @@ func TestTorture(t *testing.T) {
 	cycles := 0
 	perMode := map[string]*tortureResult{}
 	perModeCycles := map[string]int{}
+	var failed []string // the runs with anomalies, to replay
 	for i := 0; ; i++ {
 		if *tortureTime == 0 && i == len(modes) {
 			break
@@ -121,14 +122,17 @@ func TestTorture(t *testing.T) {
 		}
 		perMode[m.name].add(r)
 		perModeCycles[m.name] += n
-		if !ok && *tortureTime > 0 {
-			break // the failing run's seed is above
+		if !ok {
+			failed = append(failed, fmt.Sprintf("-torture.seed=%d -torture.mode=%s", runSeed, m.name))
 		}
 	}
 	for _, m := range tortureModes {
 		if r := perMode[m.name]; r != nil {
 			t.Logf("mode %s: %s", m.name, r.summary(seed, perModeCycles[m.name]))
 		}
+	}
+	if len(failed) > 0 {
+		t.Logf("torture: %d runs with anomalies; replay each with:\n%s", len(failed), strings.Join(failed, "\n"))
 	}
 	line := total.classes() + "\n" + total.summary(seed, cycles)
 	t.Log(line)
