@@ -78,7 +78,7 @@ func tortureKill(t *testing.T, seed uint64, long bool) (int, tortureResult) {
 		if last {
 			replica = "final"
 		}
-		tortureReadAll(t, h, s, replica, false)
+		tortureReadAll(h, s, replica, false)
 		tortureObserveCommits(h, s)
 		if err := s.Close(); err != nil {
 			h.anomaly("close-error", "Close after SIGKILL: %v", err)

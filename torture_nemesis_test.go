@@ -90,9 +90,9 @@ func tortureDisk(t *testing.T, seed uint64, long bool) (int, tortureResult) {
 		if s == nil {
 			return c, h.Check()
 		}
-		tortureReadAll(t, h, s, "interim", false)
+		tortureReadAll(h, s, "interim", false)
 		end := rng.IntN(3)
-		desc := tortureDiskCycle(t, h, s, fsys, rng, fmt.Sprintf("s%d-c%d", seed, c), end, c == cycles-1)
+		desc := tortureDiskCycle(h, s, fsys, rng, fmt.Sprintf("s%d-c%d", seed, c), end)
 		t.Logf("cycle %d: %s", c, desc)
 		if fsys.Dead() {
 			fsys = fsys.Restart(rng.Uint64())
@@ -110,7 +110,7 @@ func tortureDisk(t *testing.T, seed uint64, long bool) (int, tortureResult) {
 	}
 	s := tortureOpen(t, h, fsys, dir, "after damage "+strings.Join(damaged, ", "), damaged)
 	if s != nil {
-		tortureReadAll(t, h, s, "final", len(damaged) > 0)
+		tortureReadAll(h, s, "final", len(damaged) > 0)
 		if !metaDamaged {
 			// bbolt checksums its meta pages only: a flipped bit in
 			// a page of committed offsets can change one unnoticed.
@@ -153,7 +153,7 @@ func tortureOpen(t *testing.T, h *tortureHistory, fsys *stream.MemFS, dir, when 
 // checks; an interim one (after a reopen, before the next cycle) only
 // the inconsistent and duplicate ones. Reads fail only with ErrCorrupt
 // where damage was planted, and never skip an offset.
-func tortureReadAll(t *testing.T, h *tortureHistory, s *stream.Stream, replica string, damaged bool) {
+func tortureReadAll(h *tortureHistory, s *stream.Stream, replica string, damaged bool) {
 	top, err := s.Topic(tortureTopic)
 	if errors.Is(err, stream.ErrUnknownTopic) {
 		top, err = s.CreateTopic(tortureTopic, stream.TopicConfig{Partitions: 3, Retention: -1})
@@ -227,7 +227,7 @@ func tortureObserveCommits(h *tortureHistory, s *stream.Stream) {
 // tortureDiskCycle runs the workload on s until its end: 0 a power cut
 // after a random number of operations, 1 one failed write or fsync then
 // Close, 2 a clean Close. It returns a description.
-func tortureDiskCycle(t *testing.T, h *tortureHistory, s *stream.Stream, fsys *stream.MemFS, rng *rand.Rand, tag string, end int, last bool) string {
+func tortureDiskCycle(h *tortureHistory, s *stream.Stream, fsys *stream.MemFS, rng *rand.Rand, tag string, end int) string {
 	top, err := s.Topic(tortureTopic)
 	if err != nil {
 		h.anomaly("open-error", "topic: %v", err)
@@ -384,8 +384,8 @@ func tortureDiskCycle(t *testing.T, h *tortureHistory, s *stream.Stream, fsys *s
 			default:
 				return nil
 			}
-			rel, ok := strings.CutPrefix(path, filepath.Join(filepath.Dir(filepath.Dir(path)))+"/")
-			if !ok || !strings.HasPrefix(rel, tortureTopic+"-") {
+			pdir := filepath.Base(filepath.Dir(path)) // t-0 for topics/t-0/…
+			if !strings.HasPrefix(pdir, tortureTopic+"-") {
 				return nil // only a partition's files
 			}
 			if n++; n != k {
@@ -399,7 +399,7 @@ func tortureDiskCycle(t *testing.T, h *tortureHistory, s *stream.Stream, fsys *s
 			// only once synced, and a stale one only costs Open more
 			// validation.
 			if strings.HasSuffix(path, ".log") || strings.HasSuffix(path, "index") {
-				faultDir.Store(strings.SplitN(rel, "/", 2)[0])
+				faultDir.Store(pdir)
 				faultAt.Store(clock.Add(1))
 			}
 			return errno
