@@ -352,8 +352,10 @@ func (c *tortureCl) nemesis(rng *rand.Rand) string {
 		}
 		// A power cut loses what the node had not fsynced. It is a
 		// known bug's trigger (RELIABILITY.md): replicas diverge at an
-		// offset and an acknowledged record is lost; -torture.known
-		// runs it. Otherwise the node stops with Close.
+		// offset and an acknowledged record is lost (a leader restarted
+		// within SessionTimeout leads again in the same epoch:
+		// TestReplicaLeaderRestartKeepsItsEpoch); -torture.known runs
+		// it. Otherwise the node stops with Close.
 		power := *tortureKnown
 		c.kill(id, power, rng.Uint64())
 		how := "stopped (Close)"
