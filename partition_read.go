@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"math"
 	"sync"
@@ -287,7 +288,13 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 			copy((*scratch)[:keep], kept)
 		}
 		buf, bufPos = (*scratch)[:n], at
-		return seg.readAt(buf[keep:], at+keep)
+		err := seg.readAt(buf[keep:], at+keep)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The file is shorter than the data the partition knows
+			// it holds: damage.
+			err = corruptError(seg.path, at+keep, err)
+		}
+		return err
 	}
 	if err := load(r.pos, 0); err != nil {
 		return dst, r.offset, r.pos, used, err
@@ -307,6 +314,9 @@ func (p *Partition) readSegmentOnce(r segmentRead, dst []*Record) (_ []*Record, 
 		if int64(len(buf))-off < batchHeaderSize {
 			if got > 0 {
 				break
+			}
+			if nextPos+batchHeaderSize > r.limit {
+				return fail(nextPos, fmt.Errorf("%d bytes before the end of the data at %d, less than a batch header", r.limit-nextPos, r.limit))
 			}
 			if err := load(nextPos, batchHeaderSize); err != nil {
 				return dst, next, nextPos, used, err

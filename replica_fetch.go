@@ -284,49 +284,65 @@ func (r *replica) follow(ctx context.Context, leader NodeID, epoch int32) {
 }
 
 // truncateToLeader asks the leader where this log's newest epoch ends in
-// its log and truncates there (KIP-101; KIP-279 when the leader does not
-// know that epoch: the smaller of its end of the epoch below and ours).
-// With no epoch to ask about, or one the leader never had, it truncates
-// to the high watermark, as Kafka does.
+// its log and truncates there (KIP-101). When the leader does not know
+// that epoch, it answers with the largest it knows below (KIP-279): if
+// this log has that epoch too, it truncates to the smaller of the two
+// ends; if not, it truncates to where its own epochs below that one end
+// and asks again about the largest of them, as Kafka does. Never to the
+// high watermark there: a restarted replica's is its log start (there is
+// no high-watermark checkpoint), and it would cut acknowledged records
+// while the controller keeps it in the ISR (RELIABILITY.md, bug 4). With
+// no epoch to ask about, or one below every epoch the leader has, it
+// truncates to the high watermark, as Kafka does: none of this log's
+// epochs is then in the leader's.
 func (r *replica) truncateToLeader(ctx context.Context, leader NodeID, epoch int32) error {
 	p := r.p
-	latest, _, _, err := p.endOffsetForEpoch(math.MaxInt32)
+	asked, _, _, err := p.endOffsetForEpoch(math.MaxInt32)
 	if err != nil {
 		return err
 	}
-	if latest < 0 {
+	if asked < 0 {
 		return nil // an empty log
 	}
-	req := appendPartitionRef(nil, p.topic, p.id)
-	req = binary.BigEndian.AppendUint32(req, uint32(epoch))
-	req = binary.BigEndian.AppendUint32(req, uint32(latest))
-	cctx, cancel := context.WithTimeout(ctx, r.m.cfg.fetchMaxWait+time.Second) // a lost request must not stall the fetcher
-	defer cancel()
-	b, err := r.m.msg.call(cctx, leader, kindEpochEnd, req)
-	if err != nil {
-		return err
-	}
-	rd := wireReader{b: b, ok: true}
-	found, end := rd.i32(), rd.i64()
-	if err := rd.err("epoch-end reply"); err != nil {
-		return err
-	}
-	target := end
-	switch {
-	case found < 0:
-		target = p.HighWatermark()
-	case found != latest:
-		_, own, ownEnd, err := p.endOffsetForEpoch(found)
+	for {
+		req := appendPartitionRef(nil, p.topic, p.id)
+		req = binary.BigEndian.AppendUint32(req, uint32(epoch))
+		req = binary.BigEndian.AppendUint32(req, uint32(asked))
+		cctx, cancel := context.WithTimeout(ctx, r.m.cfg.fetchMaxWait+time.Second) // a lost request must not stall the fetcher
+		b, err := r.m.msg.call(cctx, leader, kindEpochEnd, req)
+		cancel()
 		if err != nil {
 			return err
 		}
-		if own == found {
-			target = min(end, ownEnd)
-		} else {
-			target = min(end, p.HighWatermark())
+		rd := wireReader{b: b, ok: true}
+		found, end := rd.i32(), rd.i64()
+		if err := rd.err("epoch-end reply"); err != nil {
+			return err
 		}
+		target := end
+		switch {
+		case found < 0:
+			target = p.HighWatermark()
+		case found != asked:
+			_, own, ownEnd, err := p.endOffsetForEpoch(found)
+			if err != nil {
+				return err
+			}
+			switch {
+			case own == found:
+				target = min(end, ownEnd)
+			case own >= 0:
+				if err := p.truncateTo(min(end, ownEnd)); err != nil {
+					return err
+				}
+				asked = own
+				continue
+			default:
+				target = min(end, p.HighWatermark())
+			}
+		}
+		return p.truncateTo(target)
 	}
-	return p.truncateTo(target)
 }
 
 // fetchOnce fetches once from the leader and appends what it returns.

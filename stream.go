@@ -787,6 +787,9 @@ func openFS(fsys fileSystem, dir string, opts *Options) (_ *Stream, err error) {
 	if s.hooks, err = newHookSet(o.Hooks); err != nil {
 		return nil, err
 	}
+	if err := checkMetaDB(filepath.Join(dir, "meta.db")); err != nil {
+		return nil, errorf("stream: open %s: %w", dir, err)
+	}
 	s.db, err = bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, errorf("stream: open %s: %w", filepath.Join(dir, "meta.db"), err)
