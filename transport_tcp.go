@@ -570,7 +570,7 @@ type tcpConn struct {
 	remote   string
 	accepted bool          // served here (counts towards MaxConns), not dialled
 	wake     chan struct{} // a frame was queued (capacity 1)
-	done   chan struct{} // closed by fail
+	done     chan struct{} // closed by fail
 
 	// mu guards the fields below.
 	mu      sync.Mutex
