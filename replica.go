@@ -105,6 +105,7 @@ type replicaConfig struct {
 	fetchMaxWait  time.Duration // how long a fetch waits for data; default 500ms
 	fetchMaxBytes int           // per fetch; default 1 MiB
 	retryBackoff  time.Duration // after a failed fetch; default 100ms
+	ackTimeout    time.Duration // bound on an append's wait for the high watermark; default 30s
 }
 
 func (c replicaConfig) withDefaults() replicaConfig {
@@ -119,6 +120,9 @@ func (c replicaConfig) withDefaults() replicaConfig {
 	}
 	if c.retryBackoff <= 0 {
 		c.retryBackoff = 100 * time.Millisecond
+	}
+	if c.ackTimeout <= 0 {
+		c.ackTimeout = 30 * time.Second
 	}
 	return c
 }
@@ -405,6 +409,7 @@ func (r *replica) waitAcked(end int64) error {
 		}
 	}
 	r.maybeAdvanceHW()
+	var timeout <-chan time.Time
 	for {
 		ch, err := p.hwChanged()
 		if err != nil {
@@ -422,9 +427,21 @@ func (r *replica) waitAcked(end int64) error {
 			}
 			return nil
 		}
+		if timeout == nil {
+			t := time.NewTimer(r.m.cfg.ackTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-ch:
 		case <-changed:
+		case <-timeout:
+			// Kafka's REQUEST_TIMED_OUT: a leader cut off from its ISR
+			// (and from the controller that would shrink it) cannot move
+			// its high watermark; the records stay unacknowledged and a
+			// new leader may drop them.
+			return p.errorf("records below offset %d written but not replicated to the ISR %v within %v (high watermark %d): %w",
+				end, a.ISR, r.m.cfg.ackTimeout, p.hw.Load(), ErrTimeout)
 		case <-r.m.ctx.Done():
 			return p.errorf("records below offset %d not acknowledged: %w", end, ErrClosed)
 		}

@@ -663,3 +663,45 @@ func TestReplicaRemove(t *testing.T) {
 		c.nodes[2].m.remove(rtTopic, 0) // twice is fine
 	})
 }
+
+// TestReplicaIsolatedLeaderAppendTimesOut: a leader cut off from its
+// followers and from the controller cannot shrink its ISR nor move its
+// high watermark; an append there fails with ErrTimeout once the
+// replication timeout passes (Kafka's REQUEST_TIMED_OUT), instead of
+// waiting for ever, and is never acknowledged.
+func TestReplicaIsolatedLeaderAppendTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := replicaConfig{lagTime: time.Second, ackTimeout: 5 * time.Second}
+		c := newReplCluster(t, 7, 3, 2, cfg)
+		c.meta.cutOff = map[NodeID]bool{1: true}
+		c.meta.set(all3())
+		if _, err := appendValue(t, c.nodes[1].p, "before"); err != nil {
+			t.Fatal(err)
+		}
+		c.net.Isolate(1)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := appendValue(t, c.nodes[1].p, "cut off")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("append on an isolated leader: %v, want ErrTimeout", err)
+			}
+			if waited := time.Since(start); waited < cfg.ackTimeout {
+				t.Errorf("failed after %v, before the replication timeout %v", waited, cfg.ackTimeout)
+			}
+		case <-time.After(time.Minute): // fake time
+			t.Fatal("append on an isolated leader still waiting after a minute")
+		}
+		if hw := c.nodes[1].p.HighWatermark(); hw != 1 {
+			t.Fatalf("high watermark %d, want 1: the cut-off record is not acknowledged", hw)
+		}
+		c.net.Heal()
+		c.meta.mu.Lock()
+		clear(c.meta.cutOff)
+		c.meta.mu.Unlock()
+	})
+}

@@ -317,10 +317,11 @@
 // stay local to each node (the raft metadata can hold them, but the
 // consumers do not use it yet), so a group's members must run on one
 // node; a Consumer reads this node's replica, which holds nothing on a
-// node outside the partition's replicas (run consumers on a replica); an
-// append on a leader cut off from every other node waits until the
-// partition's metadata reaches it again (it then fails with ErrNotLeader;
-// it is never acknowledged); membership is fixed at first start. The
+// node outside the partition's replicas (run consumers on a replica);
+// membership is fixed at first start. An append on a leader cut off from
+// every other node is never acknowledged: it fails with ErrTimeout after
+// RequestTimeout (Kafka's REQUEST_TIMED_OUT), or with ErrNotLeader when
+// the new metadata reaches it first. The
 // stream command's node runs a node over TCP from flags.
 //
 // What the data plane does, in Kafka's and Redpanda's vocabulary:
