@@ -62,11 +62,11 @@ import (
 // update for every partition); isrSink is Cluster.alterISR; Close closes
 // the manager before the partitions.
 //
-// Not handled yet: a follower whose log end is below the leader's log
-// start (retention deleted what it needs; Kafka restarts its log there,
-// truncateFullyAndStartAt) retries forever; a batch larger than the
-// transport's frame limit (TCPConfig.MaxFrameBytes) cannot be fetched;
-// there is no high-watermark checkpoint (see add).
+// A follower whose log ends below the leader's log start (retention
+// deleted what it needs) restarts its log there, empty, as Kafka's
+// truncateFullyAndStartAt (replica_fetch.go). Not handled yet: a batch
+// larger than the transport's frame limit (TCPConfig.MaxFrameBytes)
+// cannot be fetched; there is no high-watermark checkpoint (see add).
 //
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its

@@ -705,3 +705,59 @@ func TestReplicaIsolatedLeaderAppendTimesOut(t *testing.T) {
 		c.meta.mu.Unlock()
 	})
 }
+
+// TestReplicaFollowerBelowLeaderLogStart: a follower away while
+// retention deleted the leader's segments it still needs restarts its
+// log at the leader's log start (Kafka's OffsetOutOfRange handling)
+// instead of retrying for ever, catches up and rejoins the ISR.
+func TestReplicaFollowerBelowLeaderLogStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 8, 3, 2, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		leader := c.nodes[1].p
+		var recs []acked
+		write := func(n int, what string) {
+			t.Helper()
+			for i := range n {
+				v := fmt.Sprintf("%s %d %s", what, i, bytes.Repeat([]byte{'x'}, 100))
+				off, err := appendValue(t, leader, v)
+				if err != nil {
+					t.Fatalf("append %q: %v", v, err)
+				}
+				recs = append(recs, acked{off, v})
+			}
+		}
+		write(10, "all three")
+		c.waitFor("node 3's high watermark", func() bool { return c.nodes[3].p.HighWatermark() == 10 })
+		c.net.Cut(1, 3)
+		write(300, "without 3")
+		if n, err := leader.enforceRetention(time.Now(), -1, 8<<10); err != nil || n == 0 {
+			t.Fatalf("retention deleted %d segments: %v", n, err)
+		}
+		start := leader.StartOffset()
+		if leo, _ := c.nodes[3].p.logEnds(); leo >= start {
+			t.Fatalf("node 3's log end %d is not below the leader's log start %d", leo, start)
+		}
+		c.net.Heal()
+		c.waitFor("node 3 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 3) })
+		write(10, "all back")
+		end := recs[len(recs)-1].offset + 1
+		c.waitFor("node 3 caught up", func() bool { return c.nodes[3].p.HighWatermark() == end })
+		if got := c.nodes[3].p.StartOffset(); got != start {
+			t.Fatalf("node 3's log starts at %d, want the leader's %d", got, start)
+		}
+		for _, id := range []NodeID{2, 3} {
+			p := c.nodes[id].p
+			for _, a := range recs {
+				if a.offset < start {
+					continue
+				}
+				got, err := p.Read(a.offset, 1)
+				if err != nil || len(got) != 1 || string(got[0].Value) != a.value {
+					t.Fatalf("node %d: acknowledged record at %d: %v, %v", id, a.offset, got, err)
+				}
+			}
+		}
+		c.checkHW()
+	})
+}
