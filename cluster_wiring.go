@@ -134,6 +134,7 @@ func (s *Stream) startCluster(cfg ClusterConfig) (err error) {
 	}
 	n.cluster.localHW = s.localHW
 	n.msg.handle(kindProduce, n.handleProduce)
+	n.msg.handle(kindStatus, n.handleStatus)
 	if err := n.msg.serve(); err != nil {
 		n.cluster.close()
 		return errorf("stream: open %s: serve the cluster transport: %w", s.dir, err)

@@ -65,6 +65,11 @@ const (
 	// kindProduce is a producer's batch forwarded to the partition leader
 	// (cluster_produce.go); the reply is its base offset.
 	kindProduce msgKind = 5
+	// kindStatus asks any node for its NodeStatus (cluster_status.go):
+	// an empty payload, a JSON reply. Numbered apart from the consumer
+	// groups' kinds, added in parallel; it joined version 1 before its
+	// first release, so no bump.
+	kindStatus msgKind = 32
 	// The engine's other kinds (metadata queries) are added here.
 )
 
