@@ -75,11 +75,14 @@ type replNode struct {
 }
 
 type replCluster struct {
-	t     testing.TB
-	net   *MemNetwork
-	meta  *fakeMeta
+	t    testing.TB
+	net  *MemNetwork
+	meta *fakeMeta
+	ids  []NodeID
+	// mu guards nodes (restart replaces a node while the replicas'
+	// goroutines push metadata) and each node's crashed.
+	mu    sync.Mutex
 	nodes map[NodeID]*replNode
-	ids   []NodeID
 
 	// hw: the highest high watermark each node showed; checkHW fails
 	// the test when one goes down.
@@ -131,19 +134,30 @@ func (c *replCluster) startNode(id NodeID, fs fileSystem, dir string, minISR int
 		c.t.Fatal(err)
 	}
 	n := &replNode{id: id, fs: fs, p: p, m: m, t: tr}
+	c.mu.Lock()
 	c.nodes[id] = n
+	c.mu.Unlock()
 	return n
 }
 
 // crash kills node id: its data plane stops, its transport closes, and
 // the power goes on its MemFS (what no fsync covered is lost).
 func (c *replCluster) crash(id NodeID) {
+	c.mu.Lock()
 	n := c.nodes[id]
+	n.crashed = true // from now on: its failures are the crash's
+	c.mu.Unlock()
 	n.m.close()
 	n.t.Close()
 	n.fs.(*MemFS).CutPower()
 	n.p.close() // fails: the power is out
-	n.crashed = true
+}
+
+// node returns node id as it is now (a restart replaces it).
+func (c *replCluster) node(id NodeID) *replNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
 }
 
 // restart brings a crashed node back on what its disk kept, and hands
@@ -162,10 +176,13 @@ func (c *replCluster) restart(id NodeID, seed uint64, minISR int, cfg replicaCon
 
 func (c *replCluster) push(a replicaAssignment) {
 	for _, id := range c.ids {
-		if c.nodes[id].crashed {
+		c.mu.Lock()
+		n, crashed := c.nodes[id], c.nodes[id].crashed
+		c.mu.Unlock()
+		if crashed {
 			continue
 		}
-		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
+		if err := n.m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
 			c.t.Error(err)
 		}
 	}
