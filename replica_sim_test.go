@@ -271,6 +271,19 @@ func simulateReplicas(t *testing.T, seed int64) {
 			}
 		}
 	}()
+	for i := range 5 { // healed, the partition takes appends again
+		v := fmt.Sprintf("seed %d after healing %d", seed, i)
+		var off int64
+		var err error
+		c.waitFor("an append after healing", func() bool { // until the ISR is back to MinInSyncReplicas
+			off, err = leader.Append(&Record{Value: []byte(v)})
+			return !errors.Is(err, ErrNotEnoughReplicas)
+		})
+		if err != nil {
+			t.Fatalf("append after healing: %v", err)
+		}
+		st.acks[off] = v
+	}
 	c.waitFor("every replica in sync", func() bool {
 		leo, _ := leader.logEnds()
 		if len(c.meta.isr()) != 3 {
@@ -283,14 +296,6 @@ func simulateReplicas(t *testing.T, seed int64) {
 		}
 		return true
 	})
-	for i := range 5 { // healed, the partition takes appends again
-		v := fmt.Sprintf("seed %d after healing %d", seed, i)
-		off, err := leader.Append(&Record{Value: []byte(v)})
-		if err != nil {
-			t.Fatalf("append after healing: %v", err)
-		}
-		st.acks[off] = v
-	}
 	checkStep(c, st, nil)
 	c.checkIdentical(1, 2, 3)
 	var recs []acked
