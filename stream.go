@@ -371,7 +371,13 @@
 // its call gave up is dropped, lost connections are redialled with
 // backoff, TLS is one *tls.Config away, frames over MaxFrameBytes are
 // refused (an error reply or a closed connection, and a log line, never
-// a panic), and it binds loopback unless told otherwise. NewMemNetwork
+// a panic), a handler that panics is recovered (an error reply and a
+// log line, on any Transport), connections past TCPConfig.MaxConns are
+// closed as they come, and it binds loopback unless told otherwise. A
+// follower whose log ends below the leader's log start (retention
+// deleted what it needed) restarts its log there, as Kafka's does.
+// Operators see a running cluster with the stream command's cluster
+// (QueryNode asks any node for its NodeStatus). NewMemNetwork
 // connects transports in memory for tests and simulation: Cut, Isolate
 // and Heal partition it, and SetFaults drops, delays, duplicates and
 // reorders messages, drawn from its seed (delays are timers, so
