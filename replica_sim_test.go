@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "seeds TestReplicaSimulation runs (0: 24, 6 with -short); CI runs more")
+	simSeeds = flag.Int("sim.seeds", 0, "seeds TestReplicaSimulation runs (0: 12, 4 with -short); CI runs 200")
 	simSeed  = flag.Int64("sim.seed", -1, "replay this one seed of TestReplicaSimulation")
 )
 
@@ -36,9 +36,9 @@ var (
 // clock and the seeded network make a run deterministic up to goroutine
 // scheduling); -sim.seeds=N runs N seeds (CI runs more than go test).
 func TestReplicaSimulation(t *testing.T) {
-	seeds := int64(24)
+	seeds := int64(12) // go test -race ./... stays short; CI runs 200 more
 	if testing.Short() {
-		seeds = 6
+		seeds = 4
 	}
 	if *simSeeds > 0 {
 		seeds = int64(*simSeeds)
