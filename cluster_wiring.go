@@ -117,7 +117,7 @@ func (s *Stream) startCluster(cfg ClusterConfig) (err error) {
 	}
 	n := &clusterNode{s: s, cfg: cfg, wake: make(chan struct{}, 1), stopc: make(chan struct{}), passed: make(chan struct{})}
 	n.msg = newMessenger(cfg.NodeID, cfg.Transport, s.log)
-	n.rm = newReplicaManager(cfg.NodeID, n.msg, clusterISRSink{n}, replicaConfig{lagTime: cfg.ReplicaLagTime}, s.log)
+	n.rm = newReplicaManager(cfg.NodeID, n.msg, clusterISRSink{n}, replicaConfig{lagTime: cfg.ReplicaLagTime, ackTimeout: cfg.RequestTimeout}, s.log)
 	defer func() {
 		if err != nil {
 			n.rm.close()
@@ -137,6 +137,7 @@ func (s *Stream) startCluster(cfg ClusterConfig) (err error) {
 	n.cluster.localHW = s.localHW
 	n.msg.handle(kindProduce, n.handleProduce)
 	n.msg.handle(kindConsumerFetch, n.handleConsumerFetch)
+	n.msg.handle(kindStatus, n.handleStatus)
 	if err := n.msg.serve(); err != nil {
 		n.cluster.close()
 		return errorf("stream: open %s: serve the cluster transport: %w", s.dir, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -396,6 +397,69 @@ func (p *Partition) truncateTo(offset int64) error {
 		}
 	}
 	p.log.Info("truncated log", "offset", p.leo, "asked", offset, "base", base)
+	p.wakeLocked()
+	return nil
+}
+
+// truncateFullyAndStartAt drops the whole log and starts it again,
+// empty, at offset (Kafka's truncateFullyAndStartAt): a follower whose
+// log ends below the leader's log start (retention deleted what it
+// needs) restarts its log where the leader's begins. offset must be past
+// the log end. Crash-safe in this order: the new empty segment is
+// created (a crash then leaves the old log, the new segment dropped by
+// recovery as a gap), the old segments go from the first (a crash
+// leaves a suffix of the old log), then the recovery point and the
+// leader-epoch cache follow.
+func (p *Partition) truncateFullyAndStartAt(offset int64) error {
+	p.finalizeMu.Lock()
+	defer p.finalizeMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.syncing {
+		done := p.syncDone
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
+	}
+	if p.closed {
+		return p.errorf("%w", ErrClosed)
+	}
+	if p.err != nil {
+		return p.err
+	}
+	if offset <= p.leo {
+		return p.errorf("restart the log at offset %d, not past its end %d: %w", offset, p.leo, ErrOffsetOutOfRange)
+	}
+	s, err := createSegment(p.fs, p.dir, offset, p.capacity(0), p.cfg.segmentBytes, p.cfg.indexEvery, p.cfg.sync != SyncAlways)
+	if err != nil {
+		return p.failLocked(fmt.Errorf("restart the log at offset %d: %w", offset, err))
+	}
+	var old []*segment
+	p.segs.Ascend(func(o *segment) bool { old = append(old, o); return true })
+	p.segs.Clear(false)
+	p.segs.ReplaceOrInsert(s)
+	p.active = s
+	p.unfinalized = math.MaxInt64
+	for _, o := range old {
+		if err := o.remove(); err != nil {
+			return p.failLocked(fmt.Errorf("restart the log at offset %d: %w", offset, err))
+		}
+	}
+	if err := p.fs.SyncDir(p.dir); err != nil {
+		return p.failLocked(fmt.Errorf("restart the log at offset %d: %w", offset, err))
+	}
+	p.recordRecoveryPoint(offset)
+	p.leo, p.durable, p.synced = offset, offset, offset
+	p.start.Store(offset)
+	p.hw.Store(max(p.hw.Load(), offset))
+	p.producers = nil
+	if p.epochs != nil && len(p.epochs.entries) > 0 {
+		p.epochs.entries = nil
+		if err := p.epochs.write(); err != nil {
+			return p.failLocked(fmt.Errorf("leader-epoch cache: %w", err))
+		}
+	}
+	p.log.Info("log restarted at the leader's log start", "offset", offset)
 	p.wakeLocked()
 	return nil
 }

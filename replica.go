@@ -62,11 +62,11 @@ import (
 // update for every partition); isrSink is Cluster.alterISR; Close closes
 // the manager before the partitions.
 //
-// Not handled yet: a follower whose log end is below the leader's log
-// start (retention deleted what it needs; Kafka restarts its log there,
-// truncateFullyAndStartAt) retries forever; a batch larger than the
-// transport's frame limit (TCPConfig.MaxFrameBytes) cannot be fetched;
-// there is no high-watermark checkpoint (see add).
+// A follower whose log ends below the leader's log start (retention
+// deleted what it needs) restarts its log there, empty, as Kafka's
+// truncateFullyAndStartAt (replica_fetch.go). Not handled yet: a batch
+// larger than the transport's frame limit (TCPConfig.MaxFrameBytes)
+// cannot be fetched; there is no high-watermark checkpoint (see add).
 //
 // Lock order: replica.mu, then replicaManager.mu, then the partition's
 // locks. The partition never calls into this layer while holding its
@@ -105,6 +105,7 @@ type replicaConfig struct {
 	fetchMaxWait  time.Duration // how long a fetch waits for data; default 500ms
 	fetchMaxBytes int           // per fetch; default 1 MiB
 	retryBackoff  time.Duration // after a failed fetch; default 100ms
+	ackTimeout    time.Duration // bound on an append's wait for the high watermark; default 30s
 }
 
 func (c replicaConfig) withDefaults() replicaConfig {
@@ -119,6 +120,9 @@ func (c replicaConfig) withDefaults() replicaConfig {
 	}
 	if c.retryBackoff <= 0 {
 		c.retryBackoff = 100 * time.Millisecond
+	}
+	if c.ackTimeout <= 0 {
+		c.ackTimeout = 30 * time.Second
 	}
 	return c
 }
@@ -406,6 +410,7 @@ func (r *replica) waitAcked(end int64) error {
 		}
 	}
 	r.maybeAdvanceHW()
+	var timeout <-chan time.Time
 	for {
 		ch, err := p.hwChanged()
 		if err != nil {
@@ -423,9 +428,21 @@ func (r *replica) waitAcked(end int64) error {
 			}
 			return nil
 		}
+		if timeout == nil {
+			t := time.NewTimer(r.m.cfg.ackTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-ch:
 		case <-changed:
+		case <-timeout:
+			// Kafka's REQUEST_TIMED_OUT: a leader cut off from its ISR
+			// (and from the controller that would shrink it) cannot move
+			// its high watermark; the records stay unacknowledged and a
+			// new leader may drop them.
+			return p.errorf("records below offset %d written but not replicated to the ISR %v within %v (high watermark %d): %w",
+				end, a.ISR, r.m.cfg.ackTimeout, p.hw.Load(), ErrTimeout)
 		case <-r.m.ctx.Done():
 			return p.errorf("records below offset %d not acknowledged: %w", end, ErrClosed)
 		}

@@ -23,13 +23,22 @@ import (
 //	maxBytes     int32
 //	maxWaitMs    int32  how long the leader may wait for something new
 //
-// Its reply: leaderEpoch int32, highWatermark int64, then raw batches,
-// exactly as they lie in the leader's segment, to the end.
+// Its reply: leaderEpoch int32, highWatermark int64, logStart int64 (the
+// leader's log start offset), then raw batches, exactly as they lie in
+// the leader's segment, to the end. A fetch below the leader's log start
+// (retention deleted those records) gets no batches: the follower sees
+// that its log ends below logStart and restarts it there (Kafka's
+// OffsetOutOfRange handling, truncateFullyAndStartAt). The logStart
+// field joined version 1 before its first release, so no bump.
 //
 // An epoch-end request (OffsetsForLeaderEpoch): topic, partition,
 // leaderEpoch (the follower's current one, fenced like a fetch's), epoch
 // (the one asked about). Its reply: epoch int32 (the largest the leader
 // knows at most the one asked, -1 when none), endOffset int64.
+
+// fetchReplyHeaderSize is the fixed part of a fetch reply: leader
+// epoch, high watermark, log start.
+const fetchReplyHeaderSize = 4 + 8 + 8
 
 type fetchRequest struct {
 	topic       string
@@ -150,16 +159,24 @@ func (m *replicaManager) handleFetch(ctx context.Context, e envelope) ([]byte, e
 	}
 	// The leader's bound, not only the asker's: a request cannot make it
 	// read a whole segment into memory.
-	data, err := p.readRaw(req.fetchOffset, min(int(req.maxBytes), m.cfg.fetchMaxBytes))
-	if err != nil {
-		return nil, err
+	start := p.StartOffset()
+	var data []byte
+	if req.fetchOffset >= start {
+		data, err = p.readRaw(req.fetchOffset, min(int(req.maxBytes), m.cfg.fetchMaxBytes))
+		if errors.Is(err, ErrOffsetOutOfRange) && req.fetchOffset < p.StartOffset() {
+			err = nil // retention moved the log start meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	r.mu.Lock()
 	epoch := r.a.LeaderEpoch
 	r.mu.Unlock()
-	out := make([]byte, 0, 12+len(data))
+	out := make([]byte, 0, fetchReplyHeaderSize+len(data))
 	out = binary.BigEndian.AppendUint32(out, uint32(epoch))
 	out = binary.BigEndian.AppendUint64(out, uint64(p.HighWatermark()))
+	out = binary.BigEndian.AppendUint64(out, uint64(p.StartOffset()))
 	return append(out, data...), nil
 }
 
@@ -358,12 +375,19 @@ func (r *replica) fetchOnce(ctx context.Context, leader NodeID, epoch int32) err
 		return err
 	}
 	rd := wireReader{b: b, ok: true}
-	lepoch, hw := rd.i32(), rd.i64()
+	lepoch, hw, start := rd.i32(), rd.i64(), rd.i64()
 	if err := rd.err("fetch reply"); err != nil {
 		return err
 	}
 	if lepoch != epoch {
 		return p.errorf("fetch reply in leader epoch %d, following %d: %w", lepoch, epoch, ErrFenced)
+	}
+	if leo < start {
+		// What this log needs next is gone from the leader's: start
+		// again from the leader's log start.
+		r.m.log.Info("follower's log ends below the leader's log start; restarting it there",
+			"topic", p.topic, "partition", p.id, "log_end", leo, "leader_log_start", start)
+		return p.truncateFullyAndStartAt(start)
 	}
 	if len(rd.b) > 0 {
 		if _, err := p.appendReplicated(slices.Clip(rd.b)); err != nil {

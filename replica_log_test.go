@@ -260,3 +260,54 @@ func TestAppendReplicated(t *testing.T) {
 		t.Fatalf("follower's epoch cache %v, want %v", entries, want)
 	}
 }
+
+// TestTruncateFullyPowerCut cuts the power at every file-system
+// operation of restarting a log at offset 500 (a follower below its
+// leader's log start): whatever survives opens and appends, and is
+// either a suffix of the old log (a prefix of it gone, as retention
+// would) or the empty log at 500; once the call returned, the latter.
+func TestTruncateFullyPowerCut(t *testing.T) {
+	for k := 1; ; k++ {
+		fs := NewMemFS()
+		fs.MkdirAllDurable("/data")
+		p := openTestPartition(t, fs)
+		vals := fillLog(t, p, 100)
+		fs.CutPowerAfter(k)
+		err := p.truncateFullyAndStartAt(500)
+		if err == nil {
+			if start, hw := p.StartOffset(), p.HighWatermark(); start != 500 || hw != 500 {
+				t.Fatalf("after the restart: log start %d, high watermark %d, want 500", start, hw)
+			}
+		}
+		fs.CutPower()
+		p.close()
+		q := openTestPartition(t, fs.Restart(uint64(k)))
+		leo, _ := q.logEnds()
+		start := q.StartOffset()
+		switch {
+		case start == 500 && leo == 500:
+		case err == nil:
+			t.Fatalf("cut at op %d: the restart returned, then the power cut left [%d, %d), want [500, 500)", k, start, leo)
+		case leo != 100 || start > 100:
+			t.Fatalf("cut at op %d: log [%d, %d), want a suffix of [0, 100) or [500, 500)", k, start, leo)
+		default:
+			for off := start; off < leo; off++ {
+				got, rerr := q.Read(off, 1)
+				if rerr != nil || len(got) != 1 || string(got[0].Value) != vals[off] {
+					t.Fatalf("cut at op %d: offset %d: %v, %v", k, off, got, rerr)
+				}
+			}
+		}
+		off, aerr := q.Append(&Record{Value: []byte("after")})
+		if aerr != nil || off != leo {
+			t.Fatalf("cut at op %d: append after recovery: offset %d, %v; want %d", k, off, aerr, leo)
+		}
+		if err := q.close(); err != nil {
+			t.Fatal(err)
+		}
+		if err == nil {
+			t.Logf("a restart takes %d file-system operations", k-1)
+			return
+		}
+	}
+}

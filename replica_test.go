@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -75,11 +76,14 @@ type replNode struct {
 }
 
 type replCluster struct {
-	t     testing.TB
-	net   *MemNetwork
-	meta  *fakeMeta
+	t    testing.TB
+	net  *MemNetwork
+	meta *fakeMeta
+	ids  []NodeID
+	// mu guards nodes (restart replaces a node while the replicas'
+	// goroutines push metadata) and each node's crashed.
+	mu    sync.Mutex
 	nodes map[NodeID]*replNode
-	ids   []NodeID
 
 	// hw: the highest high watermark each node showed; checkHW fails
 	// the test when one goes down.
@@ -131,19 +135,30 @@ func (c *replCluster) startNode(id NodeID, fs fileSystem, dir string, minISR int
 		c.t.Fatal(err)
 	}
 	n := &replNode{id: id, fs: fs, p: p, m: m, t: tr}
+	c.mu.Lock()
 	c.nodes[id] = n
+	c.mu.Unlock()
 	return n
 }
 
 // crash kills node id: its data plane stops, its transport closes, and
 // the power goes on its MemFS (what no fsync covered is lost).
 func (c *replCluster) crash(id NodeID) {
+	c.mu.Lock()
 	n := c.nodes[id]
+	n.crashed = true // from now on: its failures are the crash's
+	c.mu.Unlock()
 	n.m.close()
 	n.t.Close()
 	n.fs.(*MemFS).CutPower()
 	n.p.close() // fails: the power is out
-	n.crashed = true
+}
+
+// node returns node id as it is now (a restart replaces it).
+func (c *replCluster) node(id NodeID) *replNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
 }
 
 // restart brings a crashed node back on what its disk kept, and hands
@@ -162,10 +177,13 @@ func (c *replCluster) restart(id NodeID, seed uint64, minISR int, cfg replicaCon
 
 func (c *replCluster) push(a replicaAssignment) {
 	for _, id := range c.ids {
-		if c.nodes[id].crashed {
+		c.mu.Lock()
+		n, crashed := c.nodes[id], c.nodes[id].crashed
+		c.mu.Unlock()
+		if crashed {
 			continue
 		}
-		if err := c.nodes[id].m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
+		if err := n.m.update(rtTopic, 0, a); err != nil && !errors.Is(err, ErrUnknownTopic) {
 			c.t.Error(err)
 		}
 	}
@@ -661,5 +679,103 @@ func TestReplicaRemove(t *testing.T) {
 		}
 		c.nodes[2].m.remove(rtTopic, 0) // stops its fetcher
 		c.nodes[2].m.remove(rtTopic, 0) // twice is fine
+	})
+}
+
+// TestReplicaIsolatedLeaderAppendTimesOut: a leader cut off from its
+// followers and from the controller cannot shrink its ISR nor move its
+// high watermark; an append there fails with ErrTimeout once the
+// replication timeout passes (Kafka's REQUEST_TIMED_OUT), instead of
+// waiting for ever, and is never acknowledged.
+func TestReplicaIsolatedLeaderAppendTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := replicaConfig{lagTime: time.Second, ackTimeout: 5 * time.Second}
+		c := newReplCluster(t, 7, 3, 2, cfg)
+		c.meta.cutOff = map[NodeID]bool{1: true}
+		c.meta.set(all3())
+		if _, err := appendValue(t, c.nodes[1].p, "before"); err != nil {
+			t.Fatal(err)
+		}
+		c.net.Isolate(1)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := appendValue(t, c.nodes[1].p, "cut off")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("append on an isolated leader: %v, want ErrTimeout", err)
+			}
+			if waited := time.Since(start); waited < cfg.ackTimeout {
+				t.Errorf("failed after %v, before the replication timeout %v", waited, cfg.ackTimeout)
+			}
+		case <-time.After(time.Minute): // fake time
+			t.Fatal("append on an isolated leader still waiting after a minute")
+		}
+		if hw := c.nodes[1].p.HighWatermark(); hw != 1 {
+			t.Fatalf("high watermark %d, want 1: the cut-off record is not acknowledged", hw)
+		}
+		c.net.Heal()
+		c.meta.mu.Lock()
+		clear(c.meta.cutOff)
+		c.meta.mu.Unlock()
+	})
+}
+
+// TestReplicaFollowerBelowLeaderLogStart: a follower away while
+// retention deleted the leader's segments it still needs restarts its
+// log at the leader's log start (Kafka's OffsetOutOfRange handling)
+// instead of retrying for ever, catches up and rejoins the ISR.
+func TestReplicaFollowerBelowLeaderLogStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newReplCluster(t, 8, 3, 2, replicaConfig{lagTime: time.Second})
+		c.meta.set(all3())
+		leader := c.nodes[1].p
+		var recs []acked
+		write := func(n int, what string) {
+			t.Helper()
+			for i := range n {
+				v := fmt.Sprintf("%s %d %s", what, i, bytes.Repeat([]byte{'x'}, 100))
+				off, err := appendValue(t, leader, v)
+				if err != nil {
+					t.Fatalf("append %q: %v", v, err)
+				}
+				recs = append(recs, acked{off, v})
+			}
+		}
+		write(10, "all three")
+		c.waitFor("node 3's high watermark", func() bool { return c.nodes[3].p.HighWatermark() == 10 })
+		c.net.Cut(1, 3)
+		write(300, "without 3")
+		if n, err := leader.enforceRetention(time.Now(), -1, 8<<10, math.MaxInt64); err != nil || n == 0 {
+			t.Fatalf("retention deleted %d segments: %v", n, err)
+		}
+		start := leader.StartOffset()
+		if leo, _ := c.nodes[3].p.logEnds(); leo >= start {
+			t.Fatalf("node 3's log end %d is not below the leader's log start %d", leo, start)
+		}
+		c.net.Heal()
+		c.waitFor("node 3 back in the ISR", func() bool { return slices.Contains(c.meta.isr(), 3) })
+		write(10, "all back")
+		end := recs[len(recs)-1].offset + 1
+		c.waitFor("node 3 caught up", func() bool { return c.nodes[3].p.HighWatermark() == end })
+		if got := c.nodes[3].p.StartOffset(); got != start {
+			t.Fatalf("node 3's log starts at %d, want the leader's %d", got, start)
+		}
+		for _, id := range []NodeID{2, 3} {
+			p := c.nodes[id].p
+			for _, a := range recs {
+				if a.offset < start {
+					continue
+				}
+				got, err := p.Read(a.offset, 1)
+				if err != nil || len(got) != 1 || string(got[0].Value) != a.value {
+					t.Fatalf("node %d: acknowledged record at %d: %v, %v", id, a.offset, got, err)
+				}
+			}
+		}
+		c.checkHW()
 	})
 }

@@ -383,10 +383,11 @@
 // keeps the partitions it holds for a third of the cluster's
 // SessionTimeout (its commits fail; at its first Poll after that it
 // counts them lost, as a Kafka consumer that lost its coordinator; the
-// others take them once its node's lease runs out, later); an
-// append on a leader cut off from every other node waits until the
-// partition's metadata reaches it again (it then fails with ErrNotLeader;
-// it is never acknowledged); membership is fixed at first start. The
+// others take them once its node's lease runs out, later);
+// membership is fixed at first start. An append on a leader cut off from
+// every other node is never acknowledged: it fails with ErrTimeout after
+// RequestTimeout (Kafka's REQUEST_TIMED_OUT), or with ErrNotLeader when
+// the new metadata reaches it first. The
 // stream command's node runs a node over TCP from flags.
 //
 // What the data plane does, in Kafka's and Redpanda's vocabulary:
@@ -436,7 +437,13 @@
 // its call gave up is dropped, lost connections are redialled with
 // backoff, TLS is one *tls.Config away, frames over MaxFrameBytes are
 // refused (an error reply or a closed connection, and a log line, never
-// a panic), and it binds loopback unless told otherwise. NewMemNetwork
+// a panic), a handler that panics is recovered (an error reply and a
+// log line, on any Transport), connections past TCPConfig.MaxConns are
+// closed as they come, and it binds loopback unless told otherwise. A
+// follower whose log ends below the leader's log start (retention
+// deleted what it needed) restarts its log there, as Kafka's does.
+// Operators see a running cluster with the stream command's cluster
+// (QueryNode asks any node for its NodeStatus). NewMemNetwork
 // connects transports in memory for tests and simulation: Cut, Isolate
 // and Heal partition it, and SetFaults drops, delays, duplicates and
 // reorders messages, drawn from its seed (delays are timers, so

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 )
@@ -70,6 +71,10 @@ const (
 	// leader's log start and high watermark, then whole batches from the
 	// one holding offset, below the high watermark.
 	kindConsumerFetch msgKind = 6
+	// kindStatus asks any node for its NodeStatus (cluster_status.go):
+	// an empty payload, a JSON reply. It joined version 1 before its
+	// first release, so no bump.
+	kindStatus msgKind = 7
 	// The engine's other kinds (metadata queries) are added here.
 )
 
@@ -246,11 +251,24 @@ func (m *messenger) dispatch(ctx context.Context, req []byte) []byte {
 		m.log.Warn("stream: transport: bad request refused", "from", e.From, "err", err)
 		return errorReply(e.Version, m.version, err)
 	}
-	payload, err := h(ctx, e)
+	payload, err := m.runHandler(h, ctx, e)
 	if err != nil {
 		return errorReply(e.Version, m.version, err)
 	}
 	return appendReply(make([]byte, 0, replyHeaderSize+len(payload)), e.Version, statusOK, m.version, payload)
+}
+
+// runHandler runs h, turning a panic into an error reply and a log
+// line: a bug in one handler (or a request that finds one) must not take
+// the node down, whatever Transport carries the request.
+func (m *messenger) runHandler(h envelopeHandler, ctx context.Context, e envelope) (payload []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			m.log.Error("stream: transport: handler panicked", "from", e.From, "kind", e.Kind, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: kind %d: %v", errHandlerPanic, e.Kind, v)
+		}
+	}()
+	return h(ctx, e)
 }
 
 // call sends kind with payload to node to and returns the reply's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 )
@@ -53,6 +54,7 @@ func messengers(t *testing.T, net *MemNetwork, v1, v2 uint8) (a, b *messenger, s
 			}
 			return nil, errors.New("disk on fire")
 		})
+		m.handle(12, func(context.Context, envelope) ([]byte, error) { panic("handler bug") })
 		if err := m.serve(); err != nil {
 			t.Fatal(err)
 		}
@@ -226,4 +228,19 @@ func TestMessengerOverTCPBadRequests(t *testing.T) {
 			t.Errorf("request %v: %q, %v; want %v", tc.req, payload, err, tc.want)
 		}
 	}
+}
+
+// TestMessengerHandlerPanic: a panicking handler gives its caller an
+// error reply, whatever the Transport; the node keeps serving.
+func TestMessengerHandlerPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, _, _ := messengers(t, NewMemNetwork(1), protoVersion, protoVersion)
+		_, err := a.call(t.Context(), 2, 12, []byte("x"))
+		if err == nil || !strings.Contains(err.Error(), "panicked") {
+			t.Fatalf("call to a panicking handler: %v, want an error saying it panicked", err)
+		}
+		if got, err := a.call(t.Context(), 2, 10, []byte("after")); err != nil || !bytes.Contains(got, []byte("after")) {
+			t.Fatalf("call after a panic: %q, %v", got, err)
+		}
+	})
 }

@@ -45,6 +45,7 @@ const (
 	codeBadVersion   errCode = 3 // frame version not spoken
 	codeNotServing   errCode = 4 // Serve not called yet
 	codeShuttingDown errCode = 5 // the node's transport is closing
+	codeHandlerPanic errCode = 6 // the handler panicked (recovered; logged)
 )
 
 // err turns a code received in a frameError into the sentinel a caller
@@ -59,9 +60,16 @@ func (c errCode) err() error {
 		return ErrUnsupportedVersion
 	case codeNotServing, codeShuttingDown:
 		return ErrUnreachable
+	case codeHandlerPanic:
+		return errHandlerPanic
 	}
 	return ErrBadRequest
 }
+
+// errHandlerPanic is the error of a call whose handler panicked on the
+// serving node: the transport recovered, logged the panic and replied
+// with it. The request may have been partly handled.
+var errHandlerPanic = errors.New("stream: transport: the handler panicked")
 
 // frame is one decoded frame. payload is nil for an empty one.
 type frame struct {

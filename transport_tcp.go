@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ const (
 	DefaultDialTimeout   = 5 * time.Second
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultConnsPerPeer  = 2
+	DefaultMaxConns      = 1024
 	// maxFrameLimit bounds MaxFrameBytes: the length word is 32 bits.
 	maxFrameLimit = 1 << 30
 	// maxInflightPerConn bounds the handlers running for one incoming
@@ -66,6 +68,12 @@ type TCPConfig struct {
 	// Logger receives a line for each connection lost and each bad frame
 	// refused. Default: discard.
 	Logger *slog.Logger
+	// MaxConns bounds the connections accepted and open at once; one
+	// past it is closed as soon as it is accepted, with a log line, so
+	// a flood of connections cannot exhaust memory or file descriptors.
+	// Each node dials ConnsPerPeer connections to each peer. Default
+	// DefaultMaxConns (1024).
+	MaxConns int
 }
 
 // withDefaults returns a copy of c with defaults filled in and checked.
@@ -116,6 +124,12 @@ func (c TCPConfig) withDefaults() (TCPConfig, error) {
 	case c.ConnsPerPeer == 0:
 		c.ConnsPerPeer = DefaultConnsPerPeer
 	}
+	switch {
+	case c.MaxConns < 0:
+		return c, configError("TCPConfig.MaxConns", c.MaxConns)
+	case c.MaxConns == 0:
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +165,7 @@ type TCPTransport struct {
 	h      func(ctx context.Context, req []byte) []byte
 	peers  map[NodeID]*tcpPeer
 	conns  map[*tcpConn]struct{} // open connections, both directions
+	served int                   // of them, accepted ones
 	wg     sync.WaitGroup
 }
 
@@ -296,10 +311,19 @@ func (t *TCPTransport) accept() {
 // closed.
 func (t *TCPTransport) startConn(nc net.Conn, dialled bool) (*tcpConn, bool) {
 	c := newTCPConn(t, nc)
+	c.accepted = !dialled
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, false
+	}
+	if c.accepted {
+		if t.served >= t.cfg.MaxConns {
+			t.log.Warn("stream: transport: too many connections; closing a new one", "remote", c.remote, "limit", t.cfg.MaxConns)
+			nc.Close()
+			return nil, true
+		}
+		t.served++
 	}
 	t.conns[c] = struct{}{}
 	t.goLocked(c.writeLoop)
@@ -541,11 +565,12 @@ type tcpResult struct {
 // system call; a reader goroutine reads frames. The first failure closes
 // it and ends both.
 type tcpConn struct {
-	t      *TCPTransport
-	nc     net.Conn
-	remote string
-	wake   chan struct{} // a frame was queued (capacity 1)
-	done   chan struct{} // closed by fail
+	t        *TCPTransport
+	nc       net.Conn
+	remote   string
+	accepted bool          // served here (counts towards MaxConns), not dialled
+	wake     chan struct{} // a frame was queued (capacity 1)
+	done     chan struct{} // closed by fail
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -597,6 +622,9 @@ func (c *tcpConn) fail(err error) {
 		cancel()
 	}
 	c.t.mu.Lock()
+	if _, ok := c.t.conns[c]; ok && c.accepted {
+		c.t.served--
+	}
 	delete(c.t.conns, c)
 	c.t.mu.Unlock()
 }
@@ -816,13 +844,18 @@ func (c *tcpConn) serveLoop() {
 		go func() {
 			defer handlers.Done()
 			defer func() { <-sem }()
-			reply := h(ctx, f.payload)
+			reply, panicked := c.runHandler(h, ctx, f.payload)
 			c.mu.Lock()
 			if c.running != nil {
 				delete(c.running, f.id)
 			}
 			c.mu.Unlock()
 			cancel()
+			if panicked != nil {
+				c.send(frame{version: frameVersion, typ: frameError, id: f.id, arg: uint32(codeHandlerPanic),
+					payload: fmt.Appendf(nil, "handler panicked: %v", panicked)}, nil)
+				return
+			}
 			if len(reply) > c.t.cfg.MaxFrameBytes {
 				c.t.log.Warn("stream: transport: reply too large; sending an error instead", "remote", c.remote, "bytes", len(reply), "limit", c.t.cfg.MaxFrameBytes)
 				c.send(frame{version: frameVersion, typ: frameError, id: f.id, arg: uint32(codeTooLarge),
@@ -832,6 +865,19 @@ func (c *tcpConn) serveLoop() {
 			c.send(frame{version: frameVersion, typ: frameReply, id: f.id, payload: reply}, nil)
 		}()
 	}
+}
+
+// runHandler runs h on one request, recovering a panic: the node keeps
+// serving, the panic and its stack go to the log, and the caller gets
+// an error reply.
+func (c *tcpConn) runHandler(h func(context.Context, []byte) []byte, ctx context.Context, req []byte) (reply []byte, panicked any) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = v
+			c.t.log.Error("stream: transport: handler panicked", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	return h(ctx, req), nil
 }
 
 // closeAfterFlush has the writer send what is queued (error replies,

@@ -63,6 +63,7 @@ var commands = []*command{
 	benchCommand,
 	serveCommand,
 	nodeCommand,
+	clusterCommand,
 }
 
 func main() {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/instream/stream"
@@ -47,16 +45,9 @@ func runNode(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if id <= 0 {
 		return usageError(fs, "-id must be > 0")
 	}
-	addrs := map[stream.NodeID]string{}
-	var peers []stream.NodeID
-	for _, kv := range strings.Split(peersFlag, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		n, err := strconv.Atoi(k)
-		if !ok || err != nil || n <= 0 || v == "" {
-			return usageError(fs, "-peers: %q is not ID=HOST:PORT", kv)
-		}
-		addrs[stream.NodeID(n)] = v
-		peers = append(peers, stream.NodeID(n))
+	addrs, peers, err := parsePeers(peersFlag)
+	if err != nil {
+		return usageError(fs, "-peers: %v", err)
 	}
 	self := stream.NodeID(id)
 	if addrs[self] == "" {
