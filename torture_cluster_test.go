@@ -64,7 +64,8 @@ type tortureCl struct {
 	// default runs use 4 MiB segments, which do not roll in a run;
 	// -torture.known uses 16 KiB.
 	segmentBytes stream.ByteSize
-	sent         int // values sent so far, for unique names
+	pace         time.Duration // between a writer's sends: slower in the short pass
+	sent         int           // values sent so far, for unique names
 	mu           sync.Mutex
 }
 
@@ -79,7 +80,10 @@ func tortureClusterRun(t *testing.T, seed uint64, long bool) (int, tortureResult
 	rng := rand.New(rand.NewPCG(seed, 16))
 	c := &tortureCl{t: t, h: newTortureHistory(), net: stream.NewMemNetwork(int64(seed)), dir: t.TempDir(),
 		peers: []stream.NodeID{1, 2, 3}, nodes: map[stream.NodeID]*tortureNode{}, tag: fmt.Sprintf("c%d", seed),
-		segmentBytes: 4 * stream.MiB}
+		segmentBytes: 4 * stream.MiB, pace: 5 * time.Millisecond}
+	if !long {
+		c.pace = 25 * time.Millisecond
+	}
 	if *tortureKnown {
 		c.segmentBytes = 16 * stream.KiB
 	}
@@ -124,7 +128,7 @@ func tortureClusterRun(t *testing.T, seed uint64, long bool) (int, tortureResult
 		c.startWriter(id)
 	}
 
-	steps := 2
+	steps := 1 // the short pass: go test ./... (under -race too) stays fast
 	if long {
 		steps = 6 + rng.IntN(7)
 	}
@@ -279,7 +283,7 @@ func (c *tortureCl) startWriter(id stream.NodeID) {
 				prod.Flush(ctx)
 				cancel()
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(c.pace)
 		}
 	}()
 }
