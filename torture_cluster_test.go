@@ -57,12 +57,10 @@ type tortureCl struct {
 	peers []stream.NodeID
 	nodes map[stream.NodeID]*tortureNode
 	tag   string
-	// segmentBytes: 16 KiB segments roll every few hundred records,
-	// which triggers a known bug (RELIABILITY.md): a producer retrying
-	// one batch through a failover is forgotten at the second roll and
-	// its retry written twice (TestIdempotentRetryAfterRolls). The
-	// default runs use 4 MiB segments, which do not roll in a run;
-	// -torture.known uses 16 KiB.
+	// segmentBytes: 16 KiB segments roll every few hundred records, so
+	// rolls, retention of old segments and idempotent retries across
+	// rolls are in every run (they found bug 3 of RELIABILITY.md,
+	// TestIdempotentRetryAfterRolls).
 	segmentBytes stream.ByteSize
 	pace         time.Duration // between a writer's sends: slower in the short pass
 	sent         int           // values sent so far, for unique names
@@ -80,12 +78,9 @@ func tortureClusterRun(t *testing.T, seed uint64, long bool) (int, tortureResult
 	rng := rand.New(rand.NewPCG(seed, 16))
 	c := &tortureCl{t: t, h: newTortureHistory(), net: stream.NewMemNetwork(int64(seed)), dir: t.TempDir(),
 		peers: []stream.NodeID{1, 2, 3}, nodes: map[stream.NodeID]*tortureNode{}, tag: fmt.Sprintf("c%d", seed),
-		segmentBytes: 4 * stream.MiB, pace: 5 * time.Millisecond}
+		segmentBytes: 16 * stream.KiB, pace: 5 * time.Millisecond}
 	if !long {
 		c.pace = 25 * time.Millisecond
-	}
-	if *tortureKnown {
-		c.segmentBytes = 16 * stream.KiB
 	}
 	for _, id := range c.peers {
 		c.nodes[id] = &tortureNode{id: id, fs: stream.NewMemFS()}
