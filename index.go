@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // A segment's two sparse indexes. The .index file maps offsets to byte
@@ -313,10 +314,19 @@ func (s *segment) unmapIndexesLocked() error {
 	return errors.Join(errs...)
 }
 
-// rebuildIndexes rewrites a sealed segment's index files from its log. It
-// returns the corruption that stopped the scan, if any; the indexes then
-// cover the batches before it. The partition's mu must be held.
-func (s *segment) rebuildIndexes() (error, error) {
+// rebuildIndexes rewrites a finalized segment's index files from its log.
+// It returns the corruption that stopped the scan, if any; the indexes then
+// cover the batches before it.
+//
+// The scan and the encoding run without a lock: a finalized segment's
+// batches and bookkeeping no longer change, and the caller keeps its files
+// open (a pin, or a partition not yet published). The files are rewritten
+// under s.mu, which holds off the readers of this segment only; a segment
+// closed meanwhile (retention) is left alone. pmu, the partition's mu when
+// the partition is published (nil during Open), is taken only to install
+// the rebuilt maxTime: appends and reads of other segments go on
+// throughout.
+func (s *segment) rebuildIndexes(pmu sync.Locker) (error, error) {
 	// Index the batches as appends do, into a scratch segment, so a
 	// rebuilt index has exactly the entries the original had.
 	fresh := newSegment(nil, "", s.base, s.indexEvery)
@@ -326,30 +336,16 @@ func (s *segment) rebuildIndexes() (error, error) {
 	}
 	fresh.sealLocked()
 	idx, tidx := encodeIndex(fresh.index), encodeTimeIndex(fresh.tindex)
-	maxTime, maxRel := fresh.maxTime, fresh.maxTimeRel
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.idx == nil {
-		return nil, errSegmentClosed
-	}
-	if err := s.unmapIndexesLocked(); err != nil {
+	if err := s.writeIndexes(idx, tidx); err != nil {
 		return nil, err
 	}
-	for _, w := range []struct {
-		f vfsFile
-		b []byte
-	}{{s.idx, idx}, {s.tidx, tidx}} {
-		if err := w.f.Truncate(0); err != nil {
-			return nil, err
-		}
-		if _, err := w.f.WriteAt(w.b, 0); err != nil {
-			return nil, err
-		}
-		if err := w.f.Sync(); err != nil {
-			return nil, err
-		}
+	if pmu != nil {
+		pmu.Lock()
 	}
-	s.maxTime, s.maxTimeRel = maxTime, maxRel
+	s.maxTime, s.maxTimeRel = fresh.maxTime, fresh.maxTimeRel
+	if pmu != nil {
+		pmu.Unlock()
+	}
 	if r.bad != nil || (r.end < s.size && !r.zeroTail) {
 		bad := r.bad
 		if bad == nil {
@@ -361,4 +357,32 @@ func (s *segment) rebuildIndexes() (error, error) {
 		return corruptError(s.path, r.end, fmt.Errorf("segment ends at offset %d, the next segment starts at %d", r.next, s.next)), nil
 	}
 	return nil, nil
+}
+
+// writeIndexes replaces the contents of the index files, durably, unless
+// the segment is closed.
+func (s *segment) writeIndexes(idx, tidx []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.idx == nil {
+		return errSegmentClosed
+	}
+	if err := s.unmapIndexesLocked(); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		f vfsFile
+		b []byte
+	}{{s.idx, idx}, {s.tidx, tidx}} {
+		if err := w.f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := w.f.WriteAt(w.b, 0); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -536,6 +536,7 @@ type memFile struct {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.before("read", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.fs.begin("read", f.name); err != nil {

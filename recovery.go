@@ -183,7 +183,7 @@ func (p *Partition) refinalize(s *segment, end, next int64) error {
 	if err := s.f.Sync(); err != nil {
 		return err
 	}
-	bad, err := s.rebuildIndexes()
+	bad, err := s.rebuildIndexes(nil)
 	if err != nil {
 		return err
 	}

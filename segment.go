@@ -249,7 +249,7 @@ func (s *segment) loadSealed(next int64) error {
 		return err
 	}
 	if !ok {
-		if _, err := s.rebuildIndexes(); err != nil {
+		if _, err := s.rebuildIndexes(nil); err != nil {
 			return err
 		}
 	}
@@ -292,7 +292,7 @@ func (s *segment) loadSealed(next int64) error {
 				okLast && (last.LastOffset() != s.next-1 || last.MaxTimestamp > ts)
 		}
 		if indexBad {
-			bad, err := s.rebuildIndexes()
+			bad, err := s.rebuildIndexes(nil)
 			if err != nil {
 				return err
 			}
