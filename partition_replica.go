@@ -404,8 +404,13 @@ func (p *Partition) truncateTo(offset int64) error {
 // active segment again, its in-memory indexes rebuilt from the log (the
 // recovery of a last segment). p.mu is held.
 func (p *Partition) reopenActiveAt(s *segment, pos int64) error {
+	c, err := s.pin() // the file cache may have closed its files
+	if err != nil {
+		return err
+	}
+	defer c.unpin(s)
 	s.mu.Lock()
-	err := errors.Join(s.unmapLocked(), s.unmapIndexesLocked())
+	err = errors.Join(s.unmapLocked(), s.unmapIndexesLocked())
 	s.mu.Unlock()
 	if err != nil {
 		return err

@@ -40,6 +40,10 @@ func powerCutOptions(policy stream.SyncPolicy) *stream.Options {
 		IndexIntervalBytes:     512,
 		RetentionCheckInterval: 2 * time.Millisecond,
 		DefaultTopic:           stream.TopicConfig{Retention: -1},
+		// One segment's files open at a time: the active segments'
+		// descriptors are closed and reopened all along, and every
+		// promise must hold through that (file_cache.go).
+		MaxOpenFiles: 3,
 	}
 }
 

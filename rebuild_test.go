@@ -111,7 +111,11 @@ func TestIndexRebuildOutsidePartitionLock(t *testing.T) {
 			var ops, rewrites, appended int
 			var inside bool
 			fsys.Hook(func(op, path string) {
-				if !strings.HasPrefix(path, victim) {
+				// The rebuild's operations: it reads the log and
+				// rewrites the indexes. (A lookup reads a small index
+				// under the partition's read lock, as it would fault
+				// its pages in from a mapping.)
+				if !strings.HasPrefix(path, victim) || op == "read" && !strings.HasSuffix(path, ".log") {
 					return
 				}
 				mu.Lock()

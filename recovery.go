@@ -224,6 +224,7 @@ func (p *Partition) openActiveLocked(s *segment) error {
 	if p.recoveryPoint != s.base {
 		p.recordRecoveryPoint(s.base)
 	}
+	p.cfg.cache.add(s)
 	return nil
 }
 
