@@ -379,7 +379,7 @@ func TestCleanShutdownMarkerGoesAtOpen(t *testing.T) {
 // a power cut; before, each partition held three for its active segment
 // (and three more per sealed segment awaiting the flusher), 600 here.
 func TestMaxOpenFilesManyPartitions(t *testing.T) {
-	const maxOpen, partitions, rounds = 16, 200, 8
+	const maxOpen, partitions, rounds = 16, 200, 6
 	// Beyond the cache: a segment pinned by the appender, one by the
 	// flusher, and a new segment's files before the cache takes it.
 	const bound = maxOpen + 3*3
@@ -389,8 +389,11 @@ func TestMaxOpenFilesManyPartitions(t *testing.T) {
 			dir := t.TempDir()
 			fsys.MkdirAllDurable(dir)
 			opts := &stream.Options{
-				Sync: policy, SyncInterval: 10 * time.Millisecond, SegmentBytes: stream.KiB,
+				Sync: policy, SyncInterval: 50 * time.Millisecond, SegmentBytes: stream.KiB,
 				IndexIntervalBytes: 128, MaxOpenFiles: maxOpen,
+				// Each active segment maps room for the largest batch:
+				// 8 MiB by default, which MemFS allocates.
+				MaxRecordBytes: 2 * stream.KiB,
 			}
 			s, err := stream.OpenOnFS(fsys, dir, opts)
 			if err != nil {
