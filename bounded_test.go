@@ -6,6 +6,7 @@ package stream_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -367,5 +368,121 @@ func TestCleanShutdownMarkerGoesAtOpen(t *testing.T) {
 	s.Close()
 	if ok, _ := fsys.Exists(marker); ok {
 		t.Fatalf("%s after closing a failed partition", marker)
+	}
+}
+
+// TestMaxOpenFilesManyPartitions: 200 partitions share a file cache of 16
+// descriptors. Every segment's files, the active ones' and those of
+// segments awaiting finalization included, live in the cache, so the
+// files open at once stay within MaxOpenFiles plus the pins of the calls
+// in flight, through appends, rolls, reads, Close, reopen and (SyncAlways)
+// a power cut; before, each partition held three for its active segment
+// (and three more per sealed segment awaiting the flusher), 600 here.
+func TestMaxOpenFilesManyPartitions(t *testing.T) {
+	const maxOpen, partitions, rounds = 16, 200, 6
+	// Beyond the cache: a segment pinned by the appender, one by the
+	// flusher, and a new segment's files before the cache takes it.
+	const bound = maxOpen + 3*3
+	for _, policy := range []stream.SyncPolicy{stream.SyncAlways, stream.SyncPeriodic, stream.SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			fsys := stream.NewMemFS()
+			dir := t.TempDir()
+			fsys.MkdirAllDurable(dir)
+			opts := &stream.Options{
+				Sync: policy, SyncInterval: 50 * time.Millisecond, SegmentBytes: stream.KiB,
+				IndexIntervalBytes: 128, MaxOpenFiles: maxOpen,
+				// Each active segment maps room for the largest batch:
+				// 8 MiB by default, which MemFS allocates.
+				MaxRecordBytes: 2 * stream.KiB,
+			}
+			s, err := stream.OpenOnFS(fsys, dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp, err := s.CreateTopic("t", stream.TopicConfig{Partitions: partitions, Retention: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			val := func(p, i int) []byte {
+				v := make([]byte, 300)
+				copy(v, fmt.Sprintf("p%03d-r%04d", p, i))
+				return v
+			}
+			appendRounds := func(tp *stream.Topic, from, to int) {
+				t.Helper()
+				for i := from; i < to; i++ {
+					for id := range partitions {
+						p, err := tp.Partition(int32(id))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if off, err := p.Append(&stream.Record{Value: val(id, i)}); err != nil || off != int64(i) {
+							t.Fatalf("partition %d: Append = %d, %v; want offset %d", id, off, err, i)
+						}
+					}
+				}
+			}
+			readAll := func(tp *stream.Topic, n int) {
+				t.Helper()
+				for id := range partitions {
+					p, err := tp.Partition(int32(id))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range n {
+						recs, err := p.Read(int64(i), 1)
+						if err != nil || len(recs) != 1 || string(recs[0].Value) != string(val(id, i)) {
+							t.Fatalf("partition %d: Read(%d) = %d records, %v (high watermark %d)", id, i, len(recs), err, p.HighWatermark())
+						}
+					}
+				}
+			}
+			checkPeak := func(what string) {
+				t.Helper()
+				if peak := fsys.PeakOpenFiles(); peak > bound {
+					t.Fatalf("%s: %d files open at once, want at most %d", what, peak, bound)
+				}
+				fsys.ResetPeakOpenFiles()
+			}
+			appendRounds(tp, 0, rounds)
+			if segs := s.Stats().Segments; segs < 2*partitions {
+				t.Fatalf("%d segments, want rolls in every partition", segs)
+			}
+			checkPeak("appending")
+			readAll(tp, rounds)
+			checkPeak("reading")
+			if policy == stream.SyncAlways {
+				// Every append was acknowledged durable: a power cut
+				// keeps them, though the appends synced through
+				// descriptors reopened after the cache closed them.
+				fsys.CutPower()
+				s.Close() // fails: the disk is gone
+				fsys = fsys.Restart(1)
+			} else if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := fsys.OpenFiles(); n != 0 {
+				t.Fatalf("%d files open after Close", n)
+			}
+			s, err = stream.OpenOnFS(fsys, dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp, err = s.Topic("t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPeak("opening")
+			readAll(tp, rounds)
+			appendRounds(tp, rounds, rounds+2)
+			readAll(tp, rounds+2)
+			checkPeak("reopened")
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := fsys.OpenFiles(); n != 0 {
+				t.Fatalf("%d files open after Close", n)
+			}
+		})
 	}
 }

@@ -7,18 +7,29 @@ import (
 	"sync"
 )
 
-// The file cache of sealed segments, like Pebble's table cache: a
-// finalized segment holds no file descriptor and no index map while
-// nobody reads it. A read pins the segment (opening its files if they
-// are closed); unpinned, the segment stays open, most recently used
-// first, until the cache needs room for another and closes it. One cache
-// serves every partition of a Stream, so Options.MaxOpenFiles bounds the
-// whole process's sealed-segment descriptors however many segments the
-// directory holds.
+// The file cache, like Pebble's table cache: a segment holds file
+// descriptors only while the cache keeps them open. Every segment of a
+// partition is handed to the cache once its partition has opened it
+// (recovery) or created it (a roll): the active one, sealed ones awaiting
+// finalization, finalized ones. Each use of a segment's descriptors pins
+// it (opening the files if they are closed); unpinned, the segment stays
+// open, most recently used first, until the cache needs room for another
+// and closes it. One cache serves every partition of a Stream, so
+// Options.MaxOpenFiles bounds the whole process's segment descriptors
+// however many partitions and segments the directory holds; pins held at
+// once (one per call in flight) are the only excess.
 //
-// The active segment and sealed segments not yet finalized are not in
-// the cache: they hold their files until they are finalized (the
-// finalizing partition then hands them to the cache) or closed.
+// Closing the descriptors of a segment that is not finalized loses
+// nothing: its memory mapping stays, and appends and reads of it go
+// through the mapping. The mapping also holds the file open in the
+// kernel (the mapping references the open file), so the file's
+// write-back error state outlives the descriptor: the fsync through a
+// descriptor opened later (a group commit, the finalization, which opens
+// it before it unmaps) reports an error no fsync reported yet (Linux
+// 4.16 and later sample a file's error sequence that way at open). The
+// index files of a segment not yet finalized have no such hold; their
+// entries are checked against the log before use and rebuilt from it
+// when wrong, so a write lost there costs a rebuild, never a record.
 //
 // Lock order: Partition.mu, then fileCache.mu, then segment.mu. Pinning
 // and eviction never wait for a read: a pinned segment is never evicted,
@@ -49,35 +60,46 @@ type cacheState struct {
 	forgotten bool          // removed or closed: never counted again
 }
 
-// add hands a finalized segment whose files are open to the cache, which
-// may close them at once when it is full. The segment's partition holds
-// its mu (or has not been published yet).
+// add hands a segment whose files are open to the cache, which may close
+// them at once when it is full; handing it again does nothing. The
+// segment's partition holds its mu (or has not been published yet), and
+// uses the segment's descriptors only under a pin from then on.
 func (c *fileCache) add(s *segment) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s.cacheState.cache = c
-	if s.forgotten || s.elem != nil {
+	if s.cacheState.cache != nil || s.forgotten {
 		return
 	}
+	s.cacheState.cache = c
 	s.elem = c.lru.PushFront(s)
 	c.evictLocked()
 }
 
-// pinLocked makes sure a finalized segment's files are open and keeps
-// them so until the returned cache's unpin (a nil cache's unpin does
-// nothing). Segments outside the cache (active, or not finalized) are
-// always open: pinning them does nothing. It fails with errSegmentClosed
-// once the segment is closed (retention removed it), and with the open's
-// error when the files cannot be opened. The partition's mu is held, at
-// least for reading: it orders the segment's hand-over to the cache.
+// pinLocked pins a segment for a read (see pin). A segment not finalized
+// is read through its mapping, which needs no descriptor: pinning it does
+// nothing. The partition's mu is held, at least for reading.
 //
 // A read that began before its segment was finalized holds no pin; the
-// cache may close the files under it, and it gets errSegmentClosed and
-// looks again, as when retention takes a segment.
+// cache may close the files under it once the finalization unmapped it,
+// and it gets errSegmentClosed and looks again, as when retention takes a
+// segment.
 func (s *segment) pinLocked() (*fileCache, error) {
+	if !s.finalized {
+		return nil, nil
+	}
+	return s.pin()
+}
+
+// pin makes sure a segment's files are open and keeps them so until the
+// returned cache's unpin (a nil cache's unpin does nothing). A segment not
+// yet handed to the cache (during Open) is always open: pinning it does
+// nothing. It fails with errSegmentClosed once the segment is closed
+// (retention removed it), and with the open's error when the files cannot
+// be opened.
+func (s *segment) pin() (*fileCache, error) {
 	c := s.cacheState.cache
 	if c == nil {
 		return nil, nil
@@ -152,9 +174,9 @@ func (s *segment) forget() {
 	}
 }
 
-// openFilesLocked opens the files of a finalized segment the cache
-// closed. The index maps follow on first lookup (rlockIndexes). s.mu is
-// held for writing.
+// openFilesLocked opens the files of a segment the cache closed. The
+// index maps of a finalized segment follow on first lookup
+// (rlockIndexes). s.mu is held for writing.
 func (s *segment) openFilesLocked() (err error) {
 	if s.closed {
 		return errSegmentClosed
@@ -181,9 +203,10 @@ func (s *segment) openFilesLocked() (err error) {
 	return nil
 }
 
-// closeFilesLocked releases the files and index maps of a finalized
-// segment, which stays usable: the next pin opens them again. s.mu is
-// held for writing.
+// closeFilesLocked releases the files and index maps of a segment, which
+// stays usable: the next pin opens them again. The mapping of a segment
+// not finalized stays (see the top of the file). s.mu is held for
+// writing.
 func (s *segment) closeFilesLocked() error {
 	s.points.reset() // checked while open: check again when reopened
 	err := errors.Join(s.unmapIndexesLocked(), s.closeFiles())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // A segment's two sparse indexes. The .index file maps offsets to byte
@@ -80,21 +81,29 @@ func (s *segment) flushIndexes(upto int64) error {
 	for n < len(s.index) && int64(s.index[n].pos) < upto {
 		n++
 	}
+	// A time entry's batch is at or before the offset entry written with
+	// it, so entries up to the last written offset entry are covered.
+	var limit uint32
+	if n > 0 {
+		limit = s.index[n-1].rel
+	}
+	t := s.tidxDone
+	for t < len(s.tindex) && (s.tindex[t].rel <= limit || upto >= s.size) {
+		t++
+	}
+	if n == s.idxDone && t == s.tidxDone {
+		return nil
+	}
+	c, err := s.pin()
+	if err != nil {
+		return err
+	}
+	defer c.unpin(s)
 	if n > s.idxDone {
 		if _, err := s.idx.WriteAt(encodeIndex(s.index[s.idxDone:n]), int64(s.idxDone)*indexEntrySize); err != nil {
 			return err
 		}
 		s.idxDone = n
-	}
-	// A time entry's batch is at or before the offset entry written with
-	// it, so entries up to the last written offset entry are covered.
-	var limit uint32
-	if s.idxDone > 0 {
-		limit = s.index[s.idxDone-1].rel
-	}
-	t := s.tidxDone
-	for t < len(s.tindex) && (s.tindex[t].rel <= limit || upto >= s.size) {
-		t++
 	}
 	if t > s.tidxDone {
 		if _, err := s.tidx.WriteAt(encodeTimeIndex(s.tindex[s.tidxDone:t]), int64(s.tidxDone)*timeEntrySize); err != nil {
@@ -270,8 +279,8 @@ func (s *segment) rlockIndexes() error {
 	s.mu.Lock()
 	if !s.closed && s.idx != nil && !s.idxMapped {
 		var err error
-		if s.idxMap, err = mapReadOnly(s.idx, indexEntrySize); err == nil {
-			s.tidxMap, err = mapReadOnly(s.tidx, timeEntrySize)
+		if s.idxMap, s.idxOnHeap, err = mapReadOnly(s.idx, indexEntrySize); err == nil {
+			s.tidxMap, s.tidxOnHeap, err = mapReadOnly(s.tidx, timeEntrySize)
 		}
 		if err != nil {
 			s.unmapIndexesLocked()
@@ -284,39 +293,64 @@ func (s *segment) rlockIndexes() error {
 	return s.rlockIndexes()
 }
 
-// mapReadOnly maps the whole entries of an index file.
-func mapReadOnly(f vfsFile, entry int64) ([]byte, error) {
+// mapReadOnly maps the whole entries of an index file. An index of one
+// page or less is read into the heap instead (onHeap): a mapping would
+// cost two system calls and a TLB shootdown at unmap for a few entries,
+// and a read across many small segments opens and closes thousands.
+func mapReadOnly(f vfsFile, entry int64) (_ []byte, onHeap bool, _ error) {
 	size, err := f.Size()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	n := size / entry * entry
 	if n == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
-	return f.Map(n, false)
+	if n <= smallIndex {
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, 0); err != nil {
+			return nil, false, err
+		}
+		return b, true, nil
+	}
+	m, err := f.Map(n, false)
+	return m, false, err
 }
+
+// smallIndex is the size up to which an index is read, not mapped.
+const smallIndex = 4096
 
 // unmapIndexesLocked drops the index mappings; s.mu is held for writing.
 func (s *segment) unmapIndexesLocked() error {
 	var errs []error
 	for _, m := range []struct {
-		f vfsFile
-		m *[]byte
-	}{{s.idx, &s.idxMap}, {s.tidx, &s.tidxMap}} {
-		if *m.m != nil {
+		f      vfsFile
+		m      *[]byte
+		onHeap bool
+	}{{s.idx, &s.idxMap, s.idxOnHeap}, {s.tidx, &s.tidxMap, s.tidxOnHeap}} {
+		if *m.m != nil && !m.onHeap {
 			errs = append(errs, m.f.Unmap(*m.m))
-			*m.m = nil
 		}
+		*m.m = nil
 	}
+	s.idxOnHeap, s.tidxOnHeap = false, false
 	s.idxMapped = false
 	return errors.Join(errs...)
 }
 
-// rebuildIndexes rewrites a sealed segment's index files from its log. It
-// returns the corruption that stopped the scan, if any; the indexes then
-// cover the batches before it. The partition's mu must be held.
-func (s *segment) rebuildIndexes() (error, error) {
+// rebuildIndexes rewrites a finalized segment's index files from its log.
+// It returns the corruption that stopped the scan, if any; the indexes then
+// cover the batches before it.
+//
+// The scan and the encoding run without a lock: a finalized segment's
+// batches and bookkeeping no longer change, and the caller keeps its files
+// open (a pin, or a partition not yet published). The files are rewritten
+// under s.mu, which holds off the readers of this segment only; a segment
+// closed meanwhile (retention) is left alone. pmu, the partition's mu when
+// the partition is published (nil during Open), is taken only to install
+// the rebuilt maxTime: appends and reads of other segments go on
+// throughout.
+func (s *segment) rebuildIndexes(pmu sync.Locker) (error, error) {
 	// Index the batches as appends do, into a scratch segment, so a
 	// rebuilt index has exactly the entries the original had.
 	fresh := newSegment(nil, "", s.base, s.indexEvery)
@@ -326,30 +360,16 @@ func (s *segment) rebuildIndexes() (error, error) {
 	}
 	fresh.sealLocked()
 	idx, tidx := encodeIndex(fresh.index), encodeTimeIndex(fresh.tindex)
-	maxTime, maxRel := fresh.maxTime, fresh.maxTimeRel
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.idx == nil {
-		return nil, errSegmentClosed
-	}
-	if err := s.unmapIndexesLocked(); err != nil {
+	if err := s.writeIndexes(idx, tidx); err != nil {
 		return nil, err
 	}
-	for _, w := range []struct {
-		f vfsFile
-		b []byte
-	}{{s.idx, idx}, {s.tidx, tidx}} {
-		if err := w.f.Truncate(0); err != nil {
-			return nil, err
-		}
-		if _, err := w.f.WriteAt(w.b, 0); err != nil {
-			return nil, err
-		}
-		if err := w.f.Sync(); err != nil {
-			return nil, err
-		}
+	if pmu != nil {
+		pmu.Lock()
 	}
-	s.maxTime, s.maxTimeRel = maxTime, maxRel
+	s.maxTime, s.maxTimeRel = fresh.maxTime, fresh.maxTimeRel
+	if pmu != nil {
+		pmu.Unlock()
+	}
 	if r.bad != nil || (r.end < s.size && !r.zeroTail) {
 		bad := r.bad
 		if bad == nil {
@@ -361,4 +381,32 @@ func (s *segment) rebuildIndexes() (error, error) {
 		return corruptError(s.path, r.end, fmt.Errorf("segment ends at offset %d, the next segment starts at %d", r.next, s.next)), nil
 	}
 	return nil, nil
+}
+
+// writeIndexes replaces the contents of the index files, durably, unless
+// the segment is closed.
+func (s *segment) writeIndexes(idx, tidx []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.idx == nil {
+		return errSegmentClosed
+	}
+	if err := s.unmapIndexesLocked(); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		f vfsFile
+		b []byte
+	}{{s.idx, idx}, {s.tidx, tidx}} {
+		if err := w.f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := w.f.WriteAt(w.b, 0); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

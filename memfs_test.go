@@ -42,6 +42,32 @@ type MemFS struct {
 	log   func(op, path string, ok bool) // traces operations when set
 	onCut func()                         // runs when the power goes
 	hook  func(op, path string)          // runs before each operation, unlocked
+	open  int                            // files open now (OpenFile not yet Closed)
+	peak  int                            // the most open at once since ResetPeakOpenFiles
+}
+
+// OpenFiles returns how many files are open: opened and not yet closed,
+// as the descriptors of /proc/self/fd would count them (a mapping holds
+// none).
+func (m *MemFS) OpenFiles() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.open
+}
+
+// PeakOpenFiles returns the most files open at once since the last
+// ResetPeakOpenFiles (or NewMemFS).
+func (m *MemFS) PeakOpenFiles() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peak
+}
+
+// ResetPeakOpenFiles starts counting PeakOpenFiles again from now.
+func (m *MemFS) ResetPeakOpenFiles() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.peak = m.open
 }
 
 type memNode struct {
@@ -309,6 +335,8 @@ func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (vfsFile, erro
 			return nil, err
 		}
 	}
+	m.open++
+	m.peak = max(m.peak, m.open)
 	return &memFile{fs: m, n: n, name: name}, nil
 }
 
@@ -536,8 +564,12 @@ type memFile struct {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.before("read", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("read", f.name); err != nil {
 		return 0, err
 	}
@@ -555,6 +587,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.before("write", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("write", f.name); err != nil {
 		return 0, err
 	}
@@ -569,6 +604,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 func (f *memFile) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if f.fs.dead {
 		return 0, errMemDead
 	}
@@ -579,6 +617,9 @@ func (f *memFile) Truncate(size int64) error {
 	f.fs.before("truncate", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("truncate", f.name); err != nil {
 		return err
 	}
@@ -589,6 +630,9 @@ func (f *memFile) Sync() error {
 	f.fs.before("sync", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("sync", f.name); err != nil {
 		return err
 	}
@@ -609,6 +653,9 @@ func (f *memFile) SyncData(n int64) error {
 	f.fs.before("syncdata", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("syncdata", f.name); err != nil {
 		return err
 	}
@@ -626,6 +673,9 @@ func (f *memFile) Allocate(size int64) error {
 	f.fs.before("allocate", f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("allocate", f.name); err != nil {
 		return err
 	}
@@ -638,6 +688,9 @@ func (f *memFile) Allocate(size int64) error {
 func (f *memFile) Map(size int64, writable bool) ([]byte, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.closed {
+		return nil, fs.ErrClosed // a descriptor used after Close: EBADF
+	}
 	if err := f.fs.begin("map", f.name); err != nil {
 		return nil, err
 	}
@@ -671,6 +724,7 @@ func (f *memFile) Close() error {
 		return fs.ErrClosed
 	}
 	f.closed = true
+	f.fs.open--
 	return nil
 }
 

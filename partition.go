@@ -145,6 +145,7 @@ func openPartition(fsys fileSystem, dir, topic string, id int32, cfg partitionCo
 		}
 		p.segs.ReplaceOrInsert(s)
 		p.active = s
+		cfg.cache.add(s)
 		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
@@ -543,6 +544,7 @@ func (p *Partition) rollLocked(n int64) error {
 	old.sealLocked()
 	p.segs.ReplaceOrInsert(s)
 	p.active = s
+	p.cfg.cache.add(s)
 	p.unfinalized = min(p.unfinalized, old.base)
 	p.expireProducersLocked(time.Now().UnixMilli())
 	if p.cfg.finalizeLater != nil {
@@ -581,16 +583,22 @@ func (p *Partition) finalizeSealed() error {
 		return nil
 	}
 	for _, s := range todo {
-		err := s.finalizeFiles()
+		// Keep the files open until reads pin the segment as a
+		// finalized one (pinLocked).
+		c, err := s.pin()
+		if err == nil {
+			err = s.finalizeFiles()
+		}
 		p.mu.Lock()
 		if err != nil {
 			err = p.failLocked(err)
 			p.mu.Unlock()
+			c.unpin(s)
 			return err
 		}
 		s.markFinalizedLocked()
 		p.finalizedLocked()
-		p.cfg.cache.add(s)
+		c.unpin(s)
 		// The segments are finalized in order: everything below this
 		// one's end is synced.
 		p.synced = max(p.synced, s.next)
@@ -853,15 +861,19 @@ func (p *Partition) dropUnsyncedLocked() {
 		if s.finalized {
 			return true
 		}
-		s.mu.Lock()
-		err := s.unmapLocked()
-		s.mu.Unlock()
+		c, err := s.pin()
+		if err == nil {
+			s.mu.Lock()
+			err = s.unmapLocked()
+			s.mu.Unlock()
+		}
 		if err == nil {
 			err = s.f.Truncate(s.synced)
 		}
 		if err == nil {
 			err = s.f.Sync()
 		}
+		c.unpin(s)
 		if err != nil {
 			p.log.Error("could not cut the unsynced tail of a failed partition", "file", s.path, "error", err)
 			return false

@@ -151,9 +151,7 @@ func (p *Partition) readOnce(offset int64, maxBytes int, records bool, dst []*Re
 		case errors.Is(err, errSegmentClosed) && attempt < 3:
 			continue // retention or close took the segment; look again
 		case errors.Is(err, errIndexMismatch) && attempt == 0 && seg.finalized:
-			p.mu.Lock()
-			bad, rerr := seg.rebuildIndexes()
-			p.mu.Unlock()
+			bad, rerr := seg.rebuildIndexes(&p.mu)
 			p.log.Warn("rebuilt damaged index", "file", seg.indexPath(), "corrupt", bad, "error", rerr)
 			continue
 		case errors.Is(err, errIndexMismatch):
@@ -751,9 +749,7 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 			// next Open), and search this segment from its start, at
 			// most once per segment since from only grows.
 			if seg.finalized {
-				p.mu.Lock()
-				bad, rerr := seg.rebuildIndexes()
-				p.mu.Unlock()
+				bad, rerr := seg.rebuildIndexes(&p.mu)
 				p.log.Warn("rebuilt damaged index", "file", seg.timeIndexPath(), "corrupt", bad, "error", rerr)
 			}
 			distrust = seg

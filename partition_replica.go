@@ -439,6 +439,7 @@ func (p *Partition) truncateFullyAndStartAt(offset int64) error {
 	p.segs.Clear(false)
 	p.segs.ReplaceOrInsert(s)
 	p.active = s
+	p.cfg.cache.add(s)
 	p.unfinalized = math.MaxInt64
 	for _, o := range old {
 		if err := o.remove(); err != nil {
@@ -469,8 +470,13 @@ func (p *Partition) truncateFullyAndStartAt(offset int64) error {
 // recovery of a last segment). p.mu is held.
 func (p *Partition) reopenActiveAt(s *segment, pos int64) error {
 	s.points.reset() // its batches change
+	c, err := s.pin() // the file cache may have closed its files
+	if err != nil {
+		return err
+	}
+	defer c.unpin(s)
 	s.mu.Lock()
-	err := errors.Join(s.unmapLocked(), s.unmapIndexesLocked())
+	err = errors.Join(s.unmapLocked(), s.unmapIndexesLocked())
 	s.mu.Unlock()
 	if err != nil {
 		return err

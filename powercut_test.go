@@ -40,6 +40,13 @@ func powerCutOptions(policy stream.SyncPolicy) *stream.Options {
 		IndexIntervalBytes:     512,
 		RetentionCheckInterval: 2 * time.Millisecond,
 		DefaultTopic:           stream.TopicConfig{Retention: -1},
+		// One segment's files open at a time: the active segments'
+		// descriptors are closed and reopened all along, and every
+		// promise must hold through that (file_cache.go).
+		MaxOpenFiles: 3,
+		// Batches here are a few KiB; each active segment maps room
+		// for the largest (8 MiB by default), which MemFS allocates.
+		MaxRecordBytes: 64 * stream.KiB,
 	}
 }
 

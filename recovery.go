@@ -183,7 +183,7 @@ func (p *Partition) refinalize(s *segment, end, next int64) error {
 	if err := s.f.Sync(); err != nil {
 		return err
 	}
-	bad, err := s.rebuildIndexes()
+	bad, err := s.rebuildIndexes(nil)
 	if err != nil {
 		return err
 	}
@@ -224,6 +224,7 @@ func (p *Partition) openActiveLocked(s *segment) error {
 	if p.recoveryPoint != s.base {
 		p.recordRecoveryPoint(s.base)
 	}
+	p.cfg.cache.add(s)
 	return nil
 }
 

@@ -35,21 +35,26 @@ type segment struct {
 
 	// mu guards f, idx, tidx, m and closed against sealing and deletion:
 	// readers hold it shared while they touch the files or the mapping.
-	mu     sync.RWMutex
-	f      vfsFile
-	idx    vfsFile
-	tidx   vfsFile
-	m      []byte // the writable mapping of an active segment; nil when sealed
+	mu   sync.RWMutex
+	f    vfsFile
+	idx  vfsFile
+	tidx vfsFile
+	m    []byte // the writable mapping of an active segment; nil when sealed
+	// mapper is the file that made m: m outlives the descriptor (the
+	// file cache may close f), and Unmap works on a closed file.
+	mapper vfsFile
 	closed bool
 
 	// Read-only mappings of a finalized segment's index files, made on
-	// first lookup.
-	idxMap, tidxMap []byte
-	idxMapped       bool
+	// first lookup; a small index is a copy on the heap instead.
+	idxMap, tidxMap       []byte
+	idxMapped             bool
+	idxOnHeap, tidxOnHeap bool
 
-	// A finalized segment's files and maps are open only while the
-	// Stream's file cache keeps them (file_cache.go): nil f, idx and
-	// tidx mean closed, and a read pins the segment to open them.
+	// A segment's files (and a finalized one's index maps) are open
+	// only while the Stream's file cache keeps them (file_cache.go): nil
+	// f, idx and tidx mean closed, and each use of them pins the segment
+	// to open them.
 	cacheState
 
 	// Batches of a finalized segment a Read checked (read_point.go).
@@ -163,7 +168,7 @@ func (s *segment) activate(capacity, limit int64, dirtyAhead bool) error {
 	if err != nil {
 		return fmt.Errorf("mmap %s: %w", s.path, err)
 	}
-	s.m = m
+	s.m, s.mapper = m, s.f
 	s.allocated = size
 	return nil
 }
@@ -186,9 +191,14 @@ func (s *segment) reserve(end int64) (bool, error) {
 	if end <= s.allocated {
 		return true, nil
 	}
+	c, err := s.pin()
+	if err != nil {
+		return false, err
+	}
+	defer c.unpin(s)
 	grow := min(max(s.allocated, int64(minAllocation)), int64(maxAllocationStep))
 	want := min(max(end, s.allocated+grow), max(end, s.limit), int64(len(s.m)))
-	err := s.f.Allocate(want)
+	err = s.f.Allocate(want)
 	if err != nil && want > end {
 		// A nearly full disk may still hold what this append needs.
 		want = end
@@ -252,7 +262,7 @@ func (s *segment) loadSealed(next int64) error {
 		return err
 	}
 	if !ok {
-		if _, err := s.rebuildIndexes(); err != nil {
+		if _, err := s.rebuildIndexes(nil); err != nil {
 			return err
 		}
 	}
@@ -295,7 +305,7 @@ func (s *segment) loadSealed(next int64) error {
 				okLast && (last.LastOffset() != s.next-1 || last.MaxTimestamp > ts)
 		}
 		if indexBad {
-			bad, err := s.rebuildIndexes()
+			bad, err := s.rebuildIndexes(nil)
 			if err != nil {
 				return err
 			}
@@ -711,10 +721,17 @@ func (s *segment) sealLocked() {
 // longer change, and only one goroutine finalizes a segment. The caller
 // then marks it finalized under the partition's mu (markFinalizedLocked).
 func (s *segment) finalizeFiles() error {
+	// The descriptor is open before the mapping goes: the fsync below
+	// then reports any write-back error since the last one (file_cache.go).
+	c, err := s.pin()
+	if err != nil {
+		return err
+	}
+	defer c.unpin(s)
 	// Unmap first: writing back pages that are still mapped makes the
 	// kernel write-protect each one, with a TLB shootdown per page.
 	s.mu.Lock()
-	err := s.unmapLocked()
+	err = s.unmapLocked()
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -749,13 +766,18 @@ func (s *segment) unmapLocked() error {
 	if s.m == nil {
 		return nil
 	}
-	err := s.f.Unmap(s.m)
-	s.m = nil
+	err := s.mapper.Unmap(s.m)
+	s.m, s.mapper = nil, nil
 	return err
 }
 
 // syncData makes the log's first n bytes durable (fdatasync).
 func (s *segment) syncData(n int64) error {
+	c, err := s.pin()
+	if err != nil {
+		return err
+	}
+	defer c.unpin(s)
 	return s.f.SyncData(n)
 }
 
@@ -763,7 +785,7 @@ func (s *segment) syncData(n int64) error {
 func (s *segment) readAt(p []byte, pos int64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed || s.f == nil {
+	if s.closed {
 		return errSegmentClosed
 	}
 	if s.m != nil {
@@ -772,6 +794,9 @@ func (s *segment) readAt(p []byte, pos int64) error {
 		}
 		copy(p, s.m[pos:])
 		return nil
+	}
+	if s.f == nil {
+		return errSegmentClosed
 	}
 	_, err := s.f.ReadAt(p, pos)
 	if err == io.EOF {

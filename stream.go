@@ -107,8 +107,12 @@
 // (TestCleanShutdownMarkerGoesAtOpen).
 //
 // What this does not cover: meta.db (topics, committed offsets, producer
-// IDs) is bbolt, which fsyncs its own commits; the power-loss tests keep
-// it on the real disk, so they do not test losing its writes. A byte the
+// IDs) is bbolt, and the power-loss tests keep it on the real disk, so
+// they do not test losing its writes. What is relied on there instead:
+// bbolt's own fsync discipline (every Update fsyncs its pages, then its
+// meta page, before it returns; NoSync is never set), and Open fsyncing
+// DIR after it creates meta.db, so that its directory entry survives a
+// power cut. A byte the
 // disk flips in the last batches of a segment, with no valid batch after
 // it, looks like a torn tail and is cut; Stream.Recovery reports the cut.
 //
@@ -122,8 +126,15 @@
 // the Stream's partitions, which closes the least recently used past
 // Options.MaxOpenFiles descriptors, as Pebble's table cache; a segment
 // in use by a read is closed only once the read is done
-// (TestMaxOpenFilesBound, TestFileCacheRace). Each partition's active
-// segment keeps its three files open.
+// (TestMaxOpenFilesBound, TestFileCacheRace). The active segments'
+// files, and those of segments waiting for their finalization, are in
+// that cache too: appends and reads of them go through their memory
+// mapping, which needs no descriptor, and a sync, a growth or the
+// finalization opens the files again when the cache closed them, so
+// the descriptors stay within MaxOpenFiles however many partitions there
+// are (TestMaxOpenFilesManyPartitions). The mapping keeps the file open
+// in the kernel, so an fsync through a reopened descriptor still reports
+// a write-back error (file_cache.go).
 //
 // # Consumer groups
 //

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Offline inspection of a stream's files, for tools: SegmentFile decodes
@@ -162,11 +164,13 @@ func Verify(dir string) ([]*CorruptError, error) {
 	if dir == "" {
 		return nil, argError("verify", "empty directory name")
 	}
-	lock, err := lockDir(dir)
+	lock, err := shareLock(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
+	if lock != nil {
+		defer lock.Close()
+	}
 	parts, err := os.ReadDir(filepath.Join(dir, "topics"))
 	if err != nil {
 		return nil, errorf("stream: verify %s: %w", dir, err)
@@ -183,6 +187,34 @@ func Verify(dir string) ([]*CorruptError, error) {
 		problems = append(problems, ps...)
 	}
 	return problems, nil
+}
+
+// shareLock takes a shared, non-blocking flock on DIR/LOCK, opened
+// read-only: it fails while a Stream holds the directory (Open's lock is
+// exclusive), and keeps one from opening it during the check, without
+// writing anything. A directory without a LOCK file has never been opened
+// by a Stream; it gets no lock (nil), rather than a LOCK file created by a
+// check that promises to change nothing.
+func shareLock(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, errorf("stream: verify %s: %w", dir, err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errorf("stream: verify %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errorf("stream: verify %s: the directory is in use by a Stream, which holds %s", dir, path)
+		}
+		return nil, errorf("stream: verify %s: lock %s: %w", dir, path, err)
+	}
+	return f, nil
 }
 
 func verifyPartition(pdir string) ([]*CorruptError, error) {

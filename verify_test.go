@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,59 @@ func TestMissingSegmentIsReported(t *testing.T) {
 	if int64(n) != first.BaseOffset {
 		t.Fatalf("Scan gave %d records before the gap at %d", n, first.BaseOffset)
 	}
+}
+
+// TestVerifyIsReadOnly: Verify changes nothing in the directory it checks,
+// not even the LOCK file (Open's lock writes its process ID there), and
+// creates no LOCK where there was none.
+func TestVerifyIsReadOnly(t *testing.T) {
+	dir, _ := writeClosed(t, 300)
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			m[path] = fi.Mode().String() + " " + fi.ModTime().String() + " " + strconv.FormatInt(fi.Size(), 10)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	check := func(name string) {
+		t.Helper()
+		// Date every entry back, so that a write shows in its time.
+		past := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		for path := range snapshot() {
+			if err := os.Chtimes(path, past, past); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := snapshot()
+		if problems, err := stream.Verify(dir); err != nil || len(problems) != 0 {
+			t.Fatalf("%s: Verify = %v, %v; want no problems", name, problems, err)
+		}
+		after := snapshot()
+		for path, was := range before {
+			if now, ok := after[path]; !ok || now != was {
+				t.Errorf("%s: Verify changed %s: %q, now %q", name, path, was, now)
+			}
+		}
+		for path := range after {
+			if _, ok := before[path]; !ok {
+				t.Errorf("%s: Verify created %s", name, path)
+			}
+		}
+	}
+	check("with LOCK")
+	if err := os.Remove(filepath.Join(dir, "LOCK")); err != nil {
+		t.Fatal(err)
+	}
+	check("without LOCK")
 }
