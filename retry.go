@@ -130,6 +130,18 @@ func (c *Consumer) deadLetter(r *Record, cause error) error {
 		}
 		return errorf("stream: run: dead-letter topic %s for %s-%d at %d: %w", name, r.Topic, r.Partition, r.Offset, err)
 	}
+	if err := appendDeadLetter(t, r, cause.Error()); err != nil {
+		return errorf("stream: run: dead-letter %s-%d at %d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// appendDeadLetter appends a copy of r to the dead-letter topic t: on the
+// partition r's key picks (else r's partition number, modulo t's count),
+// with r's headers, then stream.dlt.topic, .partition, .offset and .error
+// (reason) saying where it came from and why, then extra. Consumer
+// retries and share groups dead-letter through it.
+func appendDeadLetter(t *Topic, r *Record, reason string, extra ...Header) error {
 	n := t.NumPartitions()
 	part := r.Partition % int32(n)
 	if r.Key != nil {
@@ -139,16 +151,15 @@ func (c *Consumer) deadLetter(r *Record, cause error) error {
 	if err != nil {
 		return err
 	}
-	hdrs := make([]Header, 0, len(r.Headers)+4)
+	hdrs := make([]Header, 0, len(r.Headers)+4+len(extra))
 	hdrs = append(hdrs, r.Headers...)
 	hdrs = append(hdrs,
 		Header{Key: "stream.dlt.topic", Value: []byte(r.Topic)},
 		Header{Key: "stream.dlt.partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
 		Header{Key: "stream.dlt.offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
-		Header{Key: "stream.dlt.error", Value: []byte(cause.Error())},
+		Header{Key: "stream.dlt.error", Value: []byte(reason)},
 	)
-	if _, err := p.Append(&Record{Topic: name, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}); err != nil {
-		return errorf("stream: run: dead-letter %s-%d at %d: %w", r.Topic, r.Partition, r.Offset, err)
-	}
-	return nil
+	hdrs = append(hdrs, extra...)
+	_, err = p.Append(&Record{Topic: t.name, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp})
+	return err
 }

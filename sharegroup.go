@@ -627,26 +627,10 @@ func (g *ShareGroup) deadLetter(name string, j deadJob) error {
 	if err != nil {
 		return errorf("stream: share group %s: dead-letter topic %s for %s-%d at %d: %w", g.id, name, r.Topic, r.Partition, r.Offset, err)
 	}
-	n := t.NumPartitions()
-	part := r.Partition % int32(n)
-	if r.Key != nil {
-		part = keyPartition(r.Key, n)
-	}
-	p, err := t.Partition(part)
-	if err != nil {
-		return err
-	}
-	hdrs := make([]Header, 0, len(r.Headers)+6)
-	hdrs = append(hdrs, r.Headers...)
-	hdrs = append(hdrs,
-		Header{Key: "stream.dlt.topic", Value: []byte(r.Topic)},
-		Header{Key: "stream.dlt.partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-		Header{Key: "stream.dlt.offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
-		Header{Key: "stream.dlt.error", Value: []byte(j.reason)},
+	err = appendDeadLetter(t, r, j.reason,
 		Header{Key: "stream.dlt.group", Value: []byte(g.id)},
-		Header{Key: "stream.dlt.deliveries", Value: strconv.AppendInt(nil, int64(j.count), 10)},
-	)
-	if _, err := p.Append(&Record{Topic: name, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}); err != nil {
+		Header{Key: "stream.dlt.deliveries", Value: strconv.AppendInt(nil, int64(j.count), 10)})
+	if err != nil {
 		return errorf("stream: share group %s: dead-letter %s-%d at %d: %w", g.id, r.Topic, r.Partition, r.Offset, err)
 	}
 	return nil
