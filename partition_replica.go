@@ -469,7 +469,7 @@ func (p *Partition) truncateFullyAndStartAt(offset int64) error {
 // active segment again, its in-memory indexes rebuilt from the log (the
 // recovery of a last segment). p.mu is held.
 func (p *Partition) reopenActiveAt(s *segment, pos int64) error {
-	s.points.reset() // its batches change
+	s.points.reset()  // its batches change
 	c, err := s.pin() // the file cache may have closed its files
 	if err != nil {
 		return err

@@ -75,6 +75,14 @@ func TestShareGroupCrashChild(t *testing.T) {
 				if err != nil {
 					fail("poll: %v", err)
 				}
+				if len(recs) == 0 {
+					// Nothing left to acquire: say so, so that a
+					// parent waiting for a first line does not wait
+					// for ever once an earlier process finished the
+					// queue.
+					say([]string{"EMPTY"})
+					continue
+				}
 				lines := make([]string, len(recs))
 				for i, r := range recs {
 					lines[i] = fmt.Sprintf("ACQ %d %d %d", r.Partition, r.Offset, r.DeliveryCount)
@@ -145,13 +153,16 @@ func TestShareGroupCrashSIGKILL(t *testing.T) {
 	for run := range 5 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestShareGroupCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), shareCrashEnvDir+"="+dir, shareCrashEnvSeed+"="+strconv.FormatUint(rng.Uint64(), 10))
-		delay := time.Duration(50+rng.IntN(400)) * time.Millisecond
+		delay := time.Duration(20+rng.IntN(150)) * time.Millisecond
 		lines := killAfterFirstLine(t, cmd, delay, func(line string) (string, bool) {
-			return line, strings.HasPrefix(line, "ACQ ") || strings.HasPrefix(line, "ACC ")
+			return line, strings.HasPrefix(line, "ACQ ") || strings.HasPrefix(line, "ACC ") || line == "EMPTY"
 		})
 		acq, acc := 0, 0
 		for _, line := range lines {
 			var p, o, d int
+			if line == "EMPTY" {
+				continue
+			}
 			if strings.HasPrefix(line, "ACQ ") {
 				acq++
 				if _, err := fmt.Sscanf(line, "ACQ %d %d %d", &p, &o, &d); err != nil {
