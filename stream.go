@@ -310,8 +310,13 @@
 // Idempotence (Kafka's KIP-98) is on by default: each producer gets an ID
 // from meta.db and numbers its records per partition in the batch
 // headers, so a batch retried after a lost acknowledgement is answered
-// with its original offsets instead of being appended twice; partitions
-// rebuild what they know of producers from the log on Open.
+// with its original offsets instead of being appended twice, however
+// much others appended meanwhile. A partition forgets a producer not
+// heard from for Options.ProducerIDExpiration (24 h, Kafka's
+// producer.id.expiration.ms) and rebuilds what it knows of producers
+// from its active segment on Open: a producer whose last batch lies in an
+// older segment is forgotten at a restart (Kafka keeps producer-state
+// snapshots for that; not done yet).
 //
 // Compressed batches are Kafka's: the codec in the batch attributes, the
 // header in the clear, the CRC over the compressed records. Reads
