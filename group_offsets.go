@@ -147,21 +147,34 @@ func topicLive(topics *bbolt.Bucket, name string) bool {
 	return json.Unmarshal(v, &rec) == nil && !rec.Deleting
 }
 
-// deleteTopicOffsetsTx deletes every group's committed offsets of topic,
+// deleteTopicOffsetsTx deletes every group's committed offsets of topic, and
+// every share group's stored progress on it,
 // in DeleteTopic's transaction: a topic recreated under the same name is
 // read from its start (by StartAt), as in Kafka.
 func deleteTopicOffsetsTx(tx *bbolt.Tx, topic string) error {
-	groups := tx.Bucket(bucketGroups)
-	if groups == nil {
-		return nil
-	}
-	return groups.ForEachBucket(func(id []byte) error {
-		ob := groups.Bucket(id).Bucket(bucketOffsets)
-		if ob == nil || ob.Bucket([]byte(topic)) == nil {
-			return nil
+	if groups := tx.Bucket(bucketGroups); groups != nil {
+		err := groups.ForEachBucket(func(id []byte) error {
+			ob := groups.Bucket(id).Bucket(bucketOffsets)
+			if ob == nil || ob.Bucket([]byte(topic)) == nil {
+				return nil
+			}
+			return ob.DeleteBucket([]byte(topic))
+		})
+		if err != nil {
+			return err
 		}
-		return ob.DeleteBucket([]byte(topic))
-	})
+	}
+	// Share groups' stored progress on the topic (sharegroup_state.go).
+	if shares := tx.Bucket(bucketShareGroups); shares != nil {
+		return shares.ForEachBucket(func(id []byte) error {
+			sb := shares.Bucket(id).Bucket(bucketShareState)
+			if sb == nil || sb.Bucket([]byte(topic)) == nil {
+				return nil
+			}
+			return sb.DeleteBucket([]byte(topic))
+		})
+	}
+	return nil
 }
 
 // committed reads the group's committed offsets.

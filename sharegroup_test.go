@@ -627,3 +627,46 @@ func TestShareGroupDeadLetterFailureBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// TestShareGroupForgetsDeletedTopic: deleting a topic deletes what closed
+// share groups stored of it, as it deletes consumer groups' committed
+// offsets, so a share group reopened on a topic of the same name,
+// recreated, starts from the new topic's start, not from the old one's
+// progress.
+func TestShareGroupForgetsDeletedTopic(t *testing.T) {
+	s, dir := open(t, nil)
+	tp := topic(t, s, "jobs", 1)
+	fill(t, tp, 5)
+	cfg := stream.ShareGroupConfig{Topics: []string{"jobs"}, StartAt: stream.StartEarliest}
+	g := shareGroup(t, s, "q", cfg)
+	m := shareJoin(t, g, stream.ShareMemberConfig{})
+	var all []*stream.Acquired
+	for len(all) < 5 {
+		all = append(all, sharePoll(t, m)...)
+	}
+	if err := m.Accept(context.Background(), all...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, dir, nil)
+	if err := s.DeleteTopic("jobs"); err != nil {
+		t.Fatal(err)
+	}
+	tp = topic(t, s, "jobs", 1)
+	fill(t, tp, 3)
+	g = shareGroup(t, s, "q", cfg)
+	m = shareJoin(t, g, stream.ShareMemberConfig{FetchMaxWait: 100 * time.Millisecond})
+	var again []*stream.Acquired
+	for len(again) < 3 {
+		recs := sharePoll(t, m)
+		if len(recs) == 0 {
+			t.Fatalf("the recreated topic's records were not delivered (got %d of 3): the group kept the deleted topic's progress", len(again))
+		}
+		again = append(again, recs...)
+	}
+	if again[0].Offset != 0 {
+		t.Fatalf("first record delivered at offset %d, want 0", again[0].Offset)
+	}
+}
