@@ -164,7 +164,7 @@ func (n *clusterNode) onApply(_ uint64, effects []effect) {
 	n.notifyGroups(effects)
 	for _, e := range effects {
 		switch e.Kind {
-		case effectPartition, effectTopicDeleted, effectReset:
+		case effectPartition, effectTopicDeleted, effectReset, effectNodeBoot:
 			select {
 			case n.wake <- struct{}{}:
 			default:
@@ -221,9 +221,25 @@ func (c *Cluster) topics() map[string]clusterTopic {
 	return out
 }
 
+// incarnationKnown reports whether the applied metadata has heard this
+// node's current incarnation (its Boot). Until it has, what the metadata
+// says this node leads was led by the previous incarnation, which may
+// have lost batches the followers hold: the controller moves those
+// leaderships to a new epoch when it hears the new Boot (KIP-380).
+func (c *Cluster) incarnationKnown() bool {
+	known := false
+	c.node.read(func(sm *controller, _ uint64) {
+		nm := sm.st.Nodes[c.node.cfg.ID]
+		known = nm != nil && nm.Boot == c.node.storage.boot
+	})
+	return known
+}
+
 // reconcile makes the local topics match the metadata and hands every
-// partition's state to the replica manager.
+// partition's state to the replica manager, once the metadata knows this
+// incarnation of the node (before, no partition here leads or follows).
 func (n *clusterNode) reconcile() error {
+	current := n.cluster.incarnationKnown()
 	want := n.cluster.topics()
 	s := n.s
 	var errs []error
@@ -247,7 +263,7 @@ func (n *clusterNode) reconcile() error {
 		}
 		parts := t.partitionList()
 		for i, st := range ct.states {
-			if i >= len(parts) {
+			if i >= len(parts) || !current {
 				break
 			}
 			a := replicaAssignment{Leader: st.Leader, LeaderEpoch: st.LeaderEpoch, PartitionEpoch: st.PartitionEpoch,

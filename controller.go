@@ -258,6 +258,9 @@ const (
 	// or received, a snapshot). Nodes re-read the state and act on the
 	// difference; no finer effects come with it.
 	effectReset
+	// effectNodeBoot: a node's new incarnation was heard (its Boot rose).
+	// The node acts on the metadata only once it has (cluster_wiring.go).
+	effectNodeBoot
 )
 
 // effect is something nodes must act on after a command applied: become
@@ -268,7 +271,7 @@ type effect struct {
 	TopicID    uint64
 	Partition  int32
 	State      partitionMeta // effectPartition
-	Node       NodeID        // effectNodeDead, effectNodeAlive
+	Node       NodeID        // effectNodeDead, effectNodeAlive, effectNodeBoot
 	Group      string        // effectGroup
 	Generation int64         // effectGroup
 }
@@ -448,8 +451,12 @@ func (c *controller) heartbeat(h *cmdHeartbeat) applied {
 	n.LastHeard = h.Time
 	var out applied
 	if h.Boot > n.Boot {
+		restarted := n.Boot != 0
 		n.Boot = h.Boot
-		out.effects = c.dropStaleMembers(n.ID, h.Boot)
+		out.effects = append(c.dropStaleMembers(n.ID, h.Boot), effect{Kind: effectNodeBoot, Node: n.ID})
+		if restarted {
+			out.effects = append(out.effects, c.restarted(n)...)
+		}
 	}
 	if n.Alive {
 		return out
@@ -519,6 +526,41 @@ func (c *controller) markDead(n *nodeMeta) []effect {
 			effects = append(effects, c.rebalance(name, g))
 		}
 	}
+	return effects
+}
+
+// restarted acts on a new incarnation of n (Kafka's broker epoch,
+// KIP-380): the previous one died, losing what it had not fsynced, so n
+// leaves every ISR, and the partitions it led move to a new leader epoch:
+// to another live in-sync replica, or, when n is the only one, to n
+// again, so that the followers' epoch check makes them truncate what the
+// old incarnation wrote and the new one lost (KIP-101/279). n rejoins the
+// ISRs once it has caught up, as any follower.
+func (c *controller) restarted(n *nodeMeta) []effect {
+	var effects []effect
+	c.eachPartition(func(t *topicMeta, i int32, p *partitionMeta) {
+		if !slices.Contains(p.ISR, n.ID) && p.Leader != n.ID {
+			return
+		}
+		switch {
+		case p.Leader == n.ID:
+			p.LeaderEpoch++
+			p.PartitionEpoch++
+			for _, r := range p.Replicas {
+				if r != n.ID && slices.Contains(p.ISR, r) && c.alive(r) {
+					p.Leader = r
+					p.ISR = without(p.ISR, n.ID)
+					break
+				}
+			}
+		case len(p.ISR) > 1:
+			p.ISR = without(p.ISR, n.ID)
+			p.PartitionEpoch++
+		default:
+			return // leaderless, n its last in-sync replica: it leads when alive
+		}
+		effects = append(effects, partitionEffect(t, i, p))
+	})
 	return effects
 }
 

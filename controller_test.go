@@ -444,3 +444,71 @@ func FuzzControllerApplyEntry(f *testing.F) {
 		}
 	})
 }
+
+func hbBoot(n NodeID, boot uint64) *command {
+	return &command{Heartbeat: &cmdHeartbeat{Node: n, Session: 3, Time: int64(n), Boot: boot}}
+}
+
+// TestControllerRestartedNodeLeavesISRs: a node heard with a new
+// incarnation (a higher Boot) within its session is a restarted node
+// that may have lost what it had not fsynced (KIP-380's broker epoch):
+// it leaves every ISR, and what it led moves to a new leader epoch, to
+// another in-sync replica or, when it is the only one, to itself again.
+// Its first Boot and a repeated Boot change nothing.
+func TestControllerRestartedNodeLeavesISRs(t *testing.T) {
+	c := newController()
+	applyAll(t, c, []*command{hbBoot(1, 1), hbBoot(2, 1), hbBoot(3, 1), mkTopic("t", 3, 3), mkTopic("solo", 3, 1), hbBoot(1, 1)})
+	before := map[string][]partitionMeta{}
+	for _, topic := range []string{"t", "solo"} {
+		for i := range int32(3) {
+			before[topic] = append(before[topic], part(t, c, topic, i))
+		}
+	}
+	out := c.apply(hbBoot(1, 2))
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	led, soloLed := 0, 0
+	for _, topic := range []string{"t", "solo"} {
+		for i := range int32(3) {
+			was, now := before[topic][i], part(t, c, topic, i)
+			switch {
+			case was.Leader == 1 && topic == "t":
+				led++
+				if now.Leader == 1 || now.Leader == 0 || now.LeaderEpoch != was.LeaderEpoch+1 || slices.Contains(now.ISR, 1) {
+					t.Errorf("%s-%d led by the restarted node: now %+v, was %+v; want another leader, a new epoch, node 1 out of the ISR", topic, i, now, was)
+				}
+			case was.Leader == 1:
+				soloLed++
+				if now.Leader != 1 || now.LeaderEpoch != was.LeaderEpoch+1 || !slices.Equal(now.ISR, []NodeID{1}) {
+					t.Errorf("%s-%d, node 1 its only replica: now %+v, was %+v; want node 1 leading a new epoch", topic, i, now, was)
+				}
+			case slices.Contains(was.ISR, 1):
+				if now.Leader != was.Leader || now.LeaderEpoch != was.LeaderEpoch || now.PartitionEpoch <= was.PartitionEpoch || slices.Contains(now.ISR, 1) {
+					t.Errorf("%s-%d followed by the restarted node: now %+v, was %+v; want node 1 out of the ISR, same leader and epoch", topic, i, now, was)
+				}
+			default:
+				if now.LeaderEpoch != was.LeaderEpoch || now.PartitionEpoch != was.PartitionEpoch {
+					t.Errorf("%s-%d without node 1 changed: now %+v, was %+v", topic, i, now, was)
+				}
+			}
+		}
+	}
+	if led == 0 || soloLed == 0 {
+		t.Fatalf("node 1 led %d partitions of t and %d of solo; the test needs one of each", led, soloLed)
+	}
+	if !c.alive(1) {
+		t.Error("the restarted node is not alive")
+	}
+	if !slices.ContainsFunc(out.effects, func(e effect) bool { return e.Kind == effectNodeBoot && e.Node == 1 }) {
+		t.Errorf("effects %+v: no effectNodeBoot for node 1", out.effects)
+	}
+	// The same incarnation again changes nothing.
+	snap, _ := c.snapshot()
+	if out := c.apply(hbBoot(1, 2)); out.err != nil || len(out.effects) != 0 {
+		t.Errorf("a repeated heartbeat: effects %+v, error %v", out.effects, out.err)
+	}
+	if again, _ := c.snapshot(); !bytes.Equal(snap, again) {
+		t.Errorf("a repeated heartbeat changed the state:\n%s\n%s", snap, again)
+	}
+}

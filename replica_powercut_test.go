@@ -3,7 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,33 +123,48 @@ func TestReplicaRestartKeepsAcknowledgedRecords(t *testing.T) {
 
 // TestReplicaLeaderRestartKeepsItsEpoch: a leader whose power is cut and
 // which comes back before the controller notices (within
-// SessionTimeout) leads again in the same leader epoch, so the replicas
-// diverge and an acknowledged record is lost (RELIABILITY.md, "Bugs the
-// suite found", item 4; known, not fixed: STREAM_KNOWN_BUGS=1 runs it).
+// SessionTimeout) must not lead again in the same leader epoch, or the
+// replicas diverge and an acknowledged record is lost (RELIABILITY.md,
+// "Bugs the suite found", item 4, cause 1).
 //
 // The followers fetch a batch from the leader before the leader fsyncs
 // it (fetches read past the durable end, as Kafka's do); the power goes
 // before that fsync, so the restarted leader's log ends before the
-// batch, and the next append takes its offset, in the same epoch. The
-// followers' next fetch starts past the batch they hold, at the leader's
-// new log end: nothing tells them the record below differs (the leader
-// epochs agree), the high watermark passes it, and the leader
-// acknowledges a record that the two followers do not hold; they hold
-// the lost first attempt (which a producer retries at a later offset:
-// the torture run's "record at offset 0 also at offset 51"). Kafka
-// avoids it with the broker epoch (KIP-380): a restarted broker
-// registers anew, the controller drops it from every ISR and moves its
-// leaderships to a new leader epoch. Here the controller's heartbeat
-// (cmdHeartbeat) carries no incarnation, so a quick restart is a live
-// node renewing its lease.
+// batch. Leading again in the same epoch, its next append took that
+// offset, the followers' next fetch started past the batch they hold
+// (the leader epochs agree), the high watermark passed it, and the
+// leader acknowledged a record that the two followers did not hold.
+// Kafka avoids it with the broker epoch (KIP-380), and so does the
+// controller here: the restarted node's heartbeat carries a new Boot, it
+// leaves every ISR, and its leaderships move to a new leader epoch; the
+// node acts on the metadata only once it holds that Boot. The metadata
+// here is what the real controller makes of the restart.
 func TestReplicaLeaderRestartKeepsItsEpoch(t *testing.T) {
-	if os.Getenv("STREAM_KNOWN_BUGS") == "" {
-		t.Skip("known bug, RELIABILITY.md: run with STREAM_KNOWN_BUGS=1")
-	}
 	synctest.Test(t, func(t *testing.T) {
+		ctl := newController()
+		for id := range NodeID(3) {
+			if out := ctl.apply(&command{Heartbeat: &cmdHeartbeat{Node: id + 1, Session: 100, Boot: 1}}); out.err != nil {
+				t.Fatal(out.err)
+			}
+		}
+		if out := ctl.apply(mkTopic(rtTopic, 1, 3)); out.err != nil {
+			t.Fatal(out.err)
+		}
+		metadata := func() replicaAssignment {
+			t.Helper()
+			_, p, err := ctl.partition(rtTopic, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return replicaAssignment{Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR)}
+		}
 		cfg := replicaConfig{lagTime: time.Hour}
 		c := newReplCluster(t, 1, 3, 2, cfg)
-		c.meta.set(all3())
+		c.meta.set(metadata())
+		if a := metadata(); a.Leader != 1 {
+			t.Fatalf("metadata %+v: the test needs node 1 leading", a)
+		}
 		var recs []acked
 		for i := range 10 {
 			v := fmt.Sprint("acknowledged ", i)
@@ -181,17 +196,29 @@ func TestReplicaLeaderRestartKeepsItsEpoch(t *testing.T) {
 		}
 		c.crash(1)
 		fs1.Hook(nil)
-		c.restart(1, 0, 2, cfg) // same metadata: leader 1, epoch 0, ISR all three
+		// Node 1 comes back within its session: the controller hears its
+		// second incarnation before node 1 acts on the metadata.
+		if out := ctl.apply(&command{Heartbeat: &cmdHeartbeat{Node: 1, Session: 100, Boot: 2}}); out.err != nil {
+			t.Fatal(out.err)
+		}
+		c.meta.set(metadata())
+		c.restart(1, 0, 2, cfg)
+		leader := c.nodes[metadata().Leader]
 		v := "after the restart"
-		off, err := appendValue(t, c.nodes[1].p, v)
+		off, err := appendValue(t, leader.p, v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		recs = append(recs, acked{off, v})
-		c.waitFor("followers' high watermarks", func() bool {
-			return c.nodes[2].p.HighWatermark() == off+1 && c.nodes[3].p.HighWatermark() == off+1
+		c.waitFor("high watermarks", func() bool {
+			for _, id := range []NodeID{1, 2, 3} {
+				if c.nodes[id].p.HighWatermark() != off+1 {
+					return false
+				}
+			}
+			return true
 		})
-		for _, id := range []NodeID{2, 3} {
+		for _, id := range []NodeID{1, 2, 3} {
 			got, err := c.nodes[id].p.Read(off, 1)
 			if err != nil || len(got) != 1 || string(got[0].Value) != v {
 				var held string

@@ -493,7 +493,11 @@
 //     ISR; the leader epoch grows, fencing the old leader. With no such
 //     replica the partition stays leaderless until an in-sync one
 //     returns, unless UncleanLeaderElection lets any live replica lead
-//     (acknowledged records may then be lost, as in Kafka).
+//     (acknowledged records may then be lost, as in Kafka). A node
+//     restarted before its lease runs out is a new incarnation (its
+//     heartbeat carries a new boot number, as Kafka's broker epoch,
+//     KIP-380): it leaves every ISR, what it led moves to a new leader
+//     epoch, and it leads or follows only once the metadata knows it.
 //   - Replicas of a new topic are spread round-robin over the live
 //     nodes; a ReplicationFactor above their number fails with
 //     ErrNotEnoughReplicas.
