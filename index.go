@@ -342,9 +342,11 @@ func (s *segment) unmapIndexesLocked() error {
 // It returns the corruption that stopped the scan, if any; the indexes then
 // cover the batches before it.
 //
-// The scan and the encoding run without a lock: a finalized segment's
-// batches and bookkeeping no longer change, and the caller keeps its files
-// open (a pin, or a partition not yet published). The files are rewritten
+// The scan and the encoding run without the partition's lock: a
+// finalized segment's batches and bookkeeping no longer change. The scan
+// holds the segment's own lock shared, so that retention cannot close
+// its files under it (TestFileCacheRace found that); a segment closed
+// before it gets errSegmentClosed. The files are rewritten
 // under s.mu, which holds off the readers of this segment only; a segment
 // closed meanwhile (retention) is left alone. pmu, the partition's mu when
 // the partition is published (nil during Open), is taken only to install
@@ -354,7 +356,15 @@ func (s *segment) rebuildIndexes(pmu sync.Locker) (error, error) {
 	// Index the batches as appends do, into a scratch segment, so a
 	// rebuilt index has exactly the entries the original had.
 	fresh := newSegment(nil, "", s.base, s.indexEvery)
+	// s.mu shared holds off only what would close the files under the
+	// scan: retention, or the file cache when the caller's pin is gone.
+	s.mu.RLock()
+	if s.closed || s.f == nil {
+		s.mu.RUnlock()
+		return nil, errSegmentClosed
+	}
 	r, err := s.scan(0, s.base, fresh.noteBatch)
+	s.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
