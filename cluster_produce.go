@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 )
 
@@ -86,6 +87,14 @@ func (n *clusterNode) forward(leader NodeID, p *Partition, b *Batch) (int64, err
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 	defer cancel()
 	reply, err := n.msg.call(ctx, leader, kindProduce, req.encode())
+	if errors.Is(err, ErrClosed) {
+		// The leader's node (or its partition) is closing: its
+		// partitions move to other nodes, so the producer looks the
+		// leader up again and retries (idempotence keeps a batch the
+		// closing leader did append from being appended twice). Not
+		// ErrClosed, which tells a producer that it is closed itself.
+		return -1, p.errorf("forward to leader node %d: %w (%v)", leader, ErrNotLeader, err)
+	}
 	if err != nil {
 		return -1, p.errorf("forward to leader node %d: %w", leader, err)
 	}
