@@ -104,3 +104,42 @@ func TestIdempotentProducerExpiresByTime(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotentProducerNeverExpires: a negative ProducerIDExpiration
+// keeps every producer, however long idle (Open accepts it).
+func TestIdempotentProducerNeverExpires(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		s, err := Open(dir, &Options{SegmentBytes: 4 * KiB, Sync: SyncAlways, ProducerIDExpiration: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		top, err := s.CreateTopic("t", TopicConfig{Retention: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := top.Partition(0)
+		first, err := p.AppendBatch(idempotentBatch(7, 0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1000 * time.Hour)
+		segs := p.stats().segments
+		for p.stats().segments == segs {
+			if _, err := p.Append(&Record{Value: make([]byte, 100)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again, err := p.AppendBatch(idempotentBatch(7, 0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != first {
+			t.Errorf("with ProducerIDExpiration < 0 the producer was forgotten: its retry was appended at %d, want %d", again, first)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
